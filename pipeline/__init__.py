@@ -1,0 +1,2 @@
+"""newsingest: streaming news ingestion."""
+__version__ = "0.1.0"

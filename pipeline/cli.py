@@ -1,0 +1,321 @@
+"""`newsingest` command line: the public contract that tests, benchmarks and users rely on.
+
+Imports are lazy: `newsingest dedup --jsonl` must start fast, and `--help` must not load trafilatura.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # the run itself could not proceed
+EXIT_USAGE = 2
+
+
+def _die(message: str, code: int = EXIT_FAILED) -> int:
+    print(f"newsingest: error: {message}", file=sys.stderr)
+    return code
+
+
+def _read_jsonl(stream: TextIO, what: str) -> Iterator[dict[str, Any]]:
+    for n, line in enumerate(stream, 1):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(_die(f"stdin line {n}: not JSON ({exc.msg}); {what} expects one JSON object per line",
+                                  EXIT_USAGE)) from None
+        if not isinstance(obj, dict) or "id" not in obj:
+            raise SystemExit(_die(f"stdin line {n}: expected an object with an \"id\" field", EXIT_USAGE))
+        yield obj
+
+
+def _write_jsonl(rows, out: TextIO) -> None:
+    for row in rows:
+        out.write(json.dumps(row, ensure_ascii=False, default=str))
+        out.write("\n")
+    out.flush()
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if sys.stderr.isatty():
+        logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    else:  # machine-readable lines for Airflow, systemd and pipes
+        class _Json(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return json.dumps({"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                                   "msg": record.getMessage()}, ensure_ascii=False)
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(_Json())
+        logging.basicConfig(level=level, handlers=[handler])
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.run import run_once
+    from pipeline.settings import ConfigError, load_config
+    from pipeline.warehouse import WarehouseError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _die(str(exc))
+    if not config.active_feeds:
+        return _die(f"{args.config}: the feed list is empty (add feeds under 'feeds:'); nothing to ingest")
+    try:
+        summary = run_once(config, args.warehouse, run_id=args.run_id, progress=not args.quiet,
+                           lock_wait_s=args.wait)
+    except WarehouseError as exc:
+        return _die(str(exc))
+    _print_summary(summary, args.warehouse, as_json=args.json)
+    return EXIT_OK
+
+
+def _print_summary(summary, warehouse: str, *, as_json: bool = False, out: TextIO = sys.stdout) -> None:
+    if as_json:
+        from dataclasses import asdict
+
+        out.write(json.dumps(asdict(summary), default=str) + "\n")
+        return
+    if summary.already_committed:
+        out.write(f"run {summary.run_id} was already committed; nothing to do\n")
+        return
+    out.write(
+        f"run {summary.run_id} committed to {warehouse}\n"
+        f"  feeds     {summary.feeds} ({summary.feeds_ok} fetched, {summary.feeds_not_modified} not modified, "
+        f"{summary.feeds_failed} failed)\n"
+        f"  items     {summary.items} in feeds, {summary.new_items} new\n"
+        f"  pages     {summary.pages_fetched} fetched, {summary.pages_failed} failed "
+        f"({summary.retries_pending} waiting for a retry, {summary.given_up} given up)\n"
+        f"  articles  {summary.articles_written} written, {summary.articles_ok} with text, "
+        f"{summary.not_article} without (kept with feed title and summary)\n"
+        f"  dedup     {summary.duplicates} duplicates found ({summary.exact_duplicates} exact, "
+        f"{summary.near_duplicates} near)\n"
+        f"  time      {summary.elapsed_s:.1f} s\n"
+    )
+    if summary.failures:
+        out.write(f"  failures  {len(summary.failures)} (recorded in the fetch_log view; retried on later runs):\n")
+        for line in summary.failures[:10]:
+            out.write(f"    - {line}\n")
+        if len(summary.failures) > 10:
+            out.write(f"    ... and {len(summary.failures) - 10} more\n")
+    for w in summary.warnings:
+        out.write(f"  warning   {w}\n")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from pipeline.extract import extract_jsonl, extract_page, extracted_to_dict
+
+    if args.jsonl:
+        _write_jsonl(extract_jsonl(_read_jsonl(sys.stdin, "extract --jsonl")), sys.stdout)
+        return EXIT_OK
+    if args.file in (None, "-"):
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(args.file).read_bytes()
+        except OSError as exc:
+            return _die(f"cannot read {args.file}: {exc.strerror}")
+    result = extracted_to_dict(extract_page(data, args.url))
+    sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=None if args.compact else 2, default=str) + "\n")
+    return EXIT_OK
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from pipeline.clean import clean_documents
+
+    if not args.jsonl:
+        from pipeline.clean import clean_text
+
+        result = clean_text(sys.stdin.read())
+        sys.stdout.write(result.text + "\n")
+        return EXIT_OK
+    _write_jsonl(clean_documents(_read_jsonl(sys.stdin, "clean --jsonl")), sys.stdout)
+    return EXIT_OK
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from pipeline.dedup import dedup_documents
+
+    settings = None
+    if args.config:
+        from pipeline.settings import ConfigError, load_config
+
+        try:
+            settings = load_config(args.config).dedup
+        except ConfigError as exc:
+            return _die(str(exc))
+    _write_jsonl(dedup_documents(_read_jsonl(sys.stdin, "dedup --jsonl"), settings), sys.stdout)
+    return EXIT_OK
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from pipeline.views import connect
+
+    root = Path(args.warehouse)
+    if not root.is_dir():
+        return _die(f"no warehouse at {root} (run `newsingest run` or `make demo` first)")
+    con = connect(root)
+    try:
+        rel = con.sql(args.sql)
+    except Exception as exc:
+        return _die(f"query failed: {str(exc).splitlines()[0]}")
+    if rel is None:
+        return EXIT_OK
+    table = rel.to_arrow_table()
+    return _write_table(table, args.format, args.out)
+
+
+def _write_table(table, fmt: str, out_path: str | None) -> int:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        if not out_path:
+            return _die("--format parquet needs --out FILE", EXIT_USAGE)
+        pq.write_table(table, out_path, compression="zstd")
+        return EXIT_OK
+    out = open(out_path, "w", encoding="utf-8", newline="") if out_path else sys.stdout
+    try:
+        rows = table.to_pylist()
+        if fmt == "json":
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        elif fmt == "csv":
+            import csv
+
+            w = csv.writer(out)
+            w.writerow(table.column_names)
+            for row in rows:
+                w.writerow(["" if v is None else (json.dumps(v, default=str) if isinstance(v, list | dict) else v)
+                            for v in row.values()])
+        else:
+            out.write(format_table(table.column_names, rows))
+    finally:
+        if out_path:
+            out.close()
+    return EXIT_OK
+
+
+def format_table(columns: list[str], rows: list[dict[str, Any]], max_width: int = 60) -> str:
+    def cell(v: Any) -> str:
+        s = "" if v is None else str(v)
+        s = s.replace("\n", " ")
+        return s if len(s) <= max_width else s[: max_width - 1] + "…"
+
+    cells = [[cell(r[c]) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    sep = "  ".join("-" * w for w in widths)
+    body = "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells)
+    return f"{line}\n{sep}\n{body}\n({len(rows)} row{'s' if len(rows) != 1 else ''})\n"
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from pipeline.settings import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _die(str(exc))
+    print(f"{args.config}: ok ({len(config.active_feeds)} active feeds of {len(config.feeds)})")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo.runner import run_demo, serve_demo
+
+    if args.serve is not None:
+        return serve_demo(args.serve, write_config=args.write_config)
+    return run_demo(args.warehouse, port=args.port)
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pipeline import __version__
+    from pipeline.settings import default_warehouse
+
+    p = argparse.ArgumentParser(prog="newsingest", description="Streaming news ingestion: feeds to Parquet and DuckDB.")
+    p.add_argument("--version", action="version", version=f"newsingest {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def warehouse_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--warehouse", default=default_warehouse(),
+                        help="warehouse directory (default: $NEWSINGEST_WAREHOUSE or ./warehouse)")
+
+    sp = sub.add_parser("run", help="one incremental run: feeds -> pages -> text -> dedup -> Parquet")
+    sp.add_argument("--config", required=True, help="YAML config with feeds: and fetch:")
+    warehouse_arg(sp)
+    sp.add_argument("--run-id", help="run identity (re-running a committed id is a no-op)")
+    sp.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for the warehouse lock")
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("extract", help="HTML page -> JSON with main text and metadata")
+    sp.add_argument("file", nargs="?", help="HTML file, or - for stdin")
+    sp.add_argument("--url", help="the page's URL (resolves links, dates in the URL)")
+    sp.add_argument("--jsonl", action="store_true", help='stdin lines {"id","html","url"?} -> JSON lines')
+    sp.add_argument("--compact", action="store_true", help="one-line JSON")
+    sp.set_defaults(func=cmd_extract)
+
+    sp = sub.add_parser("clean", help="remove boilerplate from extracted text")
+    sp.add_argument("--jsonl", action="store_true", help='stdin lines {"id","text","source"?} -> JSON lines')
+    sp.set_defaults(func=cmd_clean)
+
+    sp = sub.add_parser("dedup", help="cluster syndicated copies")
+    sp.add_argument("--jsonl", action="store_true", required=True,
+                    help='stdin lines {"id","text","url"?,"published_at"?,"source"?} -> {"id","cluster","duplicate_of"}')
+    sp.add_argument("--config", help="take dedup settings from this config")
+    sp.set_defaults(func=cmd_dedup)
+
+    sp = sub.add_parser("query", help="SQL over the warehouse views (articles, articles_unique, clusters, runs, ...)")
+    warehouse_arg(sp)
+    sp.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
+    sp.add_argument("--out", help="write to this file instead of stdout")
+    sp.add_argument("sql")
+    sp.set_defaults(func=cmd_query)
+
+    sp = sub.add_parser("check-config", help="validate a config file without fetching anything")
+    sp.add_argument("config")
+    sp.set_defaults(func=cmd_check_config)
+
+    sp = sub.add_parser("demo", help="serve the bundled offline demo web on 127.0.0.1 and ingest it")
+    warehouse_arg(sp)
+    sp.add_argument("--port", type=int, default=8787, help="port of the demo web during the ingest (default 8787)")
+    sp.add_argument("--serve", type=int, metavar="PORT", help="only serve the demo web on 127.0.0.1:PORT until stopped")
+    sp.add_argument("--write-config", metavar="FILE", help="with --serve: write the config that ingests the demo web")
+    sp.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return _die("interrupted", 130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Task bodies for orchestrators (Airflow today): each takes and returns small JSON-able values (paths,
+counts), reads and writes staging files under `_staging/<run_id>/`, and is idempotent for a run id, so a
+retried task instance rewrites the same files and the commit happens at most once.
+
+Nothing here imports Airflow; dags/ only wires these functions into tasks.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.settings import Config, ConfigError, default_warehouse, load_config, parse_config
+
+ASSET_NAME = "newsingest_articles"
+
+
+def articles_asset_uri(warehouse: str | None = None) -> str:
+    root = Path(warehouse or default_warehouse()).absolute()
+    return f"file://{root}/articles"
+
+
+def resolve_config(variable_text: str | None = None) -> Config:
+    """Config from an Airflow Variable's YAML text, else from the file named by $NEWSINGEST_CONFIG."""
+    if variable_text:
+        return parse_config(variable_text, origin="Airflow Variable newsingest_config")
+    path = os.environ.get("NEWSINGEST_CONFIG")
+    if not path:
+        raise ConfigError("no config: set the Airflow Variable 'newsingest_config' (YAML) or $NEWSINGEST_CONFIG (a path)")
+    return load_config(path)
+
+
+def plan_feeds(config: Config, max_batches: int = 64) -> list[list[str]]:
+    from pipeline.run import plan_feed_batches
+
+    if not config.active_feeds:
+        raise ConfigError("the config lists no active feeds; nothing to ingest")
+    return plan_feed_batches(config, max_batches=max_batches)
+
+
+def fetch_feed_batch(config: Config, warehouse: str, run_id: str, batch_index: int, feed_names: list[str]) -> dict[str, Any]:
+    from pipeline.run import fetch_feeds, save_feed_stage
+    from pipeline.warehouse import Warehouse
+
+    wh = Warehouse(warehouse)
+    state = wh.load_state()
+    outcomes, log_rows = fetch_feeds(config, feed_names, state["feeds"], run_id)
+    path = wh.staging_dir(run_id) / f"feeds-{batch_index:04d}.json"
+    save_feed_stage(path, outcomes, log_rows)
+    return {
+        "path": str(path),
+        "feeds": len(outcomes),
+        "failed": sum(1 for o in outcomes if o.outcome not in ("ok", "not_modified")),
+        "items": sum(len(o.items) for o in outcomes),
+    }
+
+
+def plan_pages(config: Config, warehouse: str, run_id: str, feed_results: list[dict[str, Any]],
+               max_batches: int = 64) -> list[dict[str, Any]]:
+    from pipeline.run import load_feed_stage, plan_page_batches, save_page_tasks, select_pages
+    from pipeline.warehouse import Warehouse
+
+    wh = Warehouse(warehouse)
+    state = wh.load_state()
+    items = []
+    for r in feed_results:
+        outcomes, _ = load_feed_stage(Path(r["path"]))
+        items.extend(i for o in outcomes for i in o.items)
+    tasks, linkless, _counts = select_pages(items, wh.load_seen(), state["pending"], datetime.now(UTC))
+    staging = wh.staging_dir(run_id)
+    save_page_tasks(staging / "linkless.json", linkless)
+    plans = []
+    for k, batch in enumerate(plan_page_batches(tasks, max_batches=max_batches)):
+        path = staging / f"pages-plan-{k:04d}.json"
+        save_page_tasks(path, batch)
+        plans.append({"path": str(path), "pages": len(batch), "batch": k})
+    return plans
+
+
+def fetch_page_batch(config: Config, warehouse: str, run_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+    from pipeline.run import fetch_pages, load_page_tasks, save_page_stage
+    from pipeline.warehouse import Warehouse
+
+    wh = Warehouse(warehouse)
+    tasks = load_page_tasks(Path(plan["path"]))
+    staging = wh.staging_dir(run_id)
+    key = f"{plan['batch']:04d}"
+    outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id)
+    path = staging / f"pages-{key}.json"
+    save_page_stage(path, outcomes, log_rows, raw)
+    return {"path": str(path), "pages": len(outcomes),
+            "failed": sum(1 for o in outcomes if o.extracted is None)}
+
+
+class AllFeedsFailed(RuntimeError):
+    pass
+
+
+def verify(counts: dict[str, Any]) -> dict[str, Any]:
+    """Fail loudly when no feed could be fetched (single feed failures are recorded, not fatal)."""
+    if counts.get("feeds", 0) and counts.get("feeds_failed", 0) == counts["feeds"]:
+        raise AllFeedsFailed(
+            f"all {counts['feeds']} feeds failed in run {counts.get('run_id')}: see the fetch_log view "
+            "(SELECT url, outcome, error FROM fetch_log WHERE kind = 'feed' ORDER BY started_at DESC)"
+        )
+    return counts
+
+
+def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[str, Any]],
+           page_results: list[dict[str, Any]], *, trigger: str = "airflow", lock_wait_s: float = 300.0) -> dict[str, Any]:
+    """The single writer: dedup and commit what the fetch tasks staged. Re-running it for a committed run
+    id does nothing, so a retried commit task never duplicates rows."""
+    import shutil
+
+    from pipeline.run import (
+        RunSummary,
+        commit_run,
+        load_feed_stage,
+        load_page_stage,
+        load_page_tasks,
+        summarize_feeds,
+    )
+    from pipeline.warehouse import Warehouse
+
+    wh = Warehouse(warehouse)
+    summary = RunSummary(run_id)
+    staging = wh.staging_dir(run_id)
+    with wh.lock(f"airflow commit {run_id}", wait_s=lock_wait_s):
+        if wh.is_committed(run_id):  # a retried task instance: the first attempt committed
+            shutil.rmtree(staging, ignore_errors=True)
+            entry = next(r for r in wh.committed_runs() if r["run_id"] == run_id)
+            return {"run_id": run_id, **entry.get("counts", {}), "already_committed": True}
+        feed_outcomes, log_rows = [], []
+        for r in feed_results:
+            outcomes, rows = load_feed_stage(Path(r["path"]))
+            feed_outcomes.extend(outcomes)
+            log_rows.extend(rows)
+        summarize_feeds(summary, feed_outcomes)
+        pages, raws = [], []
+        for r in page_results:
+            outcomes, rows, raw = load_page_stage(Path(r["path"]))
+            pages.extend(outcomes)
+            log_rows.extend(rows)
+            if raw is not None:
+                raws.append(raw)
+        linkless_path = staging / "linkless.json"
+        linkless = load_page_tasks(linkless_path) if linkless_path.exists() else []
+        summary.new_items = len(pages) + len(linkless)
+        started = min((r["started_at"] for r in log_rows if r.get("started_at")), default=datetime.now(UTC))
+        commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
+                   log_rows=log_rows, raw_files=raws, started_at=started, trigger=trigger, summary=summary)
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"run_id": run_id, **summary.counts()}

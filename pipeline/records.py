@@ -1,0 +1,133 @@
+"""The record types that flow through the stages.
+
+One record grows as it moves: a feed item (`FeedItem`) is fetched (`FetchResult`), extracted
+(`Extracted`), cleaned and deduplicated into an `Article`, which is what lands in Parquet.
+All are slotted dataclasses: cheap to create by the hundred thousand, and typos in field names fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Outcomes of one HTTP attempt chain, as stored in the fetch log (a closed set: tests and views rely on it).
+FETCH_OUTCOMES = (
+    "ok",
+    "not_modified",
+    "http_error",
+    "timeout",
+    "too_large",
+    "blocked",
+    "bad_content",
+    "robots_disallowed",
+    "invalid_url",
+    "deferred",  # not attempted this run (host backing off after 429/503); retried later
+    "error",
+)
+
+# Per-article status of extraction (`ok` is the only one whose text is an article body).
+EXTRACTION_STATUSES = (
+    "ok",
+    "no_article",
+    "too_short",
+    "consent_wall",
+    "paywalled",
+    "not_html",
+    "error",
+    "fetch_failed",  # the page could not be fetched after all retries; feed title and summary kept
+    "invalid_url",  # the feed item had no usable http(s) link; feed title and summary kept
+)
+
+
+@dataclass(slots=True)
+class FeedItem:
+    """One entry of a feed, after link resolution and validation."""
+
+    source: str  # feed name from the config
+    feed_url: str
+    url: str | None  # absolute http(s) link, or None when missing or rejected
+    guid: str | None
+    title: str | None = None
+    summary: str | None = None
+    published_at: datetime | None = None
+    authors: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    link_error: str | None = None  # why the link was rejected (recorded, never silently dropped)
+
+
+@dataclass(slots=True)
+class FetchResult:
+    """The outcome of fetching one URL through every fetch layer."""
+
+    url: str
+    kind: str  # feed | page | robots
+    outcome: str  # one of FETCH_OUTCOMES
+    final_url: str | None = None
+    http_status: int | None = None
+    body: bytes | None = None  # decompressed, capped; None unless outcome == "ok"
+    text: str | None = None  # decoded body for text content (HTML, XML, JSON)
+    content_type: str | None = None
+    charset: str | None = None
+    charset_mismatch: bool = False  # the declared charset was wrong; `text` decoded with the detected one
+    etag: str | None = None
+    last_modified: str | None = None
+    retry_after_s: float | None = None
+    error: str | None = None
+    elapsed_ms: int = 0
+    attempts: int = 0
+    redirects: int = 0
+    started_at: datetime | None = None
+    host: str | None = None
+
+
+@dataclass(slots=True)
+class Extracted:
+    """What extraction found on one page."""
+
+    status: str  # one of EXTRACTION_STATUSES
+    title: str | None = None
+    text: str | None = None
+    authors: list[str] = field(default_factory=list)
+    published_at: datetime | None = None
+    published_source: str | None = None  # jsonld | meta | time | url | feed | text
+    language: str | None = None
+    canonical_url: str | None = None
+    site_name: str | None = None
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Article:
+    """One row of the `articles` dataset (see schemas/ for the contract)."""
+
+    article_id: str
+    url: str | None
+    canonical_url: str | None
+    source: str
+    site: str | None
+    first_seen_at: datetime
+    run_id: str
+    extraction_status: str
+    title: str | None = None
+    text: str | None = None
+    summary: str | None = None
+    description: str | None = None
+    site_name: str | None = None
+    authors: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    published_at: datetime | None = None
+    published_source: str | None = None
+    language: str | None = None
+    word_count: int = 0
+    content_hash: str | None = None
+    cluster_id: str | None = None
+    duplicate_of: str | None = None
+    dup_method: str | None = None  # exact | near, when this row copies an earlier one
+    similarity: float | None = None
+    syndicated_from: str | None = None
+    feed_guid: str | None = None
+    feed_url: str | None = None
+    http_status: int | None = None
+    fetched_at: datetime | None = None

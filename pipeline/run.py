@@ -1,0 +1,810 @@
+"""One incremental run, as composable stages (the CLI runs them in one process, the DAG as tasks).
+
+    plan_feed_batches -> fetch_feeds -> select_pages -> fetch_pages -> commit_run
+
+Stages know nothing about Airflow. Between tasks they hand over small staging files under
+`_staging/<run_id>/` (paths and counts go through XCom, never data). `commit_run` is the only writer of
+the datasets: it cleans, deduplicates, writes Parquet, the new state, and the manifest entry last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.records import Article, Extracted, FeedItem, FetchResult
+from pipeline.settings import Config, FeedConfig
+from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, write_parquet_atomic
+
+log = logging.getLogger("newsingest.run")
+
+# Page fetch outcomes after which we never try again (the item is stored with feed title and summary).
+PERMANENT_OUTCOMES = frozenset({"invalid_url", "blocked", "robots_disallowed", "bad_content", "too_large"})
+PERMANENT_STATUSES = frozenset({410, 401, 403, 451})  # Gone, and refusals: retrying will not help
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def sanitize_run_id(raw: str) -> str:
+    """A run id usable in file names, derived deterministically (Airflow run ids contain ':' and '+')."""
+    out = "".join(c if c.isalnum() or c in "._" else "_" for c in raw)
+    return out.strip("_")[:120] or "run"
+
+
+def _ts(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt else None
+
+
+def _dt(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def _record_to_dict(obj: Any) -> dict[str, Any]:
+    out = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = v.isoformat() if isinstance(v, datetime) else v
+    return out
+
+
+def _record_from_dict(cls: type, d: dict[str, Any]) -> Any:
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in d:
+            v = d[f.name]
+            if isinstance(v, str) and f.name.endswith("_at"):
+                v = datetime.fromisoformat(v)
+            kwargs[f.name] = v
+    return cls(**kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------- feeds
+
+
+@dataclass(slots=True)
+class FeedOutcome:
+    name: str
+    url: str
+    outcome: str
+    items: list[FeedItem] = field(default_factory=list)
+    format: str | None = None
+    error: str | None = None
+    http_status: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    duplicates: int = 0
+    ttl_s: float | None = None
+
+
+def plan_feed_batches(config: Config, max_batches: int = 64) -> list[list[str]]:
+    """Feeds grouped by host into at most `max_batches` batches (one mapped task each), so one host's
+    feeds stay in one task and its politeness limits hold."""
+    from pipeline.fetch.client import host_key
+
+    by_host: dict[str, list[str]] = defaultdict(list)
+    for feed in config.active_feeds:
+        by_host[host_key(feed.url)].append(feed.name)
+    batches: list[list[str]] = [[] for _ in range(min(max_batches, max(1, len(by_host))))]
+    for host_feeds in sorted(by_host.values(), key=len, reverse=True):
+        min(batches, key=len).extend(host_feeds)
+    return [b for b in batches if b]
+
+
+async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_state: dict[str, Any],
+                             log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None) -> list[FeedOutcome]:
+    from pipeline.fetch.client import Fetcher
+    from pipeline.sources import parse_feed
+
+    source_of = {f.url: f.name for f in feeds}
+    sink = _LogSink(log_rows, source_of)
+    async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config)) as fetcher:
+
+        async def one(feed: FeedConfig) -> FeedOutcome:
+            prev = feed_state.get(feed.name, {})
+            same_url = prev.get("url") == feed.url
+            res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
+                                      last_modified=prev.get("last_modified") if same_url else None)
+            out = FeedOutcome(feed.name, feed.url, res.outcome, http_status=res.http_status, error=res.error,
+                              etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"))
+            if res.outcome == "ok" and res.body is not None:
+                parsed = parse_feed(res.body, res.final_url or feed.url, feed.name, content_type=res.content_type,
+                                    kind=feed.kind, max_items=feed.max_items)
+                out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
+                if not parsed.is_feed:
+                    out.outcome, out.error = "bad_content", parsed.error or "not a feed"
+                    sink.amend(feed.url, "bad_content", out.error)
+                elif parsed.error:
+                    out.error = parsed.error  # ill-formed but usable: keep the items, note why
+            if progress:
+                progress(1)
+            return out
+
+        return list(await asyncio.gather(*(one(f) for f in feeds)))
+
+
+def fetch_feeds(config: Config, feed_names: Iterable[str] | None, feed_state: dict[str, Any], run_id: str,
+                progress: Callable[[int], None] | None = None) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
+    names = set(feed_names) if feed_names is not None else None
+    feeds = [f for f in config.active_feeds if names is None or f.name in names]
+    log_rows: list[dict[str, Any]] = []
+    outcomes = asyncio.run(_fetch_feeds_async(config, feeds, feed_state, log_rows, progress))
+    for row in log_rows:
+        row["run_id"] = run_id
+    return outcomes, log_rows
+
+
+def _host_delays(config: Config) -> dict[str, float]:
+    from pipeline.fetch.client import host_key
+
+    return {host_key(f.url): f.min_delay_s for f in config.feeds if f.min_delay_s is not None}
+
+
+class _LogSink:
+    """Collects one fetch-log row per fetch (robots.txt fetches included)."""
+
+    def __init__(self, rows: list[dict[str, Any]], source_of: dict[str, str]) -> None:
+        self.rows = rows
+        self.source_of = source_of
+
+    def __call__(self, r: FetchResult) -> None:
+        self.rows.append({
+            "run_id": "", "url": r.url, "final_url": r.final_url, "kind": r.kind, "source": self.source_of.get(r.url),
+            "host": r.host, "outcome": r.outcome, "http_status": r.http_status, "error": r.error,
+            "elapsed_ms": r.elapsed_ms, "attempts": r.attempts, "redirects": r.redirects,
+            "bytes": len(r.body) if r.body is not None else None, "content_type": r.content_type,
+            "charset": r.charset, "charset_mismatch": r.charset_mismatch, "started_at": r.started_at,
+        })
+
+    def amend(self, url: str, outcome: str, error: str | None) -> None:
+        for row in reversed(self.rows):
+            if row["url"] == url:
+                row["outcome"], row["error"] = outcome, error
+                return
+
+
+# ---------------------------------------------------------------------------------------------------- selection
+
+
+@dataclass(slots=True)
+class PageTask:
+    article_id: str
+    item: FeedItem
+    attempts: int = 0  # earlier failed attempts (from the pending state)
+    first_seen_at: datetime | None = None
+
+
+def item_article_id(item: FeedItem) -> tuple[str, str | None]:
+    """(article_id, canonical URL). Items without a usable link get an id from feed URL and guid/title."""
+    from pipeline.urls import article_id_for, canonicalize_url
+
+    if item.url:
+        canonical = canonicalize_url(item.url)
+        return article_id_for(canonical), canonical
+    key = f"{item.feed_url}#{item.guid or item.title or item.summary or ''}"
+    return article_id_for(key), None
+
+
+def id_to_u64(article_id: str) -> int:
+    return int(article_id, 16)
+
+
+def select_pages(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str, Any], now: datetime,
+                 ) -> tuple[list[PageTask], list[PageTask], dict[str, int]]:
+    """New items to fetch (and items without a usable link, stored as such), plus due retries.
+
+    Returns (fetch tasks, link-less tasks, counts)."""
+    taken: set[str] = set()
+    fetch: list[PageTask] = []
+    linkless: list[PageTask] = []
+    counts = {"items": 0, "already_seen": 0, "pending_not_due": 0, "same_in_run": 0}
+    for item in items:
+        counts["items"] += 1
+        aid, _ = item_article_id(item)
+        if aid in taken:
+            counts["same_in_run"] += 1
+            continue
+        if _in_sorted(seen, id_to_u64(aid)):
+            counts["already_seen"] += 1
+            continue
+        p = pending.get(aid)
+        if p is not None:
+            if _dt(p.get("next_attempt_at")) and _dt(p["next_attempt_at"]) > now:
+                counts["pending_not_due"] += 1
+                taken.add(aid)
+                continue
+            task = PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=_dt(p.get("first_seen_at")))
+        else:
+            task = PageTask(aid, item)
+        taken.add(aid)
+        (fetch if item.url else linkless).append(task)
+    # Retries whose items have left the feed since: nothing is lost just because a feed moved on.
+    for aid, p in pending.items():
+        if aid in taken:
+            continue
+        due = _dt(p.get("next_attempt_at"))
+        if due is None or due <= now:
+            item = _record_from_dict(FeedItem, p["item"])
+            fetch.append(PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=_dt(p.get("first_seen_at"))))
+            taken.add(aid)
+    counts["to_fetch"] = len(fetch)
+    return fetch, linkless, counts
+
+
+def _in_sorted(arr: np.ndarray, value: int) -> bool:
+    if not len(arr):
+        return False
+    i = int(np.searchsorted(arr, np.uint64(value)))
+    return i < len(arr) and int(arr[i]) == value
+
+
+def plan_page_batches(tasks: Sequence[PageTask], max_batches: int = 64) -> list[list[PageTask]]:
+    """Pages grouped by host (politeness is per host, so a host's pages stay in one batch)."""
+    from pipeline.fetch.client import host_key
+
+    by_host: dict[str, list[PageTask]] = defaultdict(list)
+    for t in tasks:
+        by_host[host_key(t.item.url or "")].append(t)
+    batches: list[list[PageTask]] = [[] for _ in range(min(max_batches, max(1, len(by_host))))]
+    for host_tasks in sorted(by_host.values(), key=len, reverse=True):
+        min(batches, key=len).extend(host_tasks)
+    return [b for b in batches if b]
+
+
+# ---------------------------------------------------------------------------------------------------- pages
+
+
+@dataclass(slots=True)
+class PageOutcome:
+    task: PageTask
+    fetch: FetchResult  # body and text dropped after extraction
+    extracted: Extracted | None
+    fetched_at: datetime
+
+
+def _extract_worker(html: str, url: str | None, min_words: int, feed_published_at: datetime | None) -> Extracted:
+    from pipeline.extract import extract_page
+
+    try:
+        return extract_page(html, url, min_words=min_words, feed_published_at=feed_published_at)
+    except Exception as exc:  # an extractor bug on one page must not stop the run
+        return Extracted(status="error", error=f"{type(exc).__name__}: {exc}")
+
+
+class RawPageWriter:
+    """Streams fetched page bytes to a staging Parquet file in bounded batches (memory stays flat)."""
+
+    def __init__(self, path: Path, run_id: str, flush_rows: int = 256) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.flush_rows = flush_rows
+        self._rows: list[dict[str, Any]] = []
+        self._writer = None
+        self.count = 0
+
+    def add(self, task: PageTask, res: FetchResult, fetched_at: datetime) -> None:
+        self._rows.append({
+            "article_id": task.article_id, "url": res.url, "final_url": res.final_url, "source": task.item.source,
+            "fetched_at": fetched_at, "http_status": res.http_status, "content_type": res.content_type,
+            "charset": res.charset, "body": res.body, "run_id": self.run_id,
+        })
+        if len(self._rows) >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from pipeline.schema import RAW_PAGE_SCHEMA
+
+        table = pa.Table.from_pylist(self._rows, schema=RAW_PAGE_SCHEMA)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(self.path, RAW_PAGE_SCHEMA, compression="zstd")
+        self._writer.write_table(table)
+        self.count += len(self._rows)
+        self._rows = []
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _make_pool(config: Config, n_tasks: int) -> Executor | None:
+    workers = config.extract.workers or (os.cpu_count() or 1)
+    if workers <= 1 or n_tasks < 16:
+        return None
+    import multiprocessing
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
+                             log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None) -> list[PageOutcome]:
+    from pipeline.fetch.client import Fetcher
+
+    loop = asyncio.get_running_loop()
+    pool = _make_pool(config, len(tasks))
+    sink = _LogSink(log_rows, {t.item.url: t.item.source for t in tasks if t.item.url})
+    try:
+        async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config)) as fetcher:
+
+            async def one(task: PageTask) -> PageOutcome:
+                assert task.item.url is not None
+                res = await fetcher.fetch(task.item.url, "page")
+                fetched_at = datetime.now(UTC)
+                extracted = None
+                if res.outcome == "ok" and res.text is not None:
+                    raw.add(task, res, fetched_at)
+                    args = (res.text, res.final_url or res.url, config.extract.min_words, task.item.published_at)
+                    if pool is not None:
+                        extracted = await loop.run_in_executor(pool, _extract_worker, *args)
+                    else:
+                        extracted = _extract_worker(*args)
+                elif res.outcome == "bad_content":
+                    extracted = Extracted(status="not_html", error=res.error)
+                res.body = res.text = None  # the bytes are in the raw-pages file now
+                if progress:
+                    progress(1)
+                return PageOutcome(task, res, extracted, fetched_at)
+
+            return list(await asyncio.gather(*(one(t) for t in tasks)))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
+                progress: Callable[[int], None] | None = None) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+    raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
+    log_rows: list[dict[str, Any]] = []
+    try:
+        outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress))
+    finally:
+        raw.close()
+    for row in log_rows:
+        row["run_id"] = run_id
+    return outcomes, log_rows, raw.path if raw.count else None
+
+
+# ---------------------------------------------------------------------------------------------------- staging
+
+
+def save_feed_stage(path: Path, outcomes: list[FeedOutcome], log_rows: list[dict[str, Any]]) -> None:
+    atomic_write_json(path, {
+        "feeds": [{**{k: v for k, v in asdict(o).items() if k != "items"},
+                   "items": [_record_to_dict(i) for i in o.items]} for o in outcomes],
+        "log": log_rows,
+    })
+
+
+def load_feed_stage(path: Path) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    outcomes = []
+    for d in data["feeds"]:
+        items = [_record_from_dict(FeedItem, i) for i in d.pop("items")]
+        outcomes.append(FeedOutcome(**d, items=items))
+    for row in data["log"]:
+        row["started_at"] = _dt(row.get("started_at"))
+    return outcomes, data["log"]
+
+
+def save_page_tasks(path: Path, tasks: Sequence[PageTask]) -> None:
+    atomic_write_json(path, [{"article_id": t.article_id, "attempts": t.attempts, "first_seen_at": _ts(t.first_seen_at),
+                              "item": _record_to_dict(t.item)} for t in tasks])
+
+
+def load_page_tasks(path: Path) -> list[PageTask]:
+    return [PageTask(d["article_id"], _record_from_dict(FeedItem, d["item"]), d["attempts"], _dt(d["first_seen_at"]))
+            for d in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def save_page_stage(path: Path, outcomes: list[PageOutcome], log_rows: list[dict[str, Any]], raw_path: Path | None) -> None:
+    atomic_write_json(path, {
+        "pages": [{"task": {"article_id": o.task.article_id, "attempts": o.task.attempts,
+                            "first_seen_at": _ts(o.task.first_seen_at), "item": _record_to_dict(o.task.item)},
+                   "fetch": _record_to_dict(o.fetch),
+                   "extracted": _record_to_dict(o.extracted) if o.extracted else None,
+                   "fetched_at": _ts(o.fetched_at)} for o in outcomes],
+        "log": log_rows,
+        "raw": raw_path.name if raw_path else None,
+    })
+
+
+def load_page_stage(path: Path) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    outcomes = []
+    for d in data["pages"]:
+        t = d["task"]
+        task = PageTask(t["article_id"], _record_from_dict(FeedItem, t["item"]), t["attempts"], _dt(t["first_seen_at"]))
+        outcomes.append(PageOutcome(task, _record_from_dict(FetchResult, d["fetch"]),
+                                    _record_from_dict(Extracted, d["extracted"]) if d["extracted"] else None,
+                                    _dt(d["fetched_at"])))
+    for row in data["log"]:
+        row["started_at"] = _dt(row.get("started_at"))
+    return outcomes, data["log"], (path.parent / data["raw"]) if data.get("raw") else None
+
+
+# ---------------------------------------------------------------------------------------------------- commit
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    committed: bool = False
+    already_committed: bool = False
+    feeds: int = 0
+    feeds_ok: int = 0
+    feeds_not_modified: int = 0
+    feeds_failed: int = 0
+    items: int = 0
+    new_items: int = 0
+    pages_fetched: int = 0
+    pages_failed: int = 0
+    retries_pending: int = 0
+    articles_written: int = 0
+    articles_ok: int = 0
+    duplicates: int = 0
+    exact_duplicates: int = 0
+    near_duplicates: int = 0
+    not_article: int = 0
+    given_up: int = 0
+    elapsed_s: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {k: v for k, v in asdict(self).items() if isinstance(v, int) and not isinstance(v, bool)}
+
+
+def _page_retry_delay(config: Config, attempts: int) -> float:
+    s = config.fetch
+    return min(s.page_retry_max_s, s.page_retry_base_s * (2 ** max(0, attempts - 1)))
+
+
+def _is_permanent(res: FetchResult) -> bool:
+    if res.outcome in PERMANENT_OUTCOMES:
+        return True
+    return res.outcome == "http_error" and res.http_status in PERMANENT_STATUSES
+
+
+def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
+                   state: dict[str, Any], run_id: str, now: datetime, summary: RunSummary) -> list[Article]:
+    """Turn fetched pages into article rows (clean + metadata merge), updating pending retries in `state`."""
+    from pipeline.clean import SiteTemplate, clean_text
+    from pipeline.urls import canonicalize_url, host_of
+
+    pending: dict[str, Any] = state["pending"]
+    rows: list[Article] = []
+    ok_pages: list[tuple[PageOutcome, str]] = []
+
+    def base_row(task: PageTask, status: str, fetched: PageOutcome | None) -> Article:
+        item = task.item
+        _, canonical = item_article_id(item)
+        first_seen = task.first_seen_at or now
+        return Article(
+            article_id=task.article_id, url=item.url, canonical_url=canonical, source=item.source,
+            site=host_of(canonical) if canonical else None, first_seen_at=first_seen, run_id=run_id,
+            extraction_status=status, title=item.title, summary=item.summary, authors=list(item.authors),
+            tags=list(item.tags), published_at=item.published_at, published_source="feed" if item.published_at else None,
+            feed_guid=item.guid, feed_url=item.feed_url,
+            http_status=fetched.fetch.http_status if fetched else None,
+            fetched_at=fetched.fetched_at if fetched else None,
+        )
+
+    for task in linkless:
+        summary.not_article += 1
+        rows.append(base_row(task, "invalid_url", None))
+
+    for po in page_outcomes:
+        task, res = po.task, po.fetch
+        if po.extracted is None:  # the fetch failed
+            if res.outcome == "deferred":
+                attempts = task.attempts  # not our failure: the host asked us to wait
+            else:
+                attempts = task.attempts + 1
+                summary.pages_failed += 1
+                summary.failures.append(f"{task.item.url}: {res.outcome}: {res.error}")
+            if _is_permanent(res) or attempts >= config.fetch.page_max_attempts:
+                pending.pop(task.article_id, None)
+                summary.given_up += 1
+                rows.append(base_row(task, "fetch_failed", po))
+                continue
+            delay = max(_page_retry_delay(config, attempts), res.retry_after_s or 0)
+            pending[task.article_id] = {
+                "item": _record_to_dict(task.item), "attempts": attempts,
+                "first_seen_at": _ts(task.first_seen_at or now),
+                "next_attempt_at": _ts(now + timedelta(seconds=delay)),
+                "last_outcome": res.outcome, "last_error": res.error, "last_status": res.http_status,
+            }
+            continue
+        pending.pop(task.article_id, None)
+        summary.pages_fetched += 1
+        ex = po.extracted
+        if ex.status != "ok" or not ex.text:
+            summary.not_article += 1
+            row = base_row(task, ex.status if ex.status != "ok" else "no_article", po)
+            row.title = row.title or ex.title
+            row.language, row.site_name, row.description = ex.language, ex.site_name, ex.description
+            rows.append(row)
+            continue
+        ok_pages.append((po, ex.text))
+
+    # Clean with per-site templates: observe every new article of a site first, then clean each one, so the
+    # first article of a batch already benefits from what the others teach.
+    templates: dict[str, Any] = state["templates"]
+    by_site: dict[str, list[tuple[PageOutcome, str]]] = defaultdict(list)
+    for po, text in ok_pages:
+        ex = po.extracted
+        canonical = canonicalize_url(ex.canonical_url) if ex and ex.canonical_url else item_article_id(po.task.item)[1]
+        by_site[host_of(canonical or po.task.item.url or "")].append((po, text))
+    for site, pages in by_site.items():
+        template = SiteTemplate.from_dict(templates[site]) if site in templates else SiteTemplate()
+        for po, text in pages:
+            template.observe(po.task.article_id, text)
+        templates[site] = template.to_dict()
+        for po, text in pages:
+            ex = po.extracted
+            assert ex is not None
+            cleaned = clean_text(text, title=ex.title or po.task.item.title, template=template)
+            row = base_row(po.task, "ok", po)
+            _, item_canonical = item_article_id(po.task.item)
+            row.canonical_url = canonicalize_url(ex.canonical_url) if ex.canonical_url else item_canonical
+            row.site = host_of(row.canonical_url) if row.canonical_url else site
+            row.title = ex.title or cleaned.title or row.title
+            row.text = cleaned.text
+            row.word_count = len(cleaned.text.split())
+            row.authors = ex.authors or cleaned.authors or row.authors
+            row.language, row.site_name, row.description = ex.language, ex.site_name, ex.description
+            row.tags = ex.tags or row.tags
+            row.syndicated_from = cleaned.syndicated_from
+            if ex.published_at and ex.published_source in ("jsonld", "meta", "time"):
+                row.published_at, row.published_source = ex.published_at, ex.published_source
+            elif cleaned.published_at:
+                row.published_at, row.published_source = cleaned.published_at, cleaned.published_source or "text"
+            elif ex.published_at:
+                row.published_at, row.published_source = ex.published_at, ex.published_source
+            if row.word_count < config.extract.min_words:
+                row.extraction_status, row.text = "too_short", None
+                summary.not_article += 1
+            else:
+                summary.articles_ok += 1
+            rows.append(row)
+    return rows
+
+
+def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: str, now: datetime,
+                    summary: RunSummary) -> Any:
+    """Near-duplicate detection against the rolling index; returns this run's index entries (Arrow)."""
+    from pipeline.dedup import DedupIndex, content_hash
+
+    window_start = now - timedelta(days=config.dedup.window_days)
+    index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup)
+    index.prune(older_than=window_start)
+    new_ids: list[str] = []
+    for row in sorted(rows, key=lambda r: (r.published_at or r.first_seen_at, r.article_id)):
+        if row.extraction_status != "ok" or not row.text:
+            row.cluster_id = row.article_id
+            continue
+        row.content_hash = content_hash(row.text)
+        match = index.add(row.article_id, row.text, content_hash=row.content_hash, source=row.source,
+                          published_at=row.published_at, seen_at=row.first_seen_at)
+        new_ids.append(row.article_id)
+        row.cluster_id = match.cluster_id
+        row.duplicate_of = match.duplicate_of
+        row.dup_method = match.method
+        row.similarity = match.similarity
+        if match.duplicate_of:
+            summary.duplicates += 1
+            if match.method == "exact":
+                summary.exact_duplicates += 1
+            else:
+                summary.near_duplicates += 1
+    table = index.to_arrow()
+    if not new_ids:
+        return None
+    import pyarrow.compute as pc
+
+    return table.filter(pc.is_in(table["doc_id"], value_set=_pa_array(new_ids)))
+
+
+def _pa_array(values: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.string())
+
+
+def _load_index(wh: Warehouse, window_start: datetime) -> Any:
+    """Index entries of committed runs inside the window only: cost follows the window, not the history."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = []
+    cutoff = window_start.isoformat()
+    for run in wh.committed_runs():
+        if run.get("committed_at", "") < cutoff:
+            continue
+        for rel in run.get("files", []):
+            if rel.startswith("dedup_index/"):
+                p = wh.root / rel
+                if p.exists():
+                    tables.append(pq.read_table(p))
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _articles_table(rows: Sequence[Article]) -> Any:
+    import pyarrow as pa
+
+    from pipeline.schema import ARTICLE_SCHEMA, SCHEMA_VERSION
+
+    cols: dict[str, list[Any]] = {f.name: [] for f in ARTICLE_SCHEMA}
+    for r in rows:
+        d = {f.name: getattr(r, f.name) for f in fields(r)}
+        d["schema_version"] = SCHEMA_VERSION
+        for name in cols:
+            cols[name].append(d.get(name))
+    return pa.Table.from_pydict(cols, schema=ARTICLE_SCHEMA)
+
+
+def partition_date(row: Article) -> str:
+    return (row.published_at or row.first_seen_at).astimezone(UTC).date().isoformat()
+
+
+def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Sequence[FeedOutcome],
+               page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask], log_rows: list[dict[str, Any]],
+               raw_files: Sequence[Path], started_at: datetime, trigger: str = "cli",
+               summary: RunSummary | None = None, now: datetime | None = None) -> RunSummary:
+    """Write everything of one run and commit it. Call under the warehouse lock. Idempotent per run id."""
+    import pyarrow as pa
+
+    from pipeline.schema import FETCH_LOG_SCHEMA
+    from pipeline.views import refresh_database_file
+
+    summary = summary or RunSummary(run_id)
+    t0 = time.monotonic()
+    if wh.is_committed(run_id):
+        summary.already_committed = summary.committed = True
+        return summary
+    now = now or datetime.now(UTC)
+    wh.remove_uncommitted(keep_run=None)  # leftovers of crashed runs (this run's own files are rewritten below)
+    state = wh.load_state()
+    seen = wh.load_seen()
+
+    # Feed validators and health.
+    for fo in feed_outcomes:
+        st = state["feeds"].setdefault(fo.name, {})
+        st["url"] = fo.url
+        st["last_attempt_at"] = now.isoformat()
+        st["last_outcome"] = fo.outcome
+        st["last_error"] = fo.error
+        if fo.outcome in ("ok", "not_modified"):
+            st["etag"], st["last_modified"] = fo.etag, fo.last_modified
+            st["last_success_at"] = now.isoformat()
+            st["consecutive_failures"] = 0
+            if fo.ttl_s:
+                st["ttl_s"] = fo.ttl_s
+        else:
+            st["consecutive_failures"] = st.get("consecutive_failures", 0) + 1
+
+    rows = build_articles(config, page_outcomes, linkless, state, run_id, now, summary)
+    index_delta = assign_clusters(config, wh, rows, run_id, now, summary)
+
+    files: list[str] = []
+    by_date: dict[str, list[Article]] = defaultdict(list)
+    for row in rows:
+        by_date[partition_date(row)].append(row)
+    for day, day_rows in sorted(by_date.items()):
+        path = wh.dataset_dir("articles") / f"published_date={day}" / f"part-{run_id}-0.parquet"
+        write_parquet_atomic(path, _articles_table(day_rows))
+        files.append(wh.relative(path))
+    if log_rows:
+        day = now.date().isoformat()
+        path = wh.dataset_dir("fetch_log") / f"run_date={day}" / f"part-{run_id}-0.parquet"
+        write_parquet_atomic(path, pa.Table.from_pylist(log_rows, schema=FETCH_LOG_SCHEMA))
+        files.append(wh.relative(path))
+    for n, raw in enumerate(sorted(raw_files)):
+        target = wh.dataset_dir("raw_pages") / f"fetch_date={now.date().isoformat()}" / f"part-{run_id}-{n}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if raw.exists():
+            os.replace(raw, target)  # staging is on the same filesystem: a rename, not a copy
+        if target.exists():
+            files.append(wh.relative(target))
+    if index_delta is not None and index_delta.num_rows:
+        path = wh.dataset_dir("dedup_index") / f"part-{run_id}-0.parquet"
+        write_parquet_atomic(path, index_delta)
+        files.append(wh.relative(path))
+
+    new_ids = np.fromiter((id_to_u64(r.article_id) for r in rows), dtype=np.uint64, count=len(rows))
+    seen = np.union1d(seen, new_ids)
+    summary.retries_pending = len(state["pending"])
+    summary.articles_written = len(rows)
+    summary.elapsed_s = round(summary.elapsed_s + time.monotonic() - t0, 3)
+    state_rel, seen_rel = wh.write_state(run_id, state, seen)
+    wh.commit(RunEntry(
+        run_id=run_id, started_at=started_at.isoformat(), committed_at=datetime.now(UTC).isoformat(),
+        counts=summary.counts(), files=files, state_file=state_rel, seen_file=seen_rel,
+        config_feeds=len(config.active_feeds), trigger=trigger,
+    ))
+    summary.committed = True
+    wh.prune_state()
+    warning = refresh_database_file(wh.root)
+    if warning:
+        summary.warnings.append(warning)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------------- one run
+
+
+def summarize_feeds(summary: RunSummary, outcomes: Sequence[FeedOutcome]) -> None:
+    summary.feeds = len(outcomes)
+    for fo in outcomes:
+        summary.items += len(fo.items)
+        if fo.outcome == "ok":
+            summary.feeds_ok += 1
+        elif fo.outcome == "not_modified":
+            summary.feeds_not_modified += 1
+        else:
+            summary.feeds_failed += 1
+            summary.failures.append(f"feed {fo.name} ({fo.url}): {fo.outcome}: {fo.error}")
+
+
+def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str | None = None, trigger: str = "cli",
+             progress: bool = False, lock_wait_s: float = 0.0, now: datetime | None = None) -> RunSummary:
+    """One incremental run in this process: every stage, then the commit."""
+    from pipeline.progress import Progress
+
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    run_id = run_id or new_run_id(started)
+    wh = Warehouse(warehouse)
+    summary = RunSummary(run_id)
+    with wh.lock(f"run {run_id}", wait_s=lock_wait_s):
+        if wh.is_committed(run_id):
+            summary.already_committed = summary.committed = True
+            return summary
+        state = wh.load_state()
+        seen = wh.load_seen()
+        with Progress("feeds", len(config.active_feeds), enabled=progress) as bar:
+            feed_outcomes, log_rows = fetch_feeds(config, None, state["feeds"], run_id, progress=bar.update)
+        summarize_feeds(summary, feed_outcomes)
+        items = [i for fo in feed_outcomes for i in fo.items]
+        tasks, linkless, counts = select_pages(items, seen, state["pending"], now or datetime.now(UTC))
+        summary.new_items = len(tasks) + len(linkless)
+        staging = wh.staging_dir(run_id)
+        with Progress("pages", len(tasks), enabled=progress) as bar:
+            pages, page_log, raw = fetch_pages(config, tasks, staging, "all", run_id, progress=bar.update)
+        summary.elapsed_s = time.monotonic() - t0
+        commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
+                   log_rows=log_rows + page_log, raw_files=[raw] if raw else [], started_at=started,
+                   trigger=trigger, summary=summary, now=now)
+        _remove_tree(staging)
+    return summary
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""Every knob in one place (as in Scrapy's settings): the YAML config is validated into these models.
+
+A config file looks like::
+
+    feeds:
+      - name: example-world
+        url: https://example.com/world/rss.xml
+    fetch:
+      user_agent: "newsingest/0.1 (+https://example.com/bot)"
+      min_delay_s: 1.0
+
+Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline import __version__
+
+DEFAULT_USER_AGENT = f"newsingest/{__version__} (+https://github.com/newsingest/newsingest; news feed reader)"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FetchSettings(_Strict):
+    """The HTTP client: politeness, limits and retries. Defaults suit the public web."""
+
+    user_agent: str = DEFAULT_USER_AGENT
+    obey_robots: bool = True
+    min_delay_s: float = Field(1.0, ge=0, description="minimum seconds between requests to one host")
+    max_crawl_delay_s: float = Field(30.0, ge=0, description="cap on a robots.txt Crawl-delay we honour")
+    per_host_concurrency: int = Field(2, ge=1)
+    concurrency: int = Field(32, ge=1, description="requests in flight over all hosts")
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(15.0, gt=0, description="longest silence between two reads")
+    deadline_s: float = Field(30.0, gt=0, description="total time for one request, body included")
+    max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="compressed bytes on the wire")
+    max_decompressed_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_feed_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    max_redirects: int = Field(5, ge=0)
+    max_retries: int = Field(2, ge=0, description="extra attempts after a 429/5xx or a timeout")
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(10.0, ge=0)
+    max_retry_after_s: float = Field(
+        15.0, ge=0, description="wait in-run for a Retry-After up to this; longer defers the host to a later run"
+    )
+    allow_private: list[str] = Field(
+        default_factory=list,
+        description="addresses or networks (CIDR) exempt from the private-address refusal, e.g. 127.0.0.1",
+    )
+    page_retry_base_s: float = Field(900.0, ge=0, description="first delay before re-fetching a failed page")
+    page_retry_max_s: float = Field(86400.0, ge=0)
+    page_max_attempts: int = Field(6, ge=1, description="attempts before a failing page is given up")
+
+    @field_validator("allow_private")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"allow_private entry {item!r} is not an IP address or network") from exc
+        return v
+
+
+class FeedConfig(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    url: str
+    kind: Literal["auto", "rss", "atom", "jsonfeed", "sitemap"] = "auto"
+    enabled: bool = True
+    max_items: int = Field(500, ge=1, description="newest items taken per poll")
+    min_delay_s: float | None = Field(None, ge=0, description="overrides fetch.min_delay_s for this host")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"feed url {v!r} must be an absolute http(s) URL")
+        return v
+
+
+class ExtractSettings(_Strict):
+    min_words: int = Field(40, ge=0, description="shorter texts are stored with status too_short")
+    workers: int = Field(0, ge=0, description="extraction processes; 0 = one per CPU")
+
+
+class DedupSettings(_Strict):
+    window_days: int = Field(14, ge=1, description="how long an article stays a dedup candidate")
+    shingle_size: int = Field(5, ge=1)
+    num_perm: int = Field(128, ge=16)
+    bands: int = Field(32, ge=1)
+    min_containment: float = Field(0.6, gt=0, le=1, description="share of the shorter text found in the longer")
+    min_words: int = Field(30, ge=1, description="shorter texts are never near-duplicate candidates")
+
+    @model_validator(mode="after")
+    def _bands_divide(self) -> DedupSettings:
+        if self.num_perm % self.bands:
+            raise ValueError(f"dedup.bands ({self.bands}) must divide dedup.num_perm ({self.num_perm})")
+        return self
+
+
+class Config(_Strict):
+    feeds: list[FeedConfig] = Field(default_factory=list)
+    fetch: FetchSettings = Field(default_factory=FetchSettings)
+    extract: ExtractSettings = Field(default_factory=ExtractSettings)
+    dedup: DedupSettings = Field(default_factory=DedupSettings)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Config:
+        seen: set[str] = set()
+        for feed in self.feeds:
+            if feed.name in seen:
+                raise ValueError(f"feed name {feed.name!r} is used twice; names identify feeds in the warehouse")
+            seen.add(feed.name)
+        return self
+
+    @property
+    def active_feeds(self) -> list[FeedConfig]:
+        return [f for f in self.feeds if f.enabled]
+
+
+class ConfigError(Exception):
+    """A config that cannot be used; the message says where and why."""
+
+
+def parse_config(text: str, origin: str = "<config>") -> Config:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping with a 'feeds:' list")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigError(f"{origin}: invalid config\n" + "\n".join(lines)) from exc
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {p} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+    return parse_config(text, origin=str(p))
+
+
+def default_warehouse() -> str:
+    return os.environ.get("NEWSINGEST_WAREHOUSE") or "warehouse"

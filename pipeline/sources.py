@@ -1,0 +1,333 @@
+"""Feed sources: RSS 0.9x/1.0/2.0 and Atom (feedparser, on bytes we fetched), JSON Feed 1.0/1.1 and
+news sitemaps (our own small parsers).
+
+Every entry becomes a `FeedItem`. Links are resolved against the feed URL; links that are not http(s)
+are rejected *and recorded* on the item (`link_error`), never silently dropped. Items of a `bozo`
+(ill-formed) feed are kept: most broken feeds still carry good entries.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from urllib.parse import urljoin, urlsplit
+
+from pipeline.records import FeedItem
+
+_TAG = re.compile(r"<[^>]+>")
+_WS = re.compile(r"\s+")
+_SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+_NEWS_NS = "http://www.google.com/schemas/sitemap-news/0.9"
+
+
+@dataclass(slots=True)
+class ParsedFeed:
+    format: str  # rss | atom | rdf | jsonfeed | sitemap | sitemapindex | unknown
+    items: list[FeedItem] = field(default_factory=list)
+    title: str | None = None
+    error: str | None = None  # why the document is ill-formed (items may still be present)
+    duplicates: int = 0  # entries dropped because an earlier entry had the same guid or link
+    ttl_s: float | None = None  # <ttl> / sy:updatePeriod hint for polling
+    child_sitemaps: list[str] = field(default_factory=list)
+
+    @property
+    def is_feed(self) -> bool:
+        return self.format != "unknown"
+
+
+def html_to_text(value: str | None, limit: int = 2000) -> str | None:
+    if not value:
+        return None
+    text = _WS.sub(" ", html.unescape(_TAG.sub(" ", value))).strip()
+    return text[:limit] or None
+
+
+def resolve_link(link: str | None, base: str) -> tuple[str | None, str | None]:
+    """(absolute http(s) URL, None) or (None, reason it was rejected)."""
+    if link is None or not link.strip():
+        return None, "item has no link"
+    link = link.strip()
+    try:
+        absolute = urljoin(base, link)
+        parts = urlsplit(absolute)
+    except ValueError as exc:
+        return None, f"malformed link {link[:80]!r}: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return None, f"link scheme {parts.scheme or '(none)'!r} rejected: {link[:80]!r}"
+    if not parts.hostname:
+        return None, f"link without a host: {link[:80]!r}"
+    return absolute, None
+
+
+def _from_struct(t: object) -> datetime | None:
+    if not t:
+        return None
+    try:
+        return datetime.fromtimestamp(calendar.timegm(t), tz=UTC)  # type: ignore[arg-type]
+    except (OverflowError, ValueError, TypeError):
+        return None
+
+
+def _parse_iso(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    v = value.strip().replace("Z", "+00:00")
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        import email.utils
+
+        try:
+            dt = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def sniff_format(body: bytes) -> str:
+    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith((b"{", b"[")):
+        return "json"
+    low = body[:4096].lower()
+    if b"<urlset" in low or b"<sitemapindex" in low:
+        return "sitemap"
+    return "xml"
+
+
+def parse_feed(body: bytes, feed_url: str, source: str, *, content_type: str | None = None,
+               kind: str = "auto", max_items: int = 500) -> ParsedFeed:
+    """Parse one fetched feed document. Never raises on bad input: errors are returned in `error`."""
+    fmt = kind if kind != "auto" else sniff_format(body)
+    try:
+        if fmt in ("json", "jsonfeed"):
+            parsed = _parse_jsonfeed(body, feed_url, source)
+        elif fmt == "sitemap":
+            parsed = _parse_sitemap(body, feed_url, source)
+        else:
+            parsed = _parse_xml_feed(body, feed_url, source, content_type)
+    except Exception as exc:  # a parser crash is a property of the document, not of the run
+        return ParsedFeed("unknown", error=f"cannot parse feed: {type(exc).__name__}: {exc}")
+    parsed.items = _dedupe(parsed, parsed.items)[:max_items]
+    return parsed
+
+
+def _dedupe(parsed: ParsedFeed, items: list[FeedItem]) -> list[FeedItem]:
+    seen: set[str] = set()
+    out: list[FeedItem] = []
+    for item in items:
+        keys = {k for k in (item.guid and f"g:{item.guid}", item.url and f"u:{item.url}") if k}
+        if keys & seen:
+            parsed.duplicates += 1
+            continue
+        seen |= keys
+        out.append(item)
+    return out
+
+
+_XML_ENCODING = re.compile(rb"""^(\s*<\?xml[^>]*?encoding\s*=\s*)["']([A-Za-z0-9_\-.:]+)["']""")
+_XML_AUTODETECT = (  # XML 1.0 appendix F: a BOM-less document starts with "<?xml" in its encoding
+    (b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"),
+    (b"\x00<\x00?", "utf-16-be"), (b"<\x00?\x00", "utf-16-le"),
+)
+
+
+def xml_to_utf8(body: bytes, content_type: str | None = None, max_bytes: int = 64 * 1024 * 1024) -> tuple[bytes, str]:
+    """Re-encode a feed document as UTF-8 (declaration rewritten) and say which charset it was in.
+
+    feedparser falls back to windows-1252 when a document declares nothing, which turns KOI8-R or
+    Shift_JIS feeds into mojibake; here the declaration is trusted only if the bytes decode with it,
+    then UTF-8 is tried, then detection.
+    """
+    import codecs
+    import zlib
+
+    from pipeline.fetch.decode import charset_from_content_type, decode_body
+
+    if body[:2] == b"\x1f\x8b":  # a gzip file served as-is (not as Content-Encoding)
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        body = inflater.decompress(body, max_bytes)
+        if inflater.unconsumed_tail:
+            raise ValueError(f"gzipped feed inflates beyond {max_bytes} bytes")
+    for prefix, name in _XML_AUTODETECT:
+        if body.startswith(prefix):
+            text = body.decode(name, "replace")
+            return _declare_utf8(text.encode("utf-8")), name
+    for bom, name in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+                      (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if body.startswith(bom):
+            return _declare_utf8(body.decode(name, "replace").lstrip("\ufeff").encode("utf-8")), name
+    m = _XML_ENCODING.match(body[:512])
+    declared = m.group(2).decode("ascii") if m else None
+    ctype = content_type
+    if declared and not charset_from_content_type(content_type):
+        ctype = f"application/xml; charset={declared}"
+    decoded = decode_body(body, ctype)
+    return _declare_utf8(decoded.text.encode("utf-8")), decoded.charset
+
+
+def _declare_utf8(body: bytes) -> bytes:
+    m = _XML_ENCODING.match(body[:512])
+    if m:
+        return body[: m.start(2) - 1] + b'"utf-8"' + body[m.end(2) + 1:]
+    return body
+
+
+def _parse_xml_feed(body: bytes, feed_url: str, source: str, content_type: str | None) -> ParsedFeed:
+    import feedparser
+
+    body, _charset = xml_to_utf8(body, content_type)
+    d = feedparser.parse(body, response_headers={"content-type": "application/xml; charset=utf-8"},
+                         sanitize_html=False, resolve_relative_uris=False)
+    version = d.get("version") or ""
+    fmt = "atom" if version.startswith("atom") else "rdf" if version.startswith("rss09") and "rdf" in version else (
+        "rss" if version.startswith("rss") else "unknown")
+    error = None
+    if d.get("bozo"):
+        exc = d.get("bozo_exception")
+        error = f"ill-formed feed: {type(exc).__name__}: {exc}" if exc else "ill-formed feed"
+    if not version and not d.entries:
+        return ParsedFeed("unknown", error=error or "not a feed (no RSS, Atom or RDF root element)")
+    feed = d.get("feed", {})
+    base = feed_url
+    out = ParsedFeed(fmt if fmt != "unknown" else "rss", title=html_to_text(feed.get("title"), 300), error=error)
+    ttl = feed.get("ttl")
+    if ttl and str(ttl).strip().isdigit():
+        out.ttl_s = int(str(ttl).strip()) * 60.0
+    period = (feed.get("sy_updateperiod") or "").strip().lower()
+    if period:
+        seconds = {"hourly": 3600, "daily": 86400, "weekly": 604800, "monthly": 2592000, "yearly": 31536000}.get(period)
+        freq = feed.get("sy_updatefrequency")
+        if seconds:
+            try:
+                out.ttl_s = seconds / max(1, int(str(freq).strip())) if freq else float(seconds)
+            except ValueError:
+                out.ttl_s = float(seconds)
+    for entry in d.entries:
+        guid = (entry.get("id") or entry.get("guid") or "").strip() or None
+        link = entry.get("link")
+        if not link:
+            for alt in entry.get("links", []):
+                if alt.get("rel", "alternate") == "alternate" and alt.get("href"):
+                    link = alt["href"]
+                    break
+        if not link and guid and entry.get("guidislink") is not False and guid.startswith(("http://", "https://")):
+            link = guid
+        url, link_error = resolve_link(link, base)
+        authors = [a.get("name", "").strip() for a in entry.get("authors", []) if a.get("name")]
+        if not authors and entry.get("author"):
+            authors = [entry["author"].strip()]
+        summary = entry.get("summary") or ""
+        if not summary and entry.get("content"):
+            summary = entry["content"][0].get("value", "")
+        out.items.append(FeedItem(
+            source=source,
+            feed_url=feed_url,
+            url=url,
+            guid=guid,
+            title=html_to_text(entry.get("title"), 500),
+            summary=html_to_text(summary),
+            # dict.get: FeedParserDict.get("published_parsed") silently falls back to updated_parsed, with a warning
+            published_at=_from_struct(dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")),
+            authors=[a for a in authors if a],
+            tags=[t.get("term", "").strip() for t in entry.get("tags", []) if t.get("term")],
+            link_error=link_error,
+        ))
+    return out
+
+
+def _parse_jsonfeed(body: bytes, feed_url: str, source: str) -> ParsedFeed:
+    try:
+        doc = json.loads(body.decode("utf-8-sig", "replace"))
+    except json.JSONDecodeError as exc:
+        return ParsedFeed("unknown", error=f"not a feed: invalid JSON ({exc.msg} at line {exc.lineno})")
+    if not isinstance(doc, dict) or not str(doc.get("version", "")).startswith("https://jsonfeed.org/version/"):
+        return ParsedFeed("unknown", error="not a feed: JSON without a jsonfeed.org version")
+    base = feed_url  # relative item URLs resolve against the feed document itself
+    out = ParsedFeed("jsonfeed", title=html_to_text(doc.get("title"), 300))
+    items = doc.get("items")
+    if not isinstance(items, list):
+        out.error = "JSON Feed without an items list"
+        return out
+    feed_authors = _json_authors(doc)
+    for entry in items:
+        if not isinstance(entry, dict):
+            out.error = "JSON Feed item that is not an object (skipped)"
+            continue
+        guid = str(entry["id"]).strip() if entry.get("id") is not None else None
+        link = entry.get("url") or entry.get("external_url")
+        url, link_error = resolve_link(link if isinstance(link, str) else None, base)
+        summary = entry.get("summary") or entry.get("content_text") or entry.get("content_html")
+        tags = entry.get("tags") if isinstance(entry.get("tags"), list) else []
+        out.items.append(FeedItem(
+            source=source,
+            feed_url=feed_url,
+            url=url,
+            guid=guid,
+            title=html_to_text(entry.get("title") if isinstance(entry.get("title"), str) else None, 500),
+            summary=html_to_text(summary if isinstance(summary, str) else None),
+            published_at=_parse_iso(entry.get("date_published") or entry.get("date_modified")),
+            authors=_json_authors(entry) or feed_authors,
+            tags=[str(t) for t in tags if isinstance(t, str | int)],
+            link_error=link_error,
+        ))
+    return out
+
+
+def _json_authors(obj: dict) -> list[str]:
+    authors = obj.get("authors")
+    if not isinstance(authors, list):
+        single = obj.get("author")  # JSON Feed 1.0
+        authors = [single] if isinstance(single, dict) else []
+    return [a["name"].strip() for a in authors if isinstance(a, dict) and isinstance(a.get("name"), str) and a["name"].strip()]
+
+
+def _parse_sitemap(body: bytes, feed_url: str, source: str) -> ParsedFeed:
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True, huge_tree=False)
+    root = etree.fromstring(body, parser)
+    if root is None:
+        return ParsedFeed("unknown", error="not a sitemap: empty or unparseable XML")
+    tag = etree.QName(root).localname
+    if tag == "sitemapindex":
+        out = ParsedFeed("sitemapindex")
+        for loc in root.iter(f"{{{_SITEMAP_NS}}}loc", "loc"):
+            url, _ = resolve_link(loc.text, feed_url)
+            if url:
+                out.child_sitemaps.append(url)
+        return out
+    if tag != "urlset":
+        return ParsedFeed("unknown", error=f"not a sitemap: root element <{tag}>")
+    out = ParsedFeed("sitemap")
+    for node in root:
+        if not isinstance(node.tag, str) or etree.QName(node).localname != "url":
+            continue
+        loc = _child_text(node, _SITEMAP_NS, "loc")
+        url, link_error = resolve_link(loc, feed_url)
+        news = node.find(f"{{{_NEWS_NS}}}news")
+        title = published = None
+        tags: list[str] = []
+        if news is not None:
+            title = _child_text(news, _NEWS_NS, "title")
+            published = _parse_iso(_child_text(news, _NEWS_NS, "publication_date"))
+            keywords = _child_text(news, _NEWS_NS, "keywords")
+            tags = [k.strip() for k in (keywords or "").split(",") if k.strip()]
+        else:
+            published = _parse_iso(_child_text(node, _SITEMAP_NS, "lastmod"))
+        out.items.append(FeedItem(source=source, feed_url=feed_url, url=url, guid=loc.strip() if loc else None,
+                                  title=html_to_text(title, 500), published_at=published, tags=tags,
+                                  link_error=link_error))
+    return out
+
+
+def _child_text(node, ns: str, name: str) -> str | None:
+    child = node.find(f"{{{ns}}}{name}")
+    if child is None:
+        child = node.find(name)
+    return child.text.strip() if child is not None and child.text else None

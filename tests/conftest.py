@@ -1,0 +1,27 @@
+"""Shared fixtures. ../shared (reference material) is optional: tests that need it skip visibly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+# Tests must never depend on a developer's warehouse or config.
+os.environ.pop("NEWSINGEST_WAREHOUSE", None)
+os.environ.pop("NEWSINGEST_CONFIG", None)
+
+
+def shared_path(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"reference material {path} is not present (../shared is optional)")
+    return path
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    return tmp_path / "warehouse"

@@ -1,0 +1,125 @@
+"""Pure parts of the fetch layer: URL policy, decoding, Retry-After, decompression caps."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import ipaddress
+import zlib
+
+import pytest
+
+from pipeline.fetch.client import _Abort, _Decompressor, parse_retry_after
+from pipeline.fetch.decode import decode_body, sniff_binary
+from pipeline.fetch.policy import PolicyError, UrlPolicy
+
+
+@pytest.mark.parametrize("url,outcome", [
+    ("file:///etc/passwd", "invalid_url"),
+    ("javascript:alert(1)", "invalid_url"),
+    ("ftp://example.com/x", "invalid_url"),
+    ("http://user:pw@example.com/", "invalid_url"),
+    ("http:///nohost", "invalid_url"),
+    ("http://example.com:99999/", "invalid_url"),
+])
+def test_policy_rejects_bad_urls(url, outcome):
+    with pytest.raises(PolicyError) as err:
+        UrlPolicy().parse(url)
+    assert err.value.outcome == outcome
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.5.4", "169.254.169.254",
+                                  "0.0.0.0", "224.0.0.1", "100.64.0.1", "192.0.2.1", "[::1]", "[fe80::1]",
+                                  "[fd00:ec2::254]", "[::ffff:127.0.0.1]"])
+def test_policy_refuses_non_public_addresses(host):
+    policy = UrlPolicy()
+    with pytest.raises(PolicyError) as err:
+        asyncio.run(policy.resolve(policy.parse(f"http://{host}/x")))
+    assert err.value.outcome == "blocked"
+
+
+def test_allow_list_opens_loopback_but_not_metadata():
+    policy = UrlPolicy(["127.0.0.1", "169.254.0.0/16"])
+    assert asyncio.run(policy.resolve(policy.parse("http://127.0.0.1:8080/"))) == [ipaddress.ip_address("127.0.0.1")]
+    assert not policy.address_allowed(ipaddress.ip_address("127.0.0.2"))
+    assert not policy.address_allowed(ipaddress.ip_address("169.254.169.254"))  # only when listed exactly
+    assert UrlPolicy(["169.254.169.254"]).address_allowed(ipaddress.ip_address("169.254.169.254"))
+    assert policy.address_allowed(ipaddress.ip_address("93.184.216.34"))
+
+
+def test_localhost_name_is_resolved_and_refused():
+    policy = UrlPolicy()
+    with pytest.raises(PolicyError) as err:
+        asyncio.run(policy.resolve(policy.parse("http://localhost/")))
+    assert err.value.outcome == "blocked" and "loopback" in str(err.value)
+
+
+def test_retry_after_seconds_and_http_date():
+    assert parse_retry_after("120") == 120.0
+    assert 59 <= parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", now=0.0) <= 60
+    assert parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", now=1000.0) == 0.0
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_gzip_bomb_is_capped_incrementally():
+    bomb = gzip.compress(b" " * (50 * 1024 * 1024), compresslevel=9)
+    dec = _Decompressor("gzip", limit=1024 * 1024)
+    with pytest.raises(_Abort) as err:
+        for i in range(0, len(bomb), 16384):
+            dec.feed(bomb[i:i + 16384])
+    assert err.value.outcome == "too_large"
+    assert dec.produced <= 1024 * 1024 + 16384 * 2
+
+
+def test_deflate_raw_and_zlib_and_brotli():
+    import brotli
+
+    data = b"<html>" + b"x" * 5000 + b"</html>"
+    assert _Decompressor("deflate", 10**6).feed(zlib.compress(data)) == data
+    raw = zlib.compressobj(wbits=-15)
+    assert _Decompressor("deflate", 10**6).feed(raw.compress(data) + raw.flush()) == data
+    assert _Decompressor("br", 10**6).feed(brotli.compress(data)) == data
+    with pytest.raises(_Abort):
+        _Decompressor("br", 100).feed(brotli.compress(data))
+    with pytest.raises(_Abort):
+        _Decompressor("compress", 100)
+
+
+def test_sniffing():
+    assert sniff_binary(b"%PDF-1.4 ...") == "application/pdf"
+    assert sniff_binary(b"\x89PNG\r\n\x1a\n....") == "image/png"
+    assert sniff_binary(b"<!doctype html><p>hi") is None
+
+
+CYR = "Мешканці міста вітають цю новину про відновлення мосту через річку."
+
+
+def test_decode_declared_utf8_but_cp1251():
+    d = decode_body(f"<html><p>{CYR}</p></html>".encode("cp1251"), "text/html; charset=utf-8")
+    assert CYR in d.text and d.mismatch and d.charset == "cp1251"
+
+
+def test_decode_declared_cp1251_but_utf8():
+    d = decode_body(f"<html><p>{CYR}</p></html>".encode(), "text/html; charset=windows-1251")
+    assert CYR in d.text and d.mismatch and d.charset == "utf-8"
+
+
+def test_decode_meta_only_koi8r_and_undeclared_cp1251():
+    body = f'<html><head><meta charset="koi8-r"></head><p>{CYR[:30]}</p></html>'
+    ru = "Правительство объявило о ремонте моста через реку. Жители довольны."
+    body = f'<html><head><meta charset="koi8-r"></head><p>{ru}</p></html>'.encode("koi8-r")
+    d = decode_body(body, "text/html")
+    assert ru in d.text and not d.mismatch and d.source == "meta"
+    d = decode_body(f"<html><p>{ru} {ru}</p></html>".encode("cp1251"), "text/html")
+    assert ru in d.text
+
+
+def test_decode_sparse_invalid_utf8_keeps_utf8_and_strips_nul():
+    body = ("<html><p>" + "Plain English text. " * 50 + "</p></html>").encode() .replace(b"Plain", b"Pl\xff\xfein", 1)
+    d = decode_body(b"\x00" + body, "text/html; charset=utf-8")
+    assert d.charset == "utf-8" and "\x00" not in d.text and "\ufffd" in d.text and not d.mismatch
+
+
+def test_decode_bom_wins():
+    d = decode_body("\ufeff<p>Grüße</p>".encode("utf-8"), "text/html; charset=iso-8859-1")
+    assert d.text == "<p>Grüße</p>" and d.source == "bom"
