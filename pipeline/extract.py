@@ -1,0 +1,1766 @@
+"""The `extract` stage: main text and metadata of one HTML page.
+
+`extract_page` turns one fetched page into an `Extracted` record:
+
+* the page is decoded (bytes: BOM, valid UTF-8, meta charset, charset-normalizer) and parsed ONCE
+  with lxml; metadata is read from that tree, a pruned copy of it goes to trafilatura;
+* the main text comes from trafilatura in precision mode (comments off, tables on, no cross-document
+  dedup: trafilatura's dedup cache is process-global and would blank repeated pages), after our own
+  pre-pruning of share bars, related lists, newsletter/promo boxes, consent banners and the like, and
+  after merging article bodies split into sibling chunks (ad slots between them); when the precision
+  pass finds little, a balanced pass is tried and kept if it finds clearly more;
+* metadata is parsed here, not by trafilatura's guessers: JSON-LD (including @graph and @id
+  references), meta tags, `<time datetime>` inside the article, a /yyyy/mm/dd/ URL, then the feed date,
+  in that order; a render date in a page header or footer is never taken;
+* every page gets a status from `EXTRACTION_STATUSES`; only `ok` carries text.
+
+Nothing here keeps state between calls except read-only caches (compiled patterns, the language
+model), so it is safe in worker processes; a call never raises (failures become status `error`).
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from functools import lru_cache
+from html import unescape
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import charset_normalizer
+import lxml.html
+import trafilatura
+from lxml import etree
+
+from pipeline.records import Extracted
+
+__all__ = [
+    "benchmark_text",
+    "decode_html",
+    "extract_jsonl",
+    "extract_page",
+    "extracted_to_dict",
+]
+
+LOGGER = logging.getLogger(__name__)
+
+# libxml2 stops building the tree at 256 levels and silently drops the rest of the document:
+# such documents are flattened to this depth and parsed again
+_FLATTEN_DEPTH = 120  # what a too-deep document is flattened to before re-parsing
+_MAX_TAGS_SCANNED = 400_000
+
+
+# -------------------------------------------------------------------------------------------------
+# input: decoding and "is this HTML at all"
+
+_MAGIC = (
+    (b"%PDF-", "PDF"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"PK\x03\x04", "ZIP"),
+    (b"PK\x05\x06", "ZIP"),
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bzip2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"7z\xbc\xaf\x27\x1c", "7z"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "OLE document"),
+    (b"{\\rtf", "RTF"),
+    (b"wOFF", "font"),
+    (b"wOF2", "font"),
+    (b"OggS", "Ogg"),
+    (b"ID3", "MP3"),
+    (b"fLaC", "FLAC"),
+    (b"\x00\x00\x01\x00", "ICO"),
+)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE, whose BOM is its prefix
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_META_CHARSET_RE = re.compile(
+    rb"""<meta[^>]+?charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)|<\?xml[^>]+encoding\s*=\s*["']([a-zA-Z0-9_.:-]+)""",
+    re.I,
+)
+# WHATWG: these labels mean windows-1252 in HTML
+_LATIN1_LABELS = {"iso-8859-1", "iso8859-1", "latin-1", "latin1", "l1", "us-ascii", "ascii", "cp819"}
+_NOT_HTML_ROOTS = {"rss", "feed", "rdf:rdf", "rdf", "urlset", "sitemapindex", "opml", "svg", "kml", "gpx"}
+_HTML_TAG_RE = re.compile(
+    r"<(?:!doctype\s+html|html|head|body|div|p|article|main|title|meta|span|section|h[1-6]|table|a|br|ul|ol|li|img|nav|header|footer|script|link|style|form|td|center|font|b|i|strong)\b",
+    re.I,
+)
+_FIRST_ELEMENT_RE = re.compile(r"<([A-Za-z][\w:.-]*)")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
+_XML_DECL_RE = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
+_INVALID_XML_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _sniff_binary(data: bytes) -> str | None:
+    """The kind of a binary (non-text) payload from its magic bytes, or None."""
+    head = data[:16]
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"RIFF") and data[8:12] in (b"WEBP", b"WAVE", b"AVI "):
+        return data[8:12].decode().strip()
+    if data[4:8] == b"ftyp":
+        return "MP4/HEIF"
+    return None
+
+
+def decode_html(data: bytes) -> str:
+    """Decode page bytes: BOM, then valid UTF-8, then the declared (meta) charset, then detection.
+
+    Valid UTF-8 wins over a declared single-byte charset: non-ASCII text in a legacy encoding is
+    almost never valid UTF-8 by accident, while pages declaring ISO-8859-1 but serving UTF-8 are common.
+    """
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            return data[len(bom) :].decode(encoding, errors="replace")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    match = _META_CHARSET_RE.search(data[:8192])
+    if match:
+        label = (match.group(1) or match.group(2)).decode("ascii", "ignore").lower()
+        if label in _LATIN1_LABELS:
+            label = "cp1252"
+        try:
+            encoding = codecs.lookup(label).name
+        except LookupError:
+            encoding = None
+        if encoding and not encoding.startswith(("utf-16", "utf-32")):
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                pass
+    try:
+        best = charset_normalizer.from_bytes(data[:200_000]).best()
+        if best is not None and best.encoding:
+            return data.decode(best.encoding, errors="replace")
+    except Exception:  # noqa: BLE001 - detection is best effort
+        LOGGER.debug("charset detection failed", exc_info=True)
+    return data.decode("cp1252", errors="replace")
+
+
+def _not_html_reason(text: str) -> str | None:
+    """Why a decoded document is not an HTML page (feed, JSON, binary, plain text), or None."""
+    head = text[:4096]
+    stripped = head.lstrip("\ufeff \t\r\n")
+    if not stripped:
+        return "empty document"
+    if stripped.startswith("%PDF-"):
+        return "PDF document"
+    if head and len(_CONTROL_RE.findall(head)) > 0.1 * len(head):
+        return "binary content"
+    if stripped[0] in "{[":
+        return "JSON document"
+    if stripped.startswith("<"):
+        # first element after the XML prolog, comments and doctype
+        body = re.sub(r"<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>", "", stripped[:4096], flags=re.S | re.I)
+        first = _FIRST_ELEMENT_RE.search(body)
+        if first:
+            name = first.group(1).lower()
+            if name in _NOT_HTML_ROOTS:
+                return f"XML document ({name})"
+            if stripped[:5].lower() == "<?xml" and name != "html" and not _HTML_TAG_RE.search(text[:65536]):
+                return f"XML document ({name})"
+    if not _HTML_TAG_RE.search(text[:65536]):
+        return "no HTML markup"
+    return None
+
+
+# -------------------------------------------------------------------------------------------------
+# parsing, with a guard against pathological nesting
+
+_TAG_TOKEN_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
+_RAW_TEXT_ELEMENTS = {"script", "style", "textarea", "title", "xmp", "noscript", "template"}
+_VOID_ELEMENTS = {
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr", "keygen", "command", "basefont", "frame", "isindex", "spacer",
+}  # fmt: skip
+# elements whose start implicitly closes an open one of the same kind
+_SELF_CLOSING_SIBLINGS = {"p", "li", "dt", "dd", "option", "tr", "td", "th"}
+
+
+def _flatten_nesting(html: str, limit: int = _FLATTEN_DEPTH) -> str:
+    """Drop start/end tags nested deeper than `limit` (their text stays), in one regex pass.
+
+    libxml2 silently truncates a document at 256 levels; a page of 50,000 nested divs would lose
+    everything after the 256th. Lenient like a browser: implicit closes and stray end tags are tolerated.
+    """
+    out: list[str] = []
+    stack: list[tuple[str, bool]] = []  # (tag name, kept)
+    kept_depth = 0
+    pos = 0
+    raw_until: str | None = None
+    for count, m in enumerate(_TAG_TOKEN_RE.finditer(html)):
+        if count > _MAX_TAGS_SCANNED:
+            break
+        closing, name, rest = m.group(1), m.group(2).lower(), m.group(3)
+        if raw_until is not None:  # inside <script> etc.: only its end tag counts
+            if closing and name == raw_until:
+                raw_until = None
+            else:
+                continue
+        keep = True
+        if closing:
+            for i in range(len(stack) - 1, max(-1, len(stack) - 64), -1):
+                if stack[i][0] == name:
+                    for _, was_kept in stack[i + 1 :]:
+                        kept_depth -= was_kept
+                    keep = stack[i][1]
+                    kept_depth -= keep
+                    del stack[i:]
+                    break
+        elif name not in _VOID_ELEMENTS and not rest.rstrip().endswith("/"):
+            if name in _SELF_CLOSING_SIBLINGS and stack and stack[-1][0] == name:
+                kept_depth -= stack.pop()[1]
+            keep = kept_depth < limit
+            stack.append((name, keep))
+            kept_depth += keep
+            if name in _RAW_TEXT_ELEMENTS:
+                raw_until = name
+        if not keep:
+            out.append(html[pos : m.start()])
+            pos = m.end()
+    out.append(html[pos:])
+    return "".join(out)
+
+
+def _parse(text: str) -> tuple[lxml.html.HtmlElement, bool]:
+    """Parse HTML text to an lxml tree rooted at <html>, and whether libxml2 hit its depth limit
+    (and so dropped the rest of the document). Raises ValueError when nothing parses."""
+    text = _XML_DECL_RE.sub("", text, count=1)  # lxml refuses str input with an encoding declaration
+    text = _INVALID_XML_CHARS_RE.sub("", text)
+    # a parser per call: its error log is ours alone (worker threads)
+    parser = lxml.html.HTMLParser(
+        collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True
+    )
+    try:
+        root = lxml.html.document_fromstring(text, parser=parser)
+    except (etree.ParserError, ValueError) as err:
+        raise ValueError(f"HTML parsing failed: {err}") from err
+    if root is None:
+        raise ValueError("HTML parsing failed: empty tree")
+    too_deep = any("depth" in (e.message or "").lower() for e in parser.error_log)
+    return root, too_deep
+
+
+# -------------------------------------------------------------------------------------------------
+# small text helpers
+
+_WS_RE = re.compile(r"\s+")
+_WORD_RE = re.compile(r"\w+")
+_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _norm_space(value: str | None) -> str:
+    return _WS_RE.sub(" ", value or "").strip()
+
+
+def _count_words(text: str) -> int:
+    """Words in a text; CJK ideographs and kana (written without spaces) count two characters a word."""
+    cjk = len(_CJK_RE.findall(text))
+    if not cjk:
+        return len(_WORD_RE.findall(text))
+    return len(_WORD_RE.findall(_CJK_RE.sub(" ", text))) + (cjk + 1) // 2
+
+
+def _elem_text(el: etree._Element) -> str:
+    try:
+        return _norm_space(el.text_content())
+    except (ValueError, AttributeError):
+        return _norm_space("".join(el.itertext()))
+
+
+def _clean_title_key(value: str) -> str:
+    return " ".join(_WORD_RE.findall(value.lower()))
+
+
+# -------------------------------------------------------------------------------------------------
+# metadata: meta tags and JSON-LD
+
+
+def _meta_index(root: lxml.html.HtmlElement) -> dict[str, list[str]]:
+    """All <meta> values by lower-cased property / name / itemprop / http-equiv, in document order."""
+    metas: dict[str, list[str]] = {}
+    for el in root.iter("meta"):
+        content = el.get("content")
+        if content is None:
+            continue
+        content = _norm_space(unescape(content)) if "&" in content else _norm_space(content)
+        if not content:
+            continue
+        for attr in ("property", "name", "itemprop", "http-equiv"):
+            key = el.get(attr)
+            if key:
+                for k in key.lower().split():
+                    metas.setdefault(k, []).append(content)
+    return metas
+
+
+def _first_meta(metas: dict[str, list[str]], *keys: str) -> str | None:
+    for key in keys:
+        for value in metas.get(key, ()):
+            if value:
+                return value
+    return None
+
+
+_ARTICLE_TYPES = {
+    "article", "newsarticle", "reportagenewsarticle", "analysisnewsarticle", "opinionnewsarticle",
+    "backgroundnewsarticle", "reviewnewsarticle", "askpublicnewsarticle", "blogposting", "liveblogposting",
+    "report", "scholarlyarticle", "techarticle", "satiricalarticle", "socialmediaposting",
+    "discussionforumposting", "posting", "medicalscholarlyarticle", "advertisercontentarticle",
+}  # fmt: skip
+_PAGE_TYPES = {"webpage", "itempage", "collectionpage", "aboutpage", "profilepage", "qapage", "faqpage"}
+
+
+def _types(obj: dict) -> set[str]:
+    value = obj.get("@type")
+    values = value if isinstance(value, list) else [value]
+    return {v.rsplit("/", 1)[-1].lower() for v in values if isinstance(v, str)}
+
+
+class _JsonLd:
+    """The JSON-LD objects of a page: the article object (if any), the page object, an @id index."""
+
+    __slots__ = ("article", "by_id", "objects", "page")
+
+    def __init__(self, root: lxml.html.HtmlElement) -> None:
+        self.objects: list[dict] = []
+        self.by_id: dict[str, dict] = {}
+        for script in root.iter("script"):
+            if (script.get("type") or "").strip().lower() != "application/ld+json":
+                continue
+            data = _load_json(script.text or "")
+            if data is not None:
+                self._collect(data, 0)
+        for obj in self.objects:
+            oid = obj.get("@id")
+            if isinstance(oid, str) and oid not in self.by_id:
+                self.by_id[oid] = obj
+        self.article = next((o for o in self.objects if _types(o) & _ARTICLE_TYPES), None)
+        # pages, reviews and anything with a headline (MedicalWebPage, ClaimReview, ...)
+        self.page = next(
+            (
+                o
+                for o in self.objects
+                if o is not self.article
+                and (
+                    _types(o) & _PAGE_TYPES
+                    or any(t.endswith(("page", "review")) for t in _types(o))
+                    or "headline" in o
+                )
+            ),
+            None,
+        )
+        if self.article is None and self.page is not None:
+            main = self.resolve(self.page.get("mainEntity"))
+            if isinstance(main, dict) and _types(main) & _ARTICLE_TYPES:
+                self.article = main
+
+    @property
+    def main(self) -> dict | None:
+        """The article object, else the page object."""
+        return self.article if self.article is not None else self.page
+
+    def _collect(self, data: Any, level: int) -> None:
+        if level > 4:
+            return
+        if isinstance(data, list):
+            for item in data:
+                self._collect(item, level + 1)
+        elif isinstance(data, dict):
+            if "@type" in data:
+                self.objects.append(data)
+            graph = data.get("@graph")
+            if graph is not None:
+                self._collect(graph, level + 1)
+            main = data.get("mainEntity")
+            if isinstance(main, dict) and "@type" in main:
+                self._collect(main, level + 1)
+
+    def resolve(self, value: Any) -> Any:
+        """Follow an {"@id": ...} reference to the full object, when the page defines it."""
+        if isinstance(value, dict) and "@id" in value and len(value) <= 2:
+            return self.by_id.get(value["@id"], value)
+        return value
+
+
+def _load_json(raw: str) -> Any:
+    raw = raw.strip()
+    if not raw:
+        return None
+    if raw.startswith("<!--") or raw.startswith("<![CDATA["):
+        raw = re.sub(r"^\s*(?:<!--|<!\[CDATA\[)|(?:-->|\]\]>)\s*$", "", raw)
+    try:
+        return json.loads(raw, strict=False)
+    except ValueError:
+        pass
+    # common breakage: trailing commas, raw newlines in strings
+    fixed = re.sub(r",\s*([}\]])", r"\1", raw.replace("\n", " "))
+    try:
+        return json.loads(fixed, strict=False)
+    except ValueError:
+        return None
+
+
+def _ld_text(value: Any) -> str | None:
+    if isinstance(value, list):
+        value = next((v for v in value if isinstance(v, str | dict)), None)
+    if isinstance(value, dict):
+        value = value.get("name") or value.get("@value")
+    if isinstance(value, str):
+        value = _norm_space(unescape(value))
+        return value or None
+    return None
+
+
+# -------------------------------------------------------------------------------------------------
+# dates
+
+_MONTH_NAMES = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december",
+)  # fmt: skip
+_TZ_ABBREV = {
+    "utc": 0, "gmt": 0, "z": 0, "est": -5, "edt": -4, "cst": -6, "cdt": -5, "mst": -7, "mdt": -6,
+    "pst": -8, "pdt": -7, "bst": 1, "cet": 1, "cest": 2, "eet": 2, "eest": 3, "jst": 9, "kst": 9,
+    "aest": 10, "aedt": 11, "msk": 3, "wib": 7, "ist": 5.5,
+}  # fmt: skip
+_ISO_RE = re.compile(
+    r"(\d{4})-(\d{1,2})-(\d{1,2})(?:[T\s]+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:[.,]\d+)?)?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?|UTC|GMT)?",
+    re.I,
+)
+_SLASH_RE = re.compile(r"\b(\d{4})/(\d{1,2})/(\d{1,2})(?:[T\s]+(\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+_TEXT_DATE_RE = re.compile(
+    r"(?:(?P<d1>\d{1,2})(?:st|nd|rd|th)?\.?\s+(?P<m1>[a-z]{3,9})\.?,?\s+(?P<y1>\d{4})"
+    r"|(?P<m2>[a-z]{3,9})\.?\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y2>\d{4}))"
+    r"(?:[,\s]+(?:at\s+)?(?P<h>\d{1,2})[:.](?P<mi>\d{2})(?::(?P<s>\d{2}))?\s*(?P<ap>[ap]\.?m\.?)?)?"
+    r"\s*(?P<tz>[a-z]{1,5}|[+-]\d{2}:?\d{2})?\b",
+    re.I,
+)
+_URL_DATE_RES = (
+    re.compile(r"/((?:19|20)\d{2})/(\d{1,2})/(\d{1,2})(?:/|$|[-_.])"),
+    re.compile(r"/((?:19|20)\d{2})-(\d{2})-(\d{2})(?:/|$|[-_.])"),
+    re.compile(r"[/_-]((?:19|20)\d{2})(\d{2})(\d{2})(?:/|$|[-_.])"),
+)
+_MIN_YEAR = 1990
+
+
+def _mk_datetime(
+    y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, tz: Any = None
+) -> datetime | None:
+    try:
+        return datetime(y, mo, d, h, mi, s, tzinfo=tz or UTC)
+    except ValueError:
+        return None
+
+
+def _tz_from(token: str | None) -> timezone | None:
+    if not token:
+        return None
+    token = token.strip()
+    if token[0] in "+-":
+        digits = token[1:].replace(":", "")
+        if len(digits) == 2:
+            digits += "00"
+        if len(digits) != 4 or not digits.isdigit():
+            return None
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        return timezone(-offset if token[0] == "-" else offset)
+    hours = _TZ_ABBREV.get(token.lower())
+    return timezone(timedelta(hours=hours)) if hours is not None else None
+
+
+def _plausible(dt: datetime | None) -> datetime | None:
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    dt = dt.astimezone(UTC)
+    if dt.year < _MIN_YEAR or dt > datetime.now(UTC) + timedelta(days=2):
+        return None
+    return dt
+
+
+def parse_date(value: Any) -> datetime | None:
+    """A timezone-aware UTC datetime from a date string as found in pages (ISO 8601, RFC 2822,
+    epoch seconds/milliseconds, "May 17, 2024 10:30 AM EDT"); naive times are taken as UTC."""
+    if isinstance(value, datetime):
+        return _plausible(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(int(value))
+    if not isinstance(value, str):
+        return None
+    s = value.strip()
+    if not s or len(s) > 200:
+        return None
+    if s.isdigit():
+        if len(s) in (10, 13):
+            try:
+                return _plausible(datetime.fromtimestamp(int(s) / (1000 if len(s) == 13 else 1), UTC))
+            except (OverflowError, OSError, ValueError):
+                return None
+        if len(s) == 8:  # 20240517
+            return _plausible(_mk_datetime(int(s[:4]), int(s[4:6]), int(s[6:])))
+        return None
+    try:
+        return _plausible(datetime.fromisoformat(s))
+    except ValueError:
+        pass
+    m = _ISO_RE.search(s)
+    if m:
+        y, mo, d, h, mi, sec, tz = m.groups()
+        tzinfo = _tz_from(tz) if tz and tz.lower() not in ("utc", "gmt") else UTC
+        return _plausible(
+            _mk_datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0), tzinfo)
+        )
+    m = _TEXT_DATE_RE.search(s)
+    if m:
+        word = (m.group("m1") or m.group("m2") or "").lower().rstrip(".")
+        month = next((i for i, name in enumerate(_MONTH_NAMES, 1) if name.startswith(word)), None)
+        if month:
+            year = int(m.group("y1") or m.group("y2"))
+            day = int(m.group("d1") or m.group("d2"))
+            hour = int(m.group("h") or 0)
+            ap = (m.group("ap") or "").replace(".", "").lower()
+            if ap == "pm" and hour < 12:
+                hour += 12
+            elif ap == "am" and hour == 12:
+                hour = 0
+            tzinfo = _tz_from(m.group("tz")) if m.group("h") else None
+            return _plausible(
+                _mk_datetime(year, month, day, hour, int(m.group("mi") or 0), int(m.group("s") or 0), tzinfo)
+            )
+    try:
+        return _plausible(parsedate_to_datetime(s))
+    except (TypeError, ValueError, IndexError):
+        pass
+    m = _SLASH_RE.search(s)
+    if m:
+        y, mo, d, h, mi, sec = m.groups()
+        return _plausible(_mk_datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0)))
+    return None
+
+
+_DATE_META_KEYS = (
+    "article:published_time",
+    "og:article:published_time",
+    "og:published_time",
+    "article:published",
+    "published_time",
+    "datepublished",
+    "parsely-pub-date",
+    "sailthru.date",
+    "dc.date.issued",
+    "dcterms.issued",
+    "dc.date.created",
+    "dcterms.created",
+    "dc.date",
+    "dcterms.date",
+    "citation_publication_date",
+    "citation_date",
+    "article.published",
+    "article_date_original",
+    "original-publish-date",
+    "publish-date",
+    "publish_date",
+    "publishdate",
+    "publication_date",
+    "pubdate",
+    "cxenseparse:recs:publishtime",
+    "date",
+)
+# ancestors that make a <time> a page-chrome date (render date, "today is", widgets), not the article's
+_CHROME_TAGS = {"header", "footer", "nav", "aside", "menu"}
+_CHROME_CLASS_RE = re.compile(
+    r"(?:^|[\s_-])(?:header|masthead|topbar|top-bar|navbar|nav|menu|footer|sidebar|widget|today|current-date|"
+    r"clock|weather|ticker|related|recommended|popular|trending|comments?|teaser|promo|breaking)(?:$|[\s_-])",
+    re.I,
+)
+_IN_ARTICLE_CHROME_RE = re.compile(
+    r"(?:^|[\s_-])(?:related|recommended|popular|trending|comments?|teaser|promo|sidebar|widget|aside|more-stories)(?:$|[\s_-])",
+    re.I,
+)
+_UPDATED_HINT_RE = re.compile(r"updat|modif|edit|revis|aktualisiert", re.I)
+_PUBLISHED_HINT_RE = re.compile(
+    r"publish|pubdate|posted|created|date-?line|entry-date|article-date|byline", re.I
+)
+
+
+def _in_chrome(el: etree._Element, article: etree._Element | None) -> bool:
+    """Whether a <time> sits in page chrome (header, footer, navigation, widgets, teasers).
+
+    Inside the article (up to its <article> element) only teaser/related/comment blocks count:
+    an article's own <header> holds its dateline."""
+    for anc in el.iterancestors():
+        if anc is article:
+            return False
+        marker = f"{anc.get('class') or ''} {anc.get('id') or ''} {anc.get('role') or ''}"
+        if article is not None:
+            if anc.tag in ("aside", "nav", "footer") or (
+                marker.strip() and _IN_ARTICLE_CHROME_RE.search(marker)
+            ):
+                return True
+        elif anc.tag in _CHROME_TAGS or (marker.strip() and _CHROME_CLASS_RE.search(marker)):
+            return True
+    return False
+
+
+def _is_inside(el: etree._Element, container: etree._Element) -> bool:
+    return any(anc is container for anc in el.iterancestors())
+
+
+def _time_date(root: lxml.html.HtmlElement) -> tuple[datetime | None, bool]:
+    """The publication date from a <time datetime> of the article (never one in page chrome), and
+    whether it is only an "updated" time."""
+    times = [t for t in root.iter("time") if t.get("datetime")]
+    if not times:
+        return None, False
+    first_article = next(root.iter("article"), None)
+    best: tuple[int, datetime] | None = None
+    for order, el in enumerate(times):
+        container = next(el.iterancestors("article"), None)
+        if first_article is not None and container is None:
+            continue  # the page has an <article>: a <time> outside it is chrome
+        if _in_chrome(el, container):
+            continue
+        dt = parse_date(el.get("datetime"))
+        if dt is None:
+            continue
+        parent = el.getparent()
+        hints = " ".join(
+            filter(
+                None,
+                [
+                    el.get("class"),
+                    el.get("itemprop"),
+                    el.get("id"),
+                    parent.get("class") if parent is not None else None,
+                ],
+            )
+        )
+        if el.get("pubdate") is not None or (el.get("itemprop") or "").lower() == "datepublished":
+            rank = 0
+        elif hints and _PUBLISHED_HINT_RE.search(hints):
+            rank = 1
+        elif hints and _UPDATED_HINT_RE.search(hints):
+            rank = 3
+        else:
+            rank = 2
+        if container is not None and container is not first_article:
+            rank += 4  # a second <article> is usually a teaser or a related story
+        key = rank * 10_000 + order
+        if best is None or key < best[0]:
+            best = (key, dt)
+    if best is None:
+        return None, False
+    return best[1], best[0] // 10_000 % 4 == 3
+
+
+def _url_date(url: str | None) -> datetime | None:
+    if not url:
+        return None
+    path = urlsplit(url).path
+    for pattern in _URL_DATE_RES:
+        m = pattern.search(path)
+        if m:
+            y, mo, d = (int(x) for x in m.groups())
+            dt = _plausible(_mk_datetime(y, mo, d))
+            if dt is not None:
+                return dt
+    return None
+
+
+def _published(
+    root: lxml.html.HtmlElement,
+    metas: dict[str, list[str]],
+    ld: _JsonLd,
+    url: str | None,
+    feed_published_at: datetime | None,
+) -> tuple[datetime | None, str | None]:
+    for obj in (ld.article, ld.page):
+        if obj is not None:
+            for key in ("datePublished", "dateCreated"):
+                dt = parse_date(_ld_text(obj.get(key)) if not isinstance(obj.get(key), str) else obj.get(key))
+                if dt is not None:
+                    return dt, "jsonld"
+    for key in _DATE_META_KEYS:
+        for value in metas.get(key, ()):
+            dt = parse_date(value)
+            if dt is not None:
+                return dt, "meta"
+    for el in root.xpath("//*[@itemprop='datePublished'][@content or @datetime]"):
+        dt = parse_date(el.get("content") or el.get("datetime"))
+        if dt is not None:
+            return dt, "meta"
+    parsely = _first_meta(metas, "parsely-page")
+    if parsely:
+        data = _load_json(parsely)
+        if isinstance(data, dict):
+            dt = parse_date(data.get("pub_date"))
+            if dt is not None:
+                return dt, "meta"
+    time_dt, only_updated = _time_date(root)
+    url_dt = _url_date(url)
+    if time_dt is not None and not (only_updated and url_dt is not None):
+        return time_dt, "time"
+    if url_dt is not None:
+        return url_dt, "url"
+    if feed_published_at is not None:
+        dt = (
+            _plausible(feed_published_at)
+            if isinstance(feed_published_at, datetime)
+            else parse_date(feed_published_at)
+        )
+        if dt is not None:
+            return dt, "feed"
+    return None, None
+
+
+# -------------------------------------------------------------------------------------------------
+# authors, title, site name, tags, language
+
+_BYLINE_PREFIX_RE = re.compile(
+    r"^(?:(?:written|posted|reported|words|story|text|photos?|compiled|edited)\s+)?"
+    r"(?:by|from|von|par|por|door|av|af)\s*[:\-]?\s+|^(?:author|autor|auteur|byline)\s*:\s*",
+    re.I,
+)
+_AUTHOR_SPLIT_RE = re.compile(r"\s*(?:,|;|\||/|\s&\s|\s+and\s+|\s+und\s+|\s+et\s+|\s+y\s+|\s+e\s+)\s*", re.I)
+_EMAIL_RE = re.compile(r"\S+@\S+\.\w+")
+_HANDLE_RE = re.compile(r"(?:^|\s)@\w+")
+_URL_RE = re.compile(r"https?://\S+|www\.\S+", re.I)
+_NOT_A_NAME = {
+    "staff", "admin", "administrator", "editor", "editors", "reporter", "reporters", "correspondent",
+    "contributor", "contributors", "guest", "anonymous", "unknown", "news", "desk", "news desk", "newsroom",
+    "team", "staff writer", "staff reporter", "web desk", "online", "redaktion", "the editors", "editorial",
+    "editorial staff", "webmaster", "null", "none", "by",
+}  # fmt: skip
+
+
+_DATE_WORDS = {
+    "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday", "january", "february",
+    "march", "april", "june", "july", "august", "september", "october", "november", "december", "updated",
+    "published", "posted", "am", "pm",
+}  # fmt: skip
+_DOMAIN_RE = re.compile(r"^[\w-]+(?:\.[\w-]+)*\.[a-z]{2,6}$", re.I)
+_AFFILIATION_RE = re.compile(
+    r"\b(?:news|press|media|agency|staff|writer|correspondent|editor|reporter|bureau|desk|contributor|columnist|"
+    r"newspaper|magazine|times|post|daily|tribune|herald|network|wire|service|associated)\b",
+    re.I,
+)
+
+
+def _normalise_author(raw: str) -> list[str]:
+    """Names from one author string: "By JANE DOE and John Smith, Staff" -> ["Jane Doe", "John Smith"].
+
+    Splits on commas, "and"/"&" (and their German/French/Spanish forms), ";", "|" and "/"; strips
+    "By"-style prefixes, e-mails, handles, URLs, domains, dates; title-cases names in capitals.
+    Affiliations ("Reuters", "AP National Writer") are dropped when a person's name is also there.
+    """
+    text = _norm_space(unescape(raw))
+    text = _URL_RE.sub(" ", _EMAIL_RE.sub(" ", text))
+    text = _BYLINE_PREFIX_RE.sub("", text)
+    names: list[str] = []
+    affiliations: list[str] = []
+    for part in _AUTHOR_SPLIT_RE.split(text):
+        part = _HANDLE_RE.sub(" ", part)
+        part = _BYLINE_PREFIX_RE.sub("", part.strip())
+        part = _norm_space(part).strip(" .:-–—·•()[]\"'")
+        if not part or any(ch.isdigit() for ch in part) or "@" in part or _DOMAIN_RE.match(part):
+            continue
+        words = [w for w in part.split() if w.lower().strip(".,") not in _DATE_WORDS]
+        part = " ".join(words)
+        if not words or len(words) > 5 or len(part) > 60 or part.lower() in _NOT_A_NAME:
+            continue
+        if not any(ch.isalpha() for ch in part):
+            continue
+        if part.isupper() and len(part) > 5:
+            part = " ".join(w.title() if len(w) > 1 else w for w in words)
+        if (part.isupper() and len(part) <= 5) or _AFFILIATION_RE.search(part):
+            affiliations.append(part)  # "CNN", "AP", "Associated Press", "Staff Writer"
+        else:
+            names.append(part)
+    if any(" " in n for n in names):
+        # "Anna Berg, Reuters": a one-word part next to full names is an outlet, not a person
+        names = [n for n in names if " " in n]
+    return names or affiliations[:1]
+
+
+def _dedup(values: Iterable[str], limit: int) -> list[str]:
+    seen: set[str] = set()
+    out: list[str] = []
+    for value in values:
+        key = value.casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append(value)
+            if len(out) >= limit:
+                break
+    return out
+
+
+_AUTHOR_META_KEYS = (
+    "author", "article:author", "og:article:author", "parsely-author", "sailthru.author", "dc.creator",
+    "dcterms.creator", "byl", "citation_author", "cxenseparse:author", "twitter:creator",
+)  # fmt: skip
+_AUTHOR_XPATH = etree.XPath(
+    "//*[@rel='author' or @itemprop='author' or contains(concat(' ', normalize-space(@class), ' '), ' byline ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' author-name ')"
+    " or contains(concat(' ', normalize-space(@class), ' '), ' author ')]"
+)
+
+
+def _drop_affiliations(names: list[str], publisher_names: set[str]) -> list[str]:
+    """Without outlet names and roles ("Business Insider", "CNN", "Staff Writer") when a person is named."""
+    people = [
+        n
+        for n in names
+        if not (n.isupper() and len(n) <= 5)
+        and not _AFFILIATION_RE.search(n)
+        and not any(n.casefold() in p for p in publisher_names)
+    ]
+    return people or names
+
+
+def _authors(
+    root: lxml.html.HtmlElement, metas: dict[str, list[str]], ld: _JsonLd, site_name: str | None
+) -> list[str]:
+    publisher_names = {n.casefold() for n in (site_name,) if n}
+    return _drop_affiliations(_author_candidates(root, metas, ld, publisher_names), publisher_names)
+
+
+def _author_candidates(
+    root: lxml.html.HtmlElement, metas: dict[str, list[str]], ld: _JsonLd, publisher_names: set[str]
+) -> list[str]:
+    """Author names: JSON-LD (people first; organisations other than the publisher only when no
+    person is named), then author meta tags, then byline elements of the article."""
+    for obj in (ld.article, ld.page):
+        if obj is None:
+            continue
+        publisher = ld.resolve(obj.get("publisher"))
+        if isinstance(publisher, dict) and _ld_text(publisher.get("name")):
+            publisher_names.add(_ld_text(publisher.get("name")).casefold())
+        raw = obj.get("author") or obj.get("creator")
+        if not raw:
+            continue
+        people: list[str] = []
+        orgs: list[str] = []
+        for item in raw if isinstance(raw, list) else [raw]:
+            item = ld.resolve(item)
+            if isinstance(item, str):
+                people.extend(_normalise_author(item))
+            elif isinstance(item, dict):
+                name = _ld_text(item.get("name"))
+                if not name:
+                    given, family = _ld_text(item.get("givenName")), _ld_text(item.get("familyName"))
+                    name = " ".join(filter(None, [given, family])) or None
+                if name:
+                    target = (
+                        orgs
+                        if _types(item) & {"organization", "newsmediaorganization", "corporation"}
+                        else people
+                    )
+                    target.extend(_normalise_author(name))
+        people = _dedup(people, 10)
+        if people:
+            return people
+        orgs = [o for o in _dedup(orgs, 10) if o.casefold() not in publisher_names]
+        if orgs:
+            return orgs
+    for key in _AUTHOR_META_KEYS:
+        values = [v for v in metas.get(key, ()) if not v.lower().startswith(("http://", "https://", "www."))]
+        names = _dedup((n for v in values for n in _normalise_author(v)), 10)
+        if names:
+            return names
+    names = []
+    first_article = next(root.iter("article"), None)
+    for el in _AUTHOR_XPATH(root):
+        if el.tag in ("meta", "link", "script", "style"):
+            continue
+        container = next(el.iterancestors("article"), None)
+        if (first_article is not None and container is not first_article) or _in_chrome(el, container):
+            continue  # teasers, comments, widgets
+        inner = el.xpath(".//*[@itemprop='name']")
+        text = (
+            (inner[0].get("content") or _elem_text(inner[0]))
+            if inner
+            else _norm_space(" ".join(el.itertext()))
+        )
+        if text and len(text) <= 120:
+            names.extend(_normalise_author(text))
+        if len(names) >= 10:
+            break
+    return _dedup(names, 10)
+
+
+def _strip_site_from_title(title: str, site_name: str | None) -> str:
+    """ "Headline | Site" -> "Headline" (also "Site - Headline"), when the site name is known."""
+    if not site_name:
+        return title
+    site = re.escape(site_name.strip())
+    stripped = re.sub(rf"\s+[|\-–—•·:»]+\s*{site}\s*$", "", title, flags=re.I)
+    stripped = re.sub(rf"^\s*{site}\s*[|\-–—•·:»]+\s+", "", stripped, flags=re.I)
+    return stripped.strip() or title
+
+
+def _title(
+    root: lxml.html.HtmlElement, metas: dict[str, list[str]], ld: _JsonLd, site_name: str | None
+) -> tuple[str | None, str | None]:
+    """(title, first h1 text) of the page."""
+    h1_text = None
+    for h1 in root.iter("h1"):
+        text = _elem_text(h1)
+        if text and len(text) < 400:
+            h1_text = text
+            break
+    candidates = [
+        _ld_text(ld.main.get("headline")) if ld.main is not None else None,
+        _first_meta(metas, "og:title", "twitter:title", "dc.title", "parsely-title", "sailthru.title"),
+        h1_text,
+    ]
+    title_el = root.find(".//title")
+    html_title = _elem_text(title_el) if title_el is not None else None
+    for candidate in candidates:
+        if candidate and not candidate.endswith(("...", "…")):
+            return _strip_site_from_title(candidate, site_name), h1_text
+    if html_title:
+        stripped = _strip_site_from_title(html_title, site_name)
+        if stripped == html_title and h1_text and h1_text in html_title:
+            stripped = h1_text
+        return stripped, h1_text
+    fallback = next((c for c in candidates if c), None)
+    return fallback, h1_text
+
+
+_LANG_ALIASES = {
+    "iw": "he", "in": "id", "ji": "yi", "jw": "jv", "nb": "no", "ary": "ar", "arz": "ar", "gug": "gn",
+    "uzs": "uz", "yue": "zh", "wuu": "zh", "fuv": "ff", "sdh": "ku", "hbo": "he", "srl": "sr",
+}  # fmt: skip
+
+
+def _iso639_1(code: str | None) -> str | None:
+    if not code:
+        return None
+    primary = code.strip().replace("_", "-").split("-")[0].lower()
+    primary = _LANG_ALIASES.get(primary, primary)
+    return primary if len(primary) == 2 and primary.isalpha() else None
+
+
+@lru_cache(maxsize=1)
+def _language_identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+_MIN_LANGUAGE_LETTERS = 40
+
+
+def _language(text: str | None, html_lang: str | None) -> str | None:
+    """ISO 639-1 language of the text; the page's declared language when the model agrees it is
+    plausible; None when the text is too short to tell or the model is unsure."""
+    if not text:
+        return None
+    sample = text[:2000]
+    if sum(ch.isalpha() for ch in sample[:2000]) < _MIN_LANGUAGE_LETTERS:
+        return None
+    try:
+        ranked = _language_identifier().rank(sample)[:5]
+    except Exception:  # noqa: BLE001 - a missing model must not fail extraction
+        LOGGER.debug("language identification failed", exc_info=True)
+        return None
+    scored: list[tuple[str, float]] = []
+    for code, prob in ranked:
+        iso = _iso639_1(code)
+        if iso and all(iso != c for c, _ in scored):
+            scored.append((iso, prob))
+    if not scored:
+        return None
+    declared = _iso639_1(html_lang)
+    if declared and any(code == declared and prob >= 0.05 for code, prob in scored):
+        return declared
+    code, prob = scored[0]
+    return code if prob >= 0.5 else None
+
+
+# -------------------------------------------------------------------------------------------------
+# pre-pruning before trafilatura
+
+# class / id / aria-label / data-component words marking boilerplate blocks; matched as whole
+# components of a class token ("article-share-bar" and "shareBar" both hold "share")
+_BOILERPLATE_WORDS = (
+    # share and follow
+    "share", "shares", "sharing", "sharebar", "sharetools", "social", "socials", "addthis", "sharethis",
+    "shareaholic", "follow-us", "social-links", "share-buttons",
+    # related, recirculation
+    "related", "recommended", "recommendations", "recommendation", "recirc", "recirculation",
+    "more-stories", "more-news", "more-from", "more-articles", "read-next", "readnext", "up-next",
+    "also-read", "read-also", "see-also", "you-may-like", "you-might-like", "most-read", "most-popular",
+    "mostpopular", "trending", "outbrain", "taboola", "further-reading", "next-article", "post-navigation",
+    "also-on",
+    # newsletter, subscription and promotion boxes
+    "newsletter", "newsletters", "subscribe", "signup", "sign-up", "optin", "opt-in", "email-signup",
+    "mailing-list", "promo", "promotion", "cta", "call-to-action", "sponsor", "sponsored", "advert",
+    "advertisement", "advertising", "ad", "ads", "adslot", "ad-slot", "adunit", "ad-unit", "dfp",
+    "gpt-ad", "native-ad", "notification-bar",
+    # consent
+    "cookie", "cookies", "consent", "gdpr", "cmp", "onetrust", "didomi", "cookiebar", "privacy-banner",
+    # chrome inside the article column
+    "breadcrumb", "breadcrumbs", "pagination", "pager", "print-header", "print-footer", "sr-only",
+    "screen-reader-text", "visually-hidden", "visuallyhidden", "skip-link", "author-bio", "author-box",
+    "about-the-author", "author-info", "toolbar", "tooltip", "popover", "hovercard", "rollover",
+)  # fmt: skip
+_CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+class _Words:
+    """A vocabulary of class/id words, matched as whole dash-separated components of a signature
+    ("article-share-bar" holds "share"; "read-next" is matched as a phrase of two components)."""
+
+    __slots__ = ("words",)
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.words = frozenset(words)
+
+    def search(self, components: frozenset[str]) -> bool:
+        return not self.words.isdisjoint(components)
+
+
+def _components(signature: str) -> frozenset[str]:
+    """Words and 2-3 word phrases of a signature's tokens: "share-bar-top x" -> share, bar, top,
+    share-bar, bar-top, share-bar-top, x."""
+    out: set[str] = set()
+    for token in signature.split():
+        parts = [p for p in token.split("-") if p]
+        out.update(parts)
+        for n in (2, 3):
+            for i in range(len(parts) - n + 1):
+                out.add("-".join(parts[i : i + n]))
+    return frozenset(out)
+
+
+_BOILERPLATE = _Words(_BOILERPLATE_WORDS)
+_CONSENT_WORDS = _Words(
+    ("cookie", "cookies", "consent", "gdpr", "cmp", "onetrust", "didomi", "cookiebar", "privacy-banner",
+     "cookie-wall", "consent-wall")
+)  # fmt: skip
+_PAYWALL_WORDS = _Words(
+    ("paywall", "regwall", "piano", "tp-container", "subscriber-only", "subscribers-only", "premium-wall",
+     "article-locked", "content-gate", "meter", "metered", "paid-content", "subscription-wall", "subscribe-wall")
+)  # fmt: skip
+_METADATA_ITEMPROPS = {"datepublished", "datemodified", "datecreated", "author", "creator", "publisher"}
+_PRUNE_ROLES = {"complementary", "dialog", "alertdialog", "search", "menubar", "toolbar", "navigation"}
+_NEVER_PRUNED = {"html", "body", "head", "main"}
+_BODY_CHUNK_RE = re.compile(
+    r"(?:^|\s)[\w-]*(?:article[-_]{0,2}body|articlebody|body[-_]{0,2}container|story[-_]?body|post[-_]?body|"
+    r"entry[-_]?content|article[-_]{0,2}content|article[-_]?text|body[-_]?text|text[-_]?copy|rich[-_]?text|"
+    r"content[-_]?body)[\w-]*(?:\s|$)",
+    re.I,
+)
+_RELATED_LABEL_RE = re.compile(
+    r"^\s*(?:related|read more|read also|also read|see also|more|recommended|watch|listen|also on [\w.]+|"
+    r"more on this|more from [\w .]+|lees ook|lesen sie auch|mehr zum thema|lire aussi|à lire aussi|leia também|"
+    r"leggi anche|lee también)\s*[:\-–—»]",
+    re.I,
+)
+
+
+def _signature(el: etree._Element) -> str:
+    """class, id, aria-label and data-component/module of an element: lower case, camelCase and
+    underscores turned into dashes ("shareBar_top" -> "share-bar-top")."""
+    parts = [
+        v
+        for v in (
+            el.get("class"),
+            el.get("id"),
+            el.get("aria-label"),
+            el.get("data-component"),
+            el.get("data-module"),
+        )
+        if v
+    ]
+    if not parts:
+        return ""
+    signature = " ".join(parts)
+    if not signature.islower():
+        signature = _CAMEL_RE.sub("-", signature).lower()
+    return signature.replace("_", "-")
+
+
+def _link_text_share(el: etree._Element) -> float:
+    total = len(_elem_text(el))
+    if not total:
+        return 0.0
+    linked = sum(len(_elem_text(a)) for a in el.iter("a"))
+    return min(1.0, linked / total)
+
+
+_CARD_CHILD_TAGS = {"span", "div", "img", "picture", "figure", "h2", "h3", "h4", "h5", "strong", "p"}
+
+
+def _is_link_card(a: etree._Element) -> bool:
+    """A link standing alone as a block in a content column, with its own inner structure: a teaser
+    card ("Also on example.com: <headline>") dropped into the article body."""
+    parent = a.getparent()
+    if parent is None or parent.tag not in ("div", "section", "article", "aside"):
+        return False
+    if not any(isinstance(c.tag, str) and c.tag in _CARD_CHILD_TAGS for c in a):
+        return False
+    if a.tail and a.tail.strip():
+        return False
+    previous = a.getprevious()
+    before = previous.tail if previous is not None else parent.text
+    if before and before.strip():
+        return False
+    return len(_elem_text(a).split()) >= 4
+
+
+def _is_prose_chunk(el: etree._Element) -> bool:
+    text = _elem_text(el)
+    if not text:
+        return True  # an empty chunk (ad placeholder) does not speak against merging
+    return _link_text_share(el) < 0.3 and any(len(_elem_text(p).split()) >= 15 for p in el.iter("p"))
+
+
+def _merge_split_bodies(root: lxml.html.HtmlElement) -> None:
+    """An article body cut into sibling chunks with the same class (ad slots between them): move the
+    chunks' content into the first chunk, so extraction does not stop after the first one."""
+    groups: dict[str, list[etree._Element]] = {}
+    for el in root.iter("div", "section"):
+        cls = el.get("class")
+        if cls and _BODY_CHUNK_RE.search(cls):
+            groups.setdefault(cls, []).append(el)
+    for chunks in groups.values():
+        if len(chunks) < 2 or len(chunks) > 50:
+            continue
+        first = chunks[0]
+        if any(_is_inside(c, first) or _is_inside(first, c) for c in chunks[1:]):
+            continue
+        # article prose, not a list of teaser cards with the same class
+        if not all(_is_prose_chunk(c) for c in chunks):
+            continue
+        # the chunks must share a close ancestor (the same article column)
+        first_ancestors = list(first.iterancestors())[:4]
+        if not all(any(a in first_ancestors for a in list(c.iterancestors())[:4]) for c in chunks[1:]):
+            continue
+        for chunk in chunks[1:]:
+            if chunk.text and chunk.text.strip():
+                p = etree.SubElement(first, "p")
+                p.text = chunk.text
+            for child in list(chunk):
+                first.append(child)
+            chunk.drop_tree()
+
+
+_INLINE_TAGS = {
+    "a", "abbr", "b", "bdi", "bdo", "big", "cite", "code", "data", "del", "dfn", "em", "font", "i", "img",
+    "ins", "kbd", "label", "mark", "nobr", "q", "s", "samp", "small", "span", "strike", "strong", "sub",
+    "sup", "time", "tt", "u", "var", "wbr",
+}  # fmt: skip
+_LOOSE_TEXT_MIN = 40
+
+
+def _paragraphise(root: lxml.html.HtmlElement) -> None:
+    """Wrap text written straight into a <div> (runs between <br>s and blocks) into <p> elements.
+
+    Extractors look for paragraphs; a lead written as `<div class="content">Text <em>x</em>.<br><br><img>`
+    is otherwise lost.
+    """
+    for div in [d for d in root.iter("div", "section", "article", "td")]:
+        if not (
+            (div.text and len(div.text.strip()) >= _LOOSE_TEXT_MIN)
+            or any(c.tail and len(c.tail.strip()) >= _LOOSE_TEXT_MIN for c in div)
+        ):
+            continue
+        if all(isinstance(c.tag, str) and c.tag in _INLINE_TAGS for c in div):
+            continue  # a single run of inline content: already a paragraph to extractors
+        pieces: list[Any] = []  # the new children of the div, in order
+        run: list[Any] = []  # strings and inline elements of the current paragraph
+
+        def flush(run: list[Any] = run, pieces: list[Any] = pieces) -> None:
+            if any(isinstance(x, str) and x.strip() for x in run) or any(
+                not isinstance(x, str) and _elem_text(x) for x in run
+            ):
+                p = lxml.html.Element("p")
+                last: Any = None
+                for x in run:
+                    if isinstance(x, str):
+                        if last is None:
+                            p.text = (p.text or "") + x
+                        else:
+                            last.tail = (last.tail or "") + x
+                    else:
+                        p.append(x)
+                        last = x
+                pieces.append(p)
+            else:
+                pieces.extend(x for x in run if not isinstance(x, str))
+            run.clear()
+
+        if div.text:
+            run.append(div.text)
+        for child in list(div):
+            tail, child.tail = child.tail, None
+            if not isinstance(child.tag, str) or child.tag in _INLINE_TAGS:
+                run.append(child)
+            elif child.tag == "br":
+                flush()
+            else:
+                flush()
+                pieces.append(child)
+            if tail:
+                run.append(tail)
+        flush()
+        div.text = None
+        for child in list(div):
+            div.remove(child)
+        div.extend(pieces)
+
+
+_VISIBLE_TEXT_XPATH = etree.XPath(
+    ".//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template)]"
+)
+_ATTRIBUTED_XPATH = etree.XPath(
+    ".//*[@class or @id or @role or @aria-label or @hidden or @itemprop or @data-component or @data-module]"
+)
+
+
+class _PageScan:
+    """One pass over the intact page: what to prune before extraction, and what the page says about
+    consent and pay walls and its links (the status heuristics need them after pruning)."""
+
+    __slots__ = ("_anchor_texts", "body_len", "consent_text", "paywall_text", "prune", "root")
+
+    def __init__(self, root: lxml.html.HtmlElement) -> None:
+        self.root = root
+        self._anchor_texts: set[str] | None = None
+        self.prune: list[etree._Element] = []
+        consent: list[str] = []
+        paywall: list[str] = []
+        body = root.find("body")
+        self.body_len = 1
+        if body is None:
+            self.consent_text = self.paywall_text = ""
+            return
+        candidates: list[etree._Element] = []
+        for el in _ATTRIBUTED_XPATH(body):
+            tag = el.tag
+            if tag in _NEVER_PRUNED:
+                continue
+            signature = _signature(el)
+            components = _components(signature) if signature else frozenset()
+            role = (el.get("role") or "").lower()
+            if _CONSENT_WORDS.search(components) or role in ("dialog", "alertdialog"):
+                text = _elem_text(el)
+                if text and _CONSENT_TEXT_RE.search(text) and not any(text in c for c in consent):
+                    consent.append(text)
+            elif _PAYWALL_WORDS.search(components):
+                text = _elem_text(el)
+                if text:
+                    paywall.append(text)
+            if el.get("hidden") is not None or role in _PRUNE_ROLES or _BOILERPLATE.search(components):
+                candidates.append(el)
+                continue
+            itemprop = el.get("itemprop")
+            if itemprop and itemprop.lower() in _METADATA_ITEMPROPS and tag not in ("meta", "link"):
+                if len(_elem_text(el)) < 150:  # a dateline or byline, which are fields of their own
+                    candidates.append(el)
+        for el in body.iter("a", "ul", "ol", "p"):
+            tag = el.tag
+            if tag == "a":
+                if "tag" in (el.get("rel") or "").lower().split():  # tag/category link rows
+                    parent = el.getparent()
+                    if (
+                        parent is not None
+                        and parent.tag in ("p", "div", "span", "strong", "b", "em", "li", "ul")
+                        and len(_elem_text(parent)) < 400
+                        and _link_text_share(parent) >= 0.6
+                    ):
+                        candidates.append(parent)
+                    else:
+                        candidates.append(el)
+                elif _is_link_card(el):
+                    candidates.append(el)
+            elif tag == "p":
+                if el.find(".//a") is not None:
+                    text = _elem_text(el)
+                    if len(text) < 300 and _RELATED_LABEL_RE.match(text) and _link_text_share(el) > 0.5:
+                        candidates.append(el)
+            else:
+                # a list of links (related stories), possibly with a few words around some of them
+                items = [li for li in el if li.tag == "li"]
+                if len(items) >= 2 and all(li.find(".//a") is not None and _elem_text(li) for li in items):
+                    if sum(_link_text_share(li) for li in items) / len(items) >= 0.75:
+                        candidates.append(el)
+        self.body_len = sum(len(t.strip()) for t in _VISIBLE_TEXT_XPATH(body)) or 1
+        stats = _PageStats(body, self.body_len)
+        accepted = {el for el in candidates if not _holds_the_article(el, stats)}
+        self.prune = [el for el in accepted if not any(anc in accepted for anc in el.iterancestors())]
+        self.consent_text = " ".join(consent)
+        self.paywall_text = " ".join(paywall)
+
+
+class _PageStats:
+    """Sizes of the intact page, to keep pruning away from the article itself."""
+
+    __slots__ = ("body_len", "h1", "p_total")
+
+    def __init__(self, body: etree._Element, body_len: int) -> None:
+        self.body_len = body_len
+        self.p_total = sum(len(p.text_content()) for p in body.iter("p")) or 1
+        self.h1 = next(body.iter("h1"), None)
+
+
+def _holds_the_article(el: etree._Element, stats: _PageStats) -> bool:
+    """Whether a prune candidate is (or wraps) the article: much of the page's text or paragraphs,
+    or the headline with text around it. (WordPress puts `tag-social-media category-newsletters`
+    on the <article> itself.)"""
+    size = len(el.text_content())
+    if size <= 200:
+        return False
+    if size > 500 and size > 0.35 * stats.body_len:
+        return True
+    if stats.h1 is not None and (el is stats.h1 or any(anc is el for anc in stats.h1.iterancestors())):
+        return True
+    p_len = sum(len(p.text_content()) for p in el.iter("p"))
+    return p_len > 300 and p_len > 0.4 * stats.p_total
+
+
+def _anchor_texts(scan: _PageScan) -> set[str]:
+    """Texts of the page's links, lower-cased (computed on first use, before pruning changes them)."""
+    if scan._anchor_texts is None:
+        scan._anchor_texts = {
+            t for t in (_norm_space(a.text_content()).lower() for a in scan.root.iter("a")) if t
+        }
+    return scan._anchor_texts
+
+
+def _prune(scan: _PageScan) -> None:
+    """Remove what the scan found: share bars, related lists, newsletter/promo boxes, consent
+    banners, datelines and bylines, tag rows, teaser cards."""
+    for el in scan.prune:
+        if el.getparent() is not None:
+            el.drop_tree()
+
+
+# -------------------------------------------------------------------------------------------------
+# text extraction
+
+_FALLBACK_BELOW_CHARS = 1000  # a precision result shorter than this gets a balanced second opinion
+_FALLBACK_RATIO = 2.0  # ... which wins when it is this much longer
+_TABLE_RULE_RE = re.compile(r"^[\s|:\-+=]*$")
+
+
+def _trafilatura_text(tree: lxml.html.HtmlElement, url: str | None, precision: bool) -> str:
+    try:
+        document = trafilatura.bare_extraction(
+            tree,
+            url=url,
+            favor_precision=precision,
+            include_comments=False,
+            include_tables=True,
+            include_images=False,
+            include_links=False,
+            deduplicate=False,
+            with_metadata=False,
+        )
+    except (ValueError, TypeError, AssertionError) as err:
+        LOGGER.debug("trafilatura failed on %s: %s", url, err)
+        return ""
+    text = getattr(document, "text", None) if document is not None else None
+    return text or ""
+
+
+def _tidy_text(text: str, title: str | None, h1: str | None) -> str:
+    lines = []
+    for line in text.replace("\r", "\n").split("\n"):
+        line = _norm_space(line)
+        if line and not _TABLE_RULE_RE.match(line):
+            lines.append(line)
+    # the headline is its own field: drop it from the body's first line
+    if lines:
+        first = _clean_title_key(lines[0])
+        if first and any(first == _clean_title_key(t) for t in (title, h1) if t):
+            lines = lines[1:]
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------------------
+# status heuristics
+
+_CONSENT_TEXT_RE = re.compile(
+    r"\bcookies?\b|\bconsent\b|\bgdpr\b|privacy (?:policy|settings|preferences|choices)|personali[sz]ed (?:ads|advertising|content)|"
+    r"we and our (?:\d+ )?partners|accept all|reject all|accept cookies|manage (?:options|preferences|settings|cookies)|"
+    r"\bdatenschutz|einwilligung|zustimmen|alle akzeptieren|nous et nos partenaires|consentement|tout accepter|"
+    r"consentimiento|aceptar todo|consenso|accetta tutto|toestemming|legitimate interest",
+    re.I,
+)
+_PAYWALL_TEXT_RE = re.compile(
+    r"(?:subscribe|subscription|sign in|log in|login|register|become a (?:member|subscriber)|join now|start your trial)"
+    r"[^.\n]{0,80}(?:to (?:continue|keep) reading|to read (?:the|this|more|on)|for full access|to unlock|to access this|to see the rest)"
+    r"|(?:continue|keep) reading[^.\n]{0,60}(?:subscri|\$|€|£|membership|sign in|log in)"
+    r"|this (?:article|story|content|post) is (?:only )?(?:available|reserved|exclusive) (?:to|for) (?:subscribers|members|premium)"
+    r"|already a (?:subscriber|member)\?"
+    r"|(?:exclusive|only) for (?:subscribers|members)|subscribers? only|subscriber-only"
+    r"|to read the (?:full|rest of this|entire) (?:article|story)|the rest of this (?:article|story) is"
+    r"|you(?:'|’)ve (?:reached|used) (?:your|all of your) (?:limit|free articles)"
+    r"|weiterlesen mit|nur für abonnenten|réservé aux abonnés|exclusivo para (?:assinantes|suscriptores)",
+    re.I,
+)
+_SENTENCE_END_RE = re.compile(r"[.!?。！？…»\"”)]\s*$|[.!?。！？]\s")
+_PAYWALL_SHORT_WORDS = 200  # a "not free" article shorter than this is a teaser
+_LONG_ARTICLE_WORDS = 1000  # ... and one this long is complete whatever prompt follows it
+
+
+def _is_free(ld: _JsonLd) -> bool | None:
+    for obj in (ld.article, ld.page):
+        if obj is None:
+            continue
+        candidates = [obj.get("isAccessibleForFree")]
+        parts = obj.get("hasPart")
+        for part in parts if isinstance(parts, list) else [parts]:
+            if isinstance(part, dict):
+                candidates.append(part.get("isAccessibleForFree"))
+        for value in candidates:
+            if isinstance(value, bool):
+                if not value:
+                    return False
+            elif isinstance(value, str) and value.strip().lower() in ("false", "no", "0"):
+                return False
+        if any(
+            v is True or (isinstance(v, str) and v.strip().lower() in ("true", "yes")) for v in candidates
+        ):
+            return True
+    return None
+
+
+def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
+    """True when what the page offers is a cookie/consent notice and no article: the extracted
+    text is mostly consent language, or a consent box makes up much of the page. (A cookie banner
+    on a page of navigation and teasers is a `no_article` page, not a wall.)"""
+    if not _CONSENT_TEXT_RE.search(text) and not scan.consent_text:
+        return False
+    lines = [line for line in text.split("\n") if line.strip()]
+    consent_words = sum(_count_words(line) for line in lines if _CONSENT_TEXT_RE.search(line))
+    other_words = _count_words(text) - consent_words
+    if other_words >= min_words:
+        return False
+    if consent_words and consent_words >= other_words:
+        return True
+    banner_hits = len({m.group(0).lower() for m in _CONSENT_TEXT_RE.finditer(scan.consent_text)})
+    return banner_hits >= 2 and len(scan.consent_text) >= 0.4 * scan.body_len
+
+
+def _paywall_prompt_at_end(text: str) -> bool:
+    tail = text.split("\n")[-3:]
+    return any(_PAYWALL_TEXT_RE.search(line) for line in tail)
+
+
+def _status(body: str, free: bool | None, scan: _PageScan, min_words: int) -> tuple[str, str]:
+    """The extraction status of a page from its main text, and the text (a subscription prompt
+    trailing a complete article is cut off)."""
+    dom_prompt = bool(scan.paywall_text and _PAYWALL_TEXT_RE.search(scan.paywall_text))
+    if not body:
+        if _consent_only("", scan, min_words):
+            return "consent_wall", body
+        if free is False or dom_prompt:
+            return "paywalled", body
+        return "no_article", body
+    if _consent_only(body, scan, min_words):
+        return "consent_wall", body
+    words = _count_words(body)
+    if _paywall_prompt_at_end(body):
+        if words < _LONG_ARTICLE_WORDS or free is False:
+            return "paywalled", body
+        # a complete article followed by a leaked subscription box
+        lines = body.split("\n")
+        while lines and _PAYWALL_TEXT_RE.search(lines[-1]):
+            lines.pop()
+        body = "\n".join(lines)
+        words = _count_words(body)
+    if free is False and (words < _PAYWALL_SHORT_WORDS or (dom_prompt and words < _LONG_ARTICLE_WORDS)):
+        return "paywalled", body
+    if _looks_like_boilerplate(body, scan):
+        return "no_article", body
+    if words < min_words:
+        return "too_short", body
+    return "ok", body
+
+
+def _looks_like_boilerplate(text: str, scan: _PageScan) -> bool:
+    """Text made of link labels and fragments (navigation, footer, teaser lists): not an article."""
+    lines = [(line, _count_words(line)) for line in text.split("\n") if line.strip()]
+    if not lines:
+        return True
+    total = sum(words for _, words in lines) or 1
+    prose = [
+        (line, words)
+        for line, words in lines
+        if words >= 25 or (words >= 10 and _SENTENCE_END_RE.search(line))
+    ]
+    prose_words = sum(words for _, words in prose)
+    if len(prose) >= 2 and prose_words >= 0.5 * total:
+        return False  # mostly sentences: an article (the link test below is not needed)
+    anchors = _anchor_texts(scan)
+    # a table (results, schedule, figures) is content too, unless its cells are links
+    table = [(line, words) for line, words in lines if line.startswith("|") and line.count("|") >= 3]
+    if len(table) >= 3:
+        linked_cells = sum(
+            1
+            for line, _ in table
+            for cell in line.strip("| ").split(" | ")
+            if cell.strip().lower() in anchors
+        )
+        cells = sum(len(line.strip("| ").split(" | ")) for line, _ in table)
+        table_words = sum(words for _, words in table)
+        if linked_cells < 0.5 * cells and prose_words + table_words >= 0.5 * total:
+            return False
+    linked = sum(words for line, words in lines if line.lstrip("-•*· ").strip().lower() in anchors)
+    if linked >= 0.6 * total:
+        return True
+    prose_words = sum(words for line, words in prose if line.lstrip("-•*· ").strip().lower() not in anchors)
+    if len(prose) >= 2 or prose_words >= 0.3 * total:
+        return False
+    # no sentences: boilerplate when it is partly links or made of labels (a list of dates or
+    # figures with a few words a line is content)
+    return linked >= 0.3 * total or total / len(lines) < 4
+
+
+# -------------------------------------------------------------------------------------------------
+# public API
+
+
+def _fail(status: str, error: str | None = None, **fields: Any) -> tuple[Extracted, str]:
+    return Extracted(status=status, error=error, **fields), ""
+
+
+def _canonical(root: lxml.html.HtmlElement, metas: dict[str, list[str]], url: str | None) -> str | None:
+    candidates = []
+    for link in root.iter("link"):
+        rel = (link.get("rel") or "").lower().split()
+        if "canonical" in rel and link.get("href"):
+            candidates.append(link.get("href").strip())
+            break
+    og = _first_meta(metas, "og:url")
+    if og:
+        candidates.append(og)
+    for href in candidates:
+        resolved = urljoin(url, href) if url else href
+        parts = urlsplit(resolved)
+        if parts.scheme in ("http", "https") and parts.netloc:
+            return resolved
+    return None
+
+
+def _tags(metas: dict[str, list[str]], ld: _JsonLd) -> list[str]:
+    values: list[str] = list(metas.get("article:tag", ()))
+    for key in ("news_keywords", "keywords", "parsely-tags", "sailthru.tags"):
+        for value in metas.get(key, ()):
+            values.extend(re.split(r"\s*[,;]\s*", value))
+    if ld.main is not None:
+        keywords = ld.main.get("keywords")
+        if isinstance(keywords, str):
+            values.extend(re.split(r"\s*[,;]\s*", keywords))
+        elif isinstance(keywords, list):
+            values.extend(t for k in keywords if isinstance(k, str) for t in re.split(r"\s*[,;]\s*", k))
+    tags = []
+    for value in values:
+        value = _norm_space(unescape(value)).strip(" ,;#")
+        if ":" in value and value.split(":", 1)[0].lower() in (
+            "tag",
+            "tags",
+            "topic",
+            "topics",
+            "section",
+            "category",
+        ):
+            value = value.split(":", 1)[1].strip()
+        if value and len(value) <= 80:
+            tags.append(value)
+    return _dedup(tags, 50)
+
+
+def _site_name(metas: dict[str, list[str]], ld: _JsonLd) -> str | None:
+    name = _first_meta(metas, "og:site_name")
+    if name:
+        return name
+    for obj in (ld.article, ld.page):
+        if obj is not None:
+            publisher = ld.resolve(obj.get("publisher"))
+            name = _ld_text(publisher.get("name")) if isinstance(publisher, dict) else _ld_text(publisher)
+            if name:
+                return name
+    for obj in ld.objects:
+        if _types(obj) & {"website"}:
+            name = _ld_text(obj.get("name"))
+            if name:
+                return name
+    name = _first_meta(metas, "application-name")
+    return name if name and not name.startswith("@") else None
+
+
+def _description(metas: dict[str, list[str]], ld: _JsonLd) -> str | None:
+    value = _first_meta(metas, "og:description", "description", "twitter:description", "dc.description")
+    if not value and ld.main is not None:
+        value = _ld_text(ld.main.get("description"))
+    return value or None
+
+
+def _extract(
+    html: str | bytes,
+    url: str | None,
+    min_words: int,
+    feed_published_at: datetime | None,
+) -> tuple[Extracted, str]:
+    """Extraction proper: (record, text found on the page whatever the status)."""
+    if isinstance(html, bytes | bytearray | memoryview):
+        data = bytes(html)
+        kind = _sniff_binary(data)
+        if kind:
+            return _fail("not_html", f"not HTML: {kind} content")
+        text = decode_html(data)
+    elif isinstance(html, str):
+        text = html
+    else:
+        return _fail("error", f"unsupported input type {type(html).__name__}")
+    reason = _not_html_reason(text)
+    if reason:
+        return _fail("not_html", f"not HTML: {reason}")
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+
+    try:
+        root, too_deep = _parse(text)
+        if too_deep:
+            root, too_deep = _parse(_flatten_nesting(text))
+    except ValueError as err:
+        return _fail("error", str(err))
+    if too_deep:
+        return _fail("error", "nesting too deep")
+
+    # metadata from the intact tree
+    metas = _meta_index(root)
+    ld = _JsonLd(root)
+    site_name = _site_name(metas, ld)
+    title, h1 = _title(root, metas, ld, site_name)
+    published_at, published_source = _published(root, metas, ld, url, feed_published_at)
+    html_lang = (
+        root.get("lang")
+        or root.get("{http://www.w3.org/XML/1998/namespace}lang")
+        or _first_meta(metas, "content-language", "og:locale", "language", "dc.language")
+    )
+    record = Extracted(
+        status="ok",
+        title=title,
+        authors=_authors(root, metas, ld, site_name),
+        published_at=published_at,
+        published_source=published_source,
+        canonical_url=_canonical(root, metas, url),
+        site_name=site_name,
+        description=_description(metas, ld),
+        tags=_tags(metas, ld),
+    )
+    signals = _PageScan(root)
+
+    # main text from a pruned tree (trafilatura works on its own copy of it)
+    _merge_split_bodies(root)
+    _prune(signals)
+    _paragraphise(root)
+    raw = _trafilatura_text(root, url, precision=True)
+    if len(raw) < _FALLBACK_BELOW_CHARS:
+        balanced = _trafilatura_text(root, url, precision=False)
+        if len(balanced) > _FALLBACK_RATIO * len(raw):
+            raw = balanced
+    body = _tidy_text(unicodedata.normalize("NFC", raw), title, h1)
+    record.language = _language(body or record.description or title, html_lang)
+
+    record.status, body = _status(body, _is_free(ld), signals, min_words)
+    if record.status == "ok":
+        record.text = body
+    return record, body
+
+
+def extract_page(
+    html: str | bytes,
+    url: str | None = None,
+    *,
+    min_words: int = 40,
+    feed_published_at: datetime | None = None,
+) -> Extracted:
+    """Main text and metadata of one page. Never raises: failures are status `error`.
+
+    `text` is set only when the status is `ok`; other statuses may still carry the title and the
+    other metadata (for the record). `feed_published_at` is the fallback publication time.
+    """
+    try:
+        record, _ = _extract(html, url, min_words, feed_published_at)
+    except RecursionError:
+        return Extracted(status="error", error="nesting too deep")
+    except Exception as err:  # noqa: BLE001 - one bad page must not stop a batch
+        LOGGER.warning("extraction failed for %s: %s: %s", url, type(err).__name__, err)
+        return Extracted(status="error", error=f"{type(err).__name__}: {err}"[:500])
+    return record
+
+
+def benchmark_text(html: str, url: str | None = None) -> str:
+    """The main text as extraction finds it, whatever the status (for the extraction benchmark)."""
+    try:
+        _, text = _extract(html, url, 40, None)
+    except Exception:  # noqa: BLE001
+        return ""
+    return text
+
+
+def extracted_to_dict(e: Extracted) -> dict[str, Any]:
+    """The JSON form of an extraction (the `newsingest extract` output, minus the `id`)."""
+    return {
+        "title": e.title,
+        "text": e.text,
+        "published_at": e.published_at.isoformat() if e.published_at else None,
+        "published_source": e.published_source,
+        "authors": list(e.authors),
+        "language": e.language,
+        "status": e.status,
+        "canonical_url": e.canonical_url,
+        "site_name": e.site_name,
+        "description": e.description,
+        "tags": list(e.tags),
+        "error": e.error,
+    }
+
+
+def extract_jsonl(lines: Iterable[dict]) -> Iterator[dict]:
+    """`newsingest extract --jsonl`: `{"id", "html", "url"?}` in, one result dict per input out.
+
+    A malformed line gives status `error` for its id (never an exception); the output order is the
+    input order.
+    """
+    for line in lines:
+        if not isinstance(line, dict):
+            yield {
+                "id": None,
+                **extracted_to_dict(Extracted(status="error", error="input line is not an object")),
+            }
+            continue
+        html = line.get("html")
+        url = line.get("url") if isinstance(line.get("url"), str) else None
+        if not isinstance(html, str | bytes):
+            record = Extracted(status="error", error="missing or non-string 'html'")
+        else:
+            record = extract_page(html, url)
+        yield {"id": line.get("id"), **extracted_to_dict(record)}

@@ -1,0 +1,410 @@
+"""Tests of the extract stage: golden pages (tests/golden/extract/<name>.html + <name>.json, written by
+hand and checked in) and unit tests of the edge cases (not HTML, deep nesting, encodings, walls)."""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.extract import (
+    benchmark_text,
+    extract_jsonl,
+    extract_page,
+    extracted_to_dict,
+    parse_date,
+)
+from pipeline.records import EXTRACTION_STATUSES, Extracted
+
+GOLDEN = Path(__file__).parent / "golden" / "extract"
+GOLDEN_NAMES = sorted(p.stem for p in GOLDEN.glob("*.html"))
+EXACT_FIELDS = (
+    "title", "status", "published_at", "published_source", "authors", "language", "canonical_url",
+    "site_name", "description", "tags",
+)  # fmt: skip
+OUTPUT_KEYS = [
+    "id", "title", "text", "published_at", "published_source", "authors", "language", "status",
+    "canonical_url", "site_name", "description", "tags", "error",
+]  # fmt: skip
+
+PARAGRAPHS = [
+    "The regional water board announced on Tuesday that the reservoir north of the town has reached its highest level in a decade after weeks of steady rain.",
+    "Engineers opened two of the overflow gates as a precaution and said the dam itself was in good condition, with no sign of damage after the winter storms.",
+    "Residents living downstream were asked to keep away from the river banks until the end of the week, when the water level is expected to fall again.",
+    "The board said the full reservoir would secure the supply for the summer months and that no restrictions on garden watering were planned this year.",
+]
+
+
+def article_html(
+    paragraphs: list[str] = PARAGRAPHS,
+    *,
+    head: str = "",
+    before: str = "",
+    after: str = "",
+    title: str = "Reservoir reaches highest level in a decade",
+    lang: str = "en",
+) -> str:
+    body = "".join(f"<p>{p}</p>" for p in paragraphs)
+    return (
+        f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>{head}</head>'
+        f'<body><nav><a href="/">Home</a> <a href="/news">News</a></nav>{before}'
+        f"<article><h1>{title}</h1>{body}{after}</article>"
+        '<footer><a href="/about">About</a> © 2024 Example Media</footer></body></html>'
+    )
+
+
+# ------------------------------------------------------------------------------------------ golden
+
+
+def test_golden_pages_are_present():
+    assert len(GOLDEN_NAMES) >= 6
+    for name in GOLDEN_NAMES:
+        assert (GOLDEN / f"{name}.json").exists(), f"{name}.html has no {name}.json"
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["str", "bytes"])
+@pytest.mark.parametrize("name", GOLDEN_NAMES)
+def test_golden(name: str, as_bytes: bool):
+    expected = json.loads((GOLDEN / f"{name}.json").read_text(encoding="utf-8"))
+    raw = (GOLDEN / f"{name}.html").read_bytes()
+    page: str | bytes = raw if as_bytes else raw.decode("utf-8")
+    inputs = expected.get("input", {})
+    feed = inputs.get("feed_published_at")
+    record = extract_page(
+        page, inputs.get("url"), feed_published_at=datetime.fromisoformat(feed) if feed else None
+    )
+    got = extracted_to_dict(record)
+
+    for field in EXACT_FIELDS:
+        if field in expected:
+            assert got[field] == expected[field], f"{name}: {field}"
+    assert record.status in EXTRACTION_STATUSES
+    if record.status == "ok":
+        assert record.text and record.error is None
+        assert "\n\n" not in record.text  # one paragraph a line
+        for snippet in expected.get("text_contains", []):
+            assert snippet in record.text, f"{name}: missing {snippet!r}"
+        for snippet in expected.get("text_excludes", []):
+            assert snippet not in record.text, f"{name}: leaked {snippet!r}"
+    else:
+        assert record.text is None
+    if record.published_at is not None:
+        assert record.published_at.tzinfo is not None and record.published_at.utcoffset().total_seconds() == 0
+
+
+def test_golden_pages_are_thread_safe():
+    pages = [(GOLDEN / f"{n}.html").read_text(encoding="utf-8") for n in GOLDEN_NAMES]
+    sequential = [extracted_to_dict(extract_page(p)) for p in pages]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        parallel = list(pool.map(lambda p: extracted_to_dict(extract_page(p)), pages * 3))
+    assert parallel == sequential * 3
+
+
+# ------------------------------------------------------------------------------------------ not HTML
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n",
+        b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10",
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01",
+        b"GIF89a\x01\x00\x01\x00\x80\x00\x00",
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00",
+    ],
+    ids=["pdf", "png", "jpeg", "gif", "zip"],
+)
+def test_binary_payloads_are_not_html(payload: bytes):
+    record = extract_page(payload + bytes(range(256)) * 4, "https://example.org/file")
+    assert record.status == "not_html"
+    assert record.text is None and record.title is None
+    assert record.error and "not HTML" in record.error
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        '{"version": "https://jsonfeed.org/version/1.1", "items": []}',
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>x</title></channel></rss>',
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom"><title>x</title></feed>',
+        "Just some plain text without any markup at all, long enough to look like a document.",
+        "",
+    ],
+    ids=["json", "rss", "atom-bytes", "plain-text", "empty"],
+)
+def test_feeds_and_text_are_not_html(document: str | bytes):
+    record = extract_page(document)
+    assert record.status == "not_html"
+    assert record.text is None
+
+
+def test_xhtml_with_xml_declaration_is_html():
+    page = '<?xml version="1.0" encoding="utf-8"?>\n' + article_html()
+    record = extract_page(page)
+    assert record.status == "ok"
+    assert PARAGRAPHS[0] in record.text
+
+
+# ------------------------------------------------------------------------------------------ robustness
+
+
+def test_deep_nesting_is_flattened_quickly():
+    n = 50_000
+    page = (
+        "<html><head><title>Deep</title></head><body><article>"
+        + "".join(f"<p>{p}</p>" for p in PARAGRAPHS[:2])
+        + "<div>" * n
+        + "<p>Deep inside.</p>"
+        + "</div>" * n
+        + "".join(f"<p>{p}</p>" for p in PARAGRAPHS[2:])
+        + "</article></body></html>"
+    )
+    started = time.perf_counter()
+    record = extract_page(page)
+    assert time.perf_counter() - started < 5
+    assert record.status in EXTRACTION_STATUSES
+    assert record.status == "ok"
+    # libxml2 alone would silently drop everything after the 256th level
+    assert PARAGRAPHS[0] in record.text and PARAGRAPHS[3] in record.text
+
+
+def test_deep_nesting_without_content_never_raises():
+    n = 50_000
+    started = time.perf_counter()
+    record = extract_page("<div>" * n + "x" + "</div>" * n)
+    assert time.perf_counter() - started < 5
+    assert record.status in {"error", "no_article", "too_short"}
+    assert record.text is None
+
+
+@pytest.mark.parametrize("value", [None, 42, ["<p>x</p>"]])
+def test_unsupported_input_is_an_error(value):
+    record = extract_page(value)  # type: ignore[arg-type]
+    assert record.status == "error" and record.error
+
+
+def test_nul_bytes_are_stripped():
+    page = article_html([PARAGRAPHS[0].replace("reservoir", "reser\x00voir"), *PARAGRAPHS[1:]])
+    for variant in (page, page.encode("utf-8")):
+        record = extract_page(variant)
+        assert record.status == "ok"
+        assert "\x00" not in record.text
+        assert "the reservoir north of the town" in record.text
+
+
+def test_cp1251_bytes_with_meta_charset():
+    paragraphs = [
+        "Городской совет во вторник утвердил план реконструкции набережной, работы начнутся весной и продлятся два года.",
+        "По словам мэра, на набережной появятся новые скамейки, велосипедная дорожка и освещение вдоль всей реки.",
+        "Жители смогут обсудить проект на открытых слушаниях, которые пройдут в здании библиотеки в конце месяца.",
+    ]
+    page = article_html(paragraphs, title="Набережную реконструируют", lang="ru").replace(
+        '<meta charset="utf-8">', '<meta http-equiv="Content-Type" content="text/html; charset=windows-1251">'
+    )
+    record = extract_page(page.encode("cp1251"))
+    assert record.status == "ok"
+    assert record.title == "Набережную реконструируют"
+    assert paragraphs[0] in record.text
+    assert record.language == "ru"
+
+
+def test_utf16_with_bom():
+    record = extract_page(b"\xff\xfe" + article_html().encode("utf-16-le"))
+    assert record.status == "ok"
+    assert PARAGRAPHS[1] in record.text
+
+
+def test_wrong_declared_charset_prefers_valid_utf8():
+    page = article_html([p.replace("decade", "décennie") for p in PARAGRAPHS]).replace(
+        '<meta charset="utf-8">', '<meta charset="iso-8859-1">'
+    )
+    record = extract_page(page.encode("utf-8"))
+    assert "décennie" in record.text
+
+
+# ------------------------------------------------------------------------------------------ statuses
+
+
+def test_too_short_depends_on_min_words():
+    page = article_html(PARAGRAPHS[:1])
+    short = extract_page(page)
+    assert short.status == "too_short" and short.text is None
+    assert short.title == "Reservoir reaches highest level in a decade"
+    ok = extract_page(page, min_words=10)
+    assert ok.status == "ok" and PARAGRAPHS[0] in ok.text
+
+
+def test_subscribe_prompt_at_the_end_is_paywalled():
+    page = article_html(
+        PARAGRAPHS[:3], after="<p>This article is for subscribers only. Subscribe to continue reading.</p>"
+    )
+    record = extract_page(page)
+    assert record.status == "paywalled"
+    assert record.text is None
+
+
+def test_not_free_but_complete_text_is_ok():
+    # some publishers mark every article isAccessibleForFree=false and still serve the full text
+    ld = (
+        '<script type="application/ld+json">{"@context": "https://schema.org", "@type": "NewsArticle",'
+        ' "headline": "x", "isAccessibleForFree": false}</script>'
+    )
+    record = extract_page(article_html(PARAGRAPHS * 3, head=ld))
+    assert record.status == "ok"
+
+
+def test_cookie_banner_around_an_article_is_removed():
+    banner = (
+        '<div class="cookie-consent"><p>We and our partners use cookies to personalise ads and content. '
+        "By clicking Accept all you consent to the use of cookies.</p><button>Accept all</button></div>"
+    )
+    record = extract_page(article_html(before=banner))
+    assert record.status == "ok"
+    assert "cookies" not in record.text
+
+
+# ------------------------------------------------------------------------------------------ metadata
+
+
+@pytest.mark.parametrize(
+    ("meta_author", "expected"),
+    [
+        ("By JANE DOE and JOHN SMITH", ["Jane Doe", "John Smith"]),
+        ("Anna Berg, Reuters", ["Anna Berg"]),
+        ("Anna Berg; Carl Weiss & Dora Lind", ["Anna Berg", "Carl Weiss", "Dora Lind"]),
+        ("Written by: Mary-Ann O'BRIEN", ["Mary-Ann O'BRIEN"]),
+        ("MARY-ANN O'BRIEN", ["Mary-Ann O'Brien"]),
+        ("Sam Lee | sam.lee@example.com | @samlee", ["Sam Lee"]),
+        ("@samlee", []),
+        ("https://www.facebook.com/someone", []),
+    ],
+)
+def test_author_normalisation(meta_author: str, expected: list[str]):
+    record = extract_page(article_html(head=f'<meta name="author" content="{meta_author}">'))
+    assert record.authors == expected
+
+
+def test_date_preference_jsonld_over_meta_over_time():
+    ld = (
+        '<script type="application/ld+json">{"@context": "https://schema.org", "@graph": [{"@type": "WebSite",'
+        ' "name": "x"}, {"@type": "NewsArticle", "headline": "x", "datePublished": "2024-05-17T10:00:00-04:00"}]}'
+        "</script>"
+    )
+    meta = '<meta property="article:published_time" content="2024-05-16T09:00:00Z">'
+    time_el = '<p class="dateline"><time datetime="2024-05-15T08:00:00Z">15 May</time></p>'
+    url = "https://example.org/2024/05/14/story/"
+    feed = datetime(2024, 5, 13, 7, 0, tzinfo=UTC)
+
+    def published(head: str, before_text: str = "", link: str | None = url) -> tuple[str | None, str | None]:
+        record = extract_page(
+            article_html(PARAGRAPHS, head=head, after=before_text), link, feed_published_at=feed
+        )
+        return (record.published_at.isoformat() if record.published_at else None), record.published_source
+
+    assert published(ld + meta, time_el) == ("2024-05-17T14:00:00+00:00", "jsonld")
+    assert published(meta, time_el) == ("2024-05-16T09:00:00+00:00", "meta")
+    assert published("", time_el) == ("2024-05-15T08:00:00+00:00", "time")
+    assert published("") == ("2024-05-14T00:00:00+00:00", "url")
+    assert published("", link="https://example.org/story") == ("2024-05-13T07:00:00+00:00", "feed")
+
+
+def test_render_date_in_header_is_not_a_publication_date():
+    page = article_html().replace(
+        "<nav>",
+        '<header><span class="today">Today is <time datetime="2024-06-03">3 June 2024</time></span></header><nav>',
+    )
+    record = extract_page(page, "https://example.org/news/story")
+    assert record.published_at is None and record.published_source is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-05-17T10:00:00Z", "2024-05-17T10:00:00+00:00"),
+        ("2024-05-17T12:00:00+0200", "2024-05-17T10:00:00+00:00"),
+        ("2024-05-17 10:00:00", "2024-05-17T10:00:00+00:00"),
+        ("2024-05-17", "2024-05-17T00:00:00+00:00"),
+        ("Fri, 17 May 2024 10:00:00 GMT", "2024-05-17T10:00:00+00:00"),
+        ("May 17, 2024 6:00 AM EDT", "2024-05-17T10:00:00+00:00"),
+        ("17 May 2024", "2024-05-17T00:00:00+00:00"),
+        ("1715940000", "2024-05-17T10:00:00+00:00"),
+        ("1715940000000", "2024-05-17T10:00:00+00:00"),
+        ("not a date", None),
+        ("1970-01-01T00:00:00Z", None),
+        ("2999-01-01T00:00:00Z", None),
+    ],
+)
+def test_parse_date(value: str, expected: str | None):
+    parsed = parse_date(value)
+    assert (parsed.isoformat() if parsed else None) == expected
+
+
+def test_language_is_none_for_very_short_text():
+    record = extract_page("<html><body><p>Hi there</p></body></html>")
+    assert record.language is None
+
+
+# ------------------------------------------------------------------------------------------ JSONL contract
+
+
+def test_extract_jsonl_contract():
+    lines = [
+        {"id": "a", "html": article_html(), "url": "https://example.org/2024/05/17/reservoir/"},
+        {"id": 2, "html": "%PDF-1.4 binary"},
+        {"id": "c"},
+        {"id": "d", "html": article_html(PARAGRAPHS[:1])},
+    ]
+    out = list(extract_jsonl(iter(lines)))
+    assert [o["id"] for o in out] == ["a", 2, "c", "d"]
+    for o in out:
+        assert list(o) == OUTPUT_KEYS
+        assert o["status"] in EXTRACTION_STATUSES
+        json.dumps(o)  # serialisable as is
+    first = out[0]
+    assert first["status"] == "ok" and PARAGRAPHS[0] in first["text"]
+    assert first["published_at"] == "2024-05-17T00:00:00+00:00" and first["published_source"] == "url"
+    assert datetime.fromisoformat(first["published_at"]).tzinfo is not None
+    assert first["title"] == "Reservoir reaches highest level in a decade"
+    assert first["language"] == "en" and first["error"] is None
+    assert out[1]["status"] == "not_html" and out[1]["text"] is None
+    assert out[2]["status"] == "error" and out[2]["error"]
+    assert out[3]["status"] == "too_short" and out[3]["text"] is None
+
+
+def test_extracted_to_dict():
+    record = Extracted(status="ok", title="T", text="x", published_at=datetime(2024, 5, 17, 10, tzinfo=UTC))
+    data = extracted_to_dict(record)
+    assert list(data) == OUTPUT_KEYS[1:]
+    assert data["published_at"] == "2024-05-17T10:00:00+00:00"
+    assert data["authors"] == [] and data["tags"] == []
+
+
+def test_benchmark_text_returns_text_whatever_the_status():
+    page = article_html(PARAGRAPHS[:1])
+    assert extract_page(page).status == "too_short"
+    assert PARAGRAPHS[0] in benchmark_text(page)
+    assert benchmark_text("%PDF-1.4") == ""
+
+
+def test_subscription_box_after_a_complete_article_is_cut_not_paywalled():
+    long_text = [f"{p} Paragraph {i} adds more detail to the story." for i, p in enumerate(PARAGRAPHS * 9)]
+    page = article_html(long_text, after="<p>Already a subscriber? Log in to continue reading.</p>")
+    record = extract_page(page)
+    assert record.status == "ok"
+    assert "Already a subscriber" not in record.text
+    assert long_text[-1] in record.text
+
+
+def test_consent_notice_only_is_a_consent_wall_even_without_markup_hints():
+    notice = [
+        "We and our partners use cookies and similar technologies to store and access information on your device.",
+        "We use them for personalised ads and content, ad and content measurement, and audience insights.",
+        "You can accept all, reject all or manage preferences at any time in the privacy settings of this site.",
+    ]
+    record = extract_page(article_html(notice, title="Your privacy choices"))
+    assert record.status == "consent_wall"
+    assert record.text is None
