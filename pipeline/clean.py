@@ -768,7 +768,14 @@ _PHOTO_RES = (
 )
 
 
+# A caption that ends with its credit: "Waves break over the harbour wall. Photo: Jane Roe/Agency".
+_PHOTO_TAIL_RE = _rx(r"(?:^|[.!?)]\s+|\s[–—|-]\s)(?:photo(?:graph)?|picture|image|foto|фото)s?\s*(?:by|:)\s*(?P<rest>[^.!?]{2,60})$")
+
+
 def _rule_photo(core: str) -> str | None:
+    tail = _PHOTO_TAIL_RE.search(core)
+    if tail and _words(core) <= 40 and _credit_like(tail["rest"]) and not _REPORTING_RE.search(core):
+        return "photo_credit"
     if _words(core) > 15 or _REPORTING_RE.search(core):
         return None
     if _last_char(core) in ".!?" and _words(core) >= 6:
@@ -1133,7 +1140,8 @@ def clean_text(text: str, *, title: str | None = None, template: SiteTemplate | 
     # 1. Syndication credits at the start of a paragraph: strip the prefix, keep the paragraph. Known
     #    aggregators anywhere; any other ALL-CAPS credit only on the first line of running text.
     syndicated_raw: str | None = None
-    first_text = next((ln.idx for ln in lines if _words(ln.core) >= 8), -1)
+    # The first line of running text, skipping furniture such as a photo caption above it.
+    first_text = next((ln.idx for ln in lines if _words(ln.core) >= 8 and _classify_core(ln.core) is None), -1)
     for ln in lines:
         m = _SYNDICATION_RE.match(ln.text)
         if (

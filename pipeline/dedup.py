@@ -1,0 +1,1634 @@
+"""Syndicated-copy detection: canonical URL, exact hash, then shingle containment over a rolling window.
+
+Layers, cheapest first:
+
+1. URL: documents whose :func:`pipeline.urls.canonicalize_url` is equal (:func:`dedup_documents`);
+2. exact: equal :func:`content_hash` (token sequence of :func:`normalize_text`: casefold, NFKC, HTML
+   entities, punctuation and whitespace collapsed);
+3. near: word ``shingle_size``-shingles of a normalised token stream. Tokens fold wire-style variants
+   (``mln``/``million``, ``pct``/``%``/``per cent``, ``U.S.``/``United States``, ``said``/``stated``/
+   ``told reporters``, ``Mar.``/``March``...), and shingles never cross a line break, a sentence end,
+   a " - " or a "|", so a reflowed copy, swapped paragraphs, a dropped sentence or dateline and
+   inserted boilerplate lines leave the other shingles intact. Each text keeps a ``num_perm`` MinHash
+   (LSH over ``bands`` bands) and a consistent sample of its shingle hashes (``hash % sample_mod == 0``)
+   that is the evidence for verification and what the rolling index persists.
+
+Verification compares the *informative* sampled shingles of two texts. Template shingles are not
+evidence: those used by ``template_clusters`` distinct clusters (outlet templates such as "Reuters
+content is the intellectual property of Reuters.", newsletter promos, stock phrases), or by
+``source_template_clusters`` clusters of one ``source``. Counting clusters rather than documents keeps a
+wire story that fifty outlets copied informative. Guards against false merges (:class:`DedupTuning`):
+
+* texts under ``min_words`` tokens (or with fewer than ``min_evidence`` informative sampled shingles)
+  are only exact-matched;
+* the shorter text must be contained in the longer at ``min_containment`` (two reports of one event,
+  or a follow-up that reuses background paragraphs, share some sentences but not most);
+* when it covers less than ``full_coverage`` of the longer (truncated re-post, but also a digest, live
+  blog or follow-up), the shared text must be the *lead* of the longer (start within
+  ``max_lead_skip``) and the shorter must be at least ``min_length_ratio`` of it: a truncated copy is a
+  prefix, whereas a story inside a digest, or the background a follow-up reuses, sits further down;
+* a text holding two clusters' stories at disjoint places is a multi-story page and joins neither.
+
+:class:`DedupIndex` applies this incrementally (each document joins the cluster of its best accepted
+indexed match, cluster ids never change) over a persisted rolling window. :func:`dedup_documents`
+(``python -m pipeline.dedup``, ``newsingest dedup --jsonl``) applies it to a whole batch at once:
+candidate pairs and their statistics are computed with numpy joins, the batch is clustered once to
+learn its template shingles and again with them, and clusters are the connected documents (so two
+partial copies join through the full one even when they arrive first).
+
+Fingerprints are computed for many texts at once on their UTF-8 bytes with numpy (no Python loop per
+token or shingle). Hashes derive from fixed constants (splitmix64), never from Python's per-process
+``hash()``, so fingerprints are identical across processes and machines. Importing this module costs
+numpy and the standard library only; pyarrow is imported by ``to_arrow``/``from_arrow``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import sys
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+    from pipeline.settings import DedupSettings
+
+__all__ = [
+    "DedupIndex",
+    "DedupMatch",
+    "DedupTuning",
+    "Fingerprint",
+    "content_hash",
+    "dedup_documents",
+    "fingerprint",
+    "fingerprints",
+    "normalize_text",
+]
+
+# --------------------------------------------------------------------------------------------------
+# settings
+
+
+@dataclass(frozen=True, slots=True)
+class _DefaultSettings:
+    """The defaults of ``pipeline.settings.DedupSettings`` (importing pydantic costs 0.3 s at start-up).
+
+    A test checks that both agree.
+    """
+
+    window_days: int = 14
+    shingle_size: int = 5
+    num_perm: int = 128
+    bands: int = 32
+    min_containment: float = 0.6
+    min_words: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class DedupTuning:
+    """Knobs of the near-duplicate verifier that ``DedupSettings`` does not (yet) carry."""
+
+    sample_mod: int = 2
+    """keep shingles whose hash % sample_mod == 0 as verification evidence (1 = all)."""
+    template_clusters: int = 8
+    """a shingle used by this many distinct clusters in the window is template text, not evidence."""
+    source_template_clusters: int = 2
+    """... or by this many distinct clusters of one source (outlet boilerplate)."""
+    min_evidence: int = 6
+    """fewer informative sampled shingles in the shorter text than this: exact matching only."""
+    full_coverage: float = 0.8
+    """the shorter covers at least this share of the longer: a copy wherever the text sits."""
+    min_length_ratio: float = 0.2
+    """below full_coverage, the shorter must be at least this share of the longer (digests) ..."""
+    max_lead_skip: float = 0.2
+    """... and the shared text must start within this share of the longer (lead = truncation)."""
+    composite_share: float = 0.15
+    """a text where each of two clusters covers this share is a multi-story page."""
+    posting_cap: int = 6
+    """members kept per sampled shingle in the candidate index (clusters are reached via any member)."""
+    sketch_bits: int = 22
+    """log2 of the width of the index's count-min sketch of clusters per shingle (2 rows of int32)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# stable constants
+
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(seed: int, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=np.uint64)
+    x = seed & _M64
+    for i in range(n):
+        x = (x + 0x9E3779B97F4A7C15) & _M64
+        z = x
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        out[i] = z ^ (z >> 31)
+    return out
+
+
+_CHAR_COEF = _splitmix64(0x6E657773, 32) | np.uint64(1)  # per position inside a token
+_SHINGLE_COEF = _splitmix64(0x73686E67, 64) | np.uint64(1)  # per position inside a shingle
+_BAND_COEF = _splitmix64(0x62616E64, 64) | np.uint64(1)
+_MH_CACHE: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_U64 = np.uint64
+
+
+def _minhash_coefs(num_perm: int) -> tuple[np.ndarray, np.ndarray]:
+    """multiply-add-shift hash functions h(x) = (a*x + b) mod 2**32 >> 0 over 32-bit x, a odd."""
+    got = _MH_CACHE.get(num_perm)
+    if got is None:
+        raw = _splitmix64(0x6D696E68 + num_perm, 2 * num_perm)
+        a = ((raw[:num_perm] >> _U64(32)) | _U64(1)).astype(np.uint32)
+        b = (raw[num_perm:] >> _U64(32)).astype(np.uint32)
+        got = _MH_CACHE[num_perm] = (a.reshape(-1, 1), b.reshape(-1, 1))
+    return got
+
+
+def _fmix64(x: np.ndarray) -> np.ndarray:
+    """murmur3 finaliser, in place on a uint64 array."""
+    x ^= x >> _U64(33)
+    x *= _U64(0xFF51AFD7ED558CCD)
+    x ^= x >> _U64(33)
+    x *= _U64(0xC4CEB9FE1A85EC53)
+    x ^= x >> _U64(33)
+    return x
+
+
+# --------------------------------------------------------------------------------------------------
+# normalisation (on UTF-8 bytes: numpy does the character classes, no regex pass over the text)
+
+def _fold_str(text: str) -> str:
+    """Entities decoded, NFKC and casefold for non-ASCII text (ASCII is lowercased later, on bytes)."""
+    if "&" in text:
+        text = html.unescape(text)
+    if not text.isascii():
+        if not unicodedata.is_normalized("NFKC", text):
+            text = unicodedata.normalize("NFKC", text)
+        text = text.casefold()
+    return text
+
+
+def _fold_many(texts: Iterable[str | None]) -> bytes:
+    """Folded UTF-8 bytes of several texts, separated by NUL (a NUL inside a text becomes a space)."""
+    parts = [_fold_str(t.replace("\x00", " ") if "\x00" in t else t) if t else "" for t in texts]
+    return "\x00".join(parts).encode("utf-8", "replace").lower()
+
+
+# byte classes: 0 separator, 1 word, 2 one-byte symbol token ("%"), 3 document separator (NUL)
+_BYTE_CLASS = np.zeros(256, dtype=np.uint8)
+for _c in b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
+    _BYTE_CLASS[_c] = 1
+_BYTE_CLASS[0x80:] = 1  # non-ASCII letters; punctuation and symbols are fixed up below
+_BYTE_CLASS[ord("%")] = 2
+_BYTE_CLASS[0] = 3
+
+
+def _scan(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Byte classes and token breaks inside word runs (symbols, CJK characters) for folded UTF-8 bytes."""
+    cls = _BYTE_CLASS[arr]
+    brk = cls == 2
+    if brk.any():
+        brk[1:] |= brk[:-1]
+    n = arr.size
+    hi = np.flatnonzero(arr >= 0xC2)
+    if hi.size:
+        lead = arr[hi]
+        nxt = arr[np.minimum(hi + 1, n - 1)]
+        seq = np.where(lead < 0xE0, 2, np.where(lead < 0xF0, 3, 4))
+        punct = (
+            ((lead == 0xC2) & (nxt >= 0xA0))  # U+00A0-00BF
+            | ((lead == 0xC3) & ((nxt == 0x97) | (nxt == 0xB7)))  # multiplication, division signs
+            | ((lead == 0xE2) & (nxt < 0x82))  # general punctuation U+2000-207F
+            | ((lead == 0xE3) & (nxt == 0x80))  # CJK punctuation U+3000-303F
+            | ((lead == 0xEF) & ((nxt == 0xB8) | (nxt == 0xB9) | (nxt == 0xBB) | (nxt == 0xBF)))
+            | ((lead == 0xF0) & (nxt == 0x9F))  # emoji and pictographs
+        )
+        if punct.any():
+            p, ln = hi[punct], seq[punct]
+            for j in range(4):
+                q = p[ln > j] + j
+                cls[q[q < n]] = 0
+        cjk = (lead >= 0xE3) & (lead <= 0xED) & ~punct  # kana, CJK ideographs, Hangul: one token each
+        if cjk.any():
+            p = hi[cjk]
+            brk[p] = True
+            q = p + 3
+            brk[q[q < n]] = True
+    return cls, brk
+
+
+def _exact_bytes(arr: np.ndarray, cls: np.ndarray) -> bytes:
+    """Word characters with every run of anything else collapsed to one space (NUL separators kept)."""
+    word = cls == 1
+    sep = cls == 3
+    prev = np.zeros(arr.size, dtype=bool)
+    prev[1:] = word[:-1]
+    keep = word | sep | (prev & ~sep)
+    out = arr[keep]
+    kw = word[keep]
+    out[~kw & (out != 0)] = 32
+    if out.size:
+        # no space before a separator or at the end
+        last = np.ones(out.size, dtype=bool)
+        last[:-1] = out[1:] == 0
+        out = out[~((out == 32) & last)]
+    return out.tobytes()
+
+
+def normalize_text(text: str) -> str:
+    """The exact layer's text: entities decoded, NFKC, casefolded, punctuation and whitespace collapsed."""
+    arr = np.frombuffer(_fold_many([text]), dtype=np.uint8)
+    cls, _ = _scan(arr)
+    return _exact_bytes(arr, cls).decode("utf-8", "replace")
+
+
+def content_hash(text: str) -> str:
+    """128-bit hash (32 hex digits) of the token sequence of :func:`normalize_text`.
+
+    Equal for texts that differ only in case, Unicode form, HTML entities, punctuation or spacing.
+    """
+    arr = np.frombuffer(_fold_many([text]), dtype=np.uint8)
+    cls, brk = _scan(arr)
+    tok, tok_start = _token_hashes(arr, cls, brk)
+    return _content_hashes(tok, np.zeros(tok.size, dtype=np.int64), cls[tok_start] == 1, 1)[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# vectorised tokens and fingerprints
+
+
+_LOW_BYTES = np.array([(1 << (8 * i)) - 1 for i in range(8)] + [_M64], dtype=np.uint64)
+
+
+def _token_hashes(arr: np.ndarray, cls: np.ndarray, brk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """uint64 hash of every token and the byte offset where it starts.
+
+    A token is hashed from its length, its first 16 bytes and its last 8 bytes, read as little-endian
+    words through an unaligned uint64 view of the byte buffer (three gathers per token, no per-byte work).
+    """
+    word = (cls == 1) | (cls == 2)
+    n = arr.size
+    nxt = np.zeros(n, dtype=bool)
+    nxt[:-1] = word[1:]
+    nxt[:-1] &= ~brk[1:]
+    ends = np.flatnonzero(word & ~nxt) + 1
+    if ends.size == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    prev = np.zeros(n, dtype=bool)
+    prev[1:] = word[:-1]
+    starts = np.flatnonzero(word & (~prev | brk))
+    length = ends - starts
+    padded = np.zeros(n + 24, dtype=np.uint8)
+    padded[8 : n + 8] = arr
+    view = np.ndarray(shape=(n + 17,), dtype="<u8", buffer=padded.data, offset=0, strides=(1,))
+    w0 = view[starts + 8] & _LOW_BYTES[np.minimum(length, 8)]
+    w1 = view[starts + 16] & _LOW_BYTES[np.clip(length - 8, 0, 8)]
+    w2 = view[ends] * (length > 16)  # the last 8 bytes of tokens over 16 bytes
+    h = w0 * _CHAR_COEF[0]
+    h += w1 * _CHAR_COEF[1]
+    h += w2 * _CHAR_COEF[2]
+    h += length.astype(np.uint64) * _CHAR_COEF[3]
+    return _fmix64(h), starts
+
+
+def _word_hashes(words: str) -> np.ndarray:
+    arr = np.frombuffer(words.encode("ascii"), dtype=np.uint8)
+    cls, brk = _scan(arr)
+    return _token_hashes(arr, cls, brk)[0]
+
+
+# wire-style abbreviations and their spelled-out forms (first word is the canonical token)
+_SYNONYMS = [
+    "said stated",
+    "dollar dollars dlr dlrs usd",
+    "million mln m mn",
+    "billion bln bn",
+    "percent pct %",
+    "cent cents ct cts",
+    "share shr",
+    "shares shrs",
+    "quarter qtr",
+    "quarters qtrs",
+    "month mth",
+    "months mths",
+    "year yr",
+    "years yrs",
+    "inc incorporated",
+    "corp corporation",
+    "ltd limited",
+    "january jan",
+    "february feb",
+    "march mar",
+    "april apr",
+    "june jun",
+    "july jul",
+    "august aug",
+    "september sep sept",
+    "october oct",
+    "november nov",
+    "december dec",
+]
+_BIGRAMS = [
+    ("told reporters", "said"),
+    ("per cent", "percent"),
+    ("united states", "us"),
+    ("u s", "us"),  # "U.S." is tokenised as "u s"
+    ("u k", "uk"),
+]
+_BIGRAM_MUL = _U64(0x9FB21C651E98DF25)
+
+
+class _SmallMap:
+    """uint64 -> uint64 for a few dozen keys: one gather per lookup (a collision-free slot per key)."""
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray):
+        for bits in range(8, 17):
+            for shift in range(0, 64 - bits + 1, 4):
+                slots = (keys >> _U64(shift)) & _U64((1 << bits) - 1)
+                if np.unique(slots).size == keys.size:
+                    break
+            else:
+                continue
+            break
+        else:  # pragma: no cover - 2**16 slots always separate a few dozen random keys
+            raise RuntimeError("no collision-free slot function")
+        self.shift, self.mask = _U64(shift), _U64((1 << bits) - 1)
+        self.keys = np.zeros(1 << bits, dtype=np.uint64)
+        self.values = np.zeros(1 << bits, dtype=np.uint64)
+        self.keys[slots.astype(np.int64)] = keys
+        self.values[slots.astype(np.int64)] = values
+        if keys.size and (self.keys == 0).any() and (keys != 0).all():
+            self.keys[self.keys == 0] = ~keys[0]  # an empty slot never matches a key
+
+    def lookup(self, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        slot = ((h >> self.shift) & self.mask).astype(np.intp)
+        return slot, self.keys[slot] == h
+
+
+_tables: tuple[_SmallMap, _SmallMap] | None = None
+
+
+def _fold_tables() -> tuple[_SmallMap, _SmallMap]:
+    global _tables
+    if _tables is None:
+        src, dst = [], []
+        for line in _SYNONYMS:
+            h = _word_hashes(line)
+            src.append(h[1:])
+            dst.append(np.full(h.size - 1, h[0], dtype=np.uint64))
+        syn = _SmallMap(np.concatenate(src), np.concatenate(dst))
+        bk = np.array([_bigram_key(_word_hashes(a)) for a, _ in _BIGRAMS], dtype=np.uint64)
+        bv = np.array([_word_hashes(b)[0] for _, b in _BIGRAMS], dtype=np.uint64)
+        _tables = (syn, _SmallMap(bk, bv))
+    return _tables
+
+
+def _bigram_key(h: np.ndarray) -> np.uint64:
+    return (h[:1] * _BIGRAM_MUL + h[1:2])[0]
+
+
+def _fold_tokens(
+    tok: np.ndarray, tok_doc: np.ndarray, seg_start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two-word phrases to one token (inside a sentence), then abbreviations to their canonical word."""
+    syn, big = _fold_tables()
+    if tok.size >= 2:
+        keys = tok[:-1] * _BIGRAM_MUL
+        keys += tok[1:]
+        slot, hit = big.lookup(keys)
+        hit &= ~seg_start[1:]
+        if hit.any():
+            at = np.flatnonzero(hit)
+            at = at[np.append(True, at[1:] != at[:-1] + 1)]  # "u s s": fold the first pair only
+            tok[at] = big.values[slot[at]]
+            keep = np.ones(tok.size, dtype=bool)
+            keep[at + 1] = False
+            tok, tok_doc, seg_start = tok[keep], tok_doc[keep], seg_start[keep]
+    slot, hit = syn.lookup(tok)
+    tok[hit] = syn.values[slot[hit]]
+    return tok, tok_doc, seg_start
+
+
+_BOUNDARY_BYTE = np.zeros(256, dtype=bool)
+for _c in b"\n\r\x00|.!?-\xe2":
+    _BOUNDARY_BYTE[_c] = True
+_WS_BYTE = np.zeros(256, dtype=bool)
+for _c in b" \n\r\t\x00":
+    _WS_BYTE[_c] = True
+
+
+def _segment_starts(arr: np.ndarray, tok_start: np.ndarray) -> np.ndarray:
+    """Tokens that open a segment: after a line break, a sentence end, a " - " dash, a "|" or a document start.
+
+    Shingles do not cross segments, so a copy reflowed onto one line, with paragraphs swapped or
+    sentences dropped, a dateline removed or boilerplate lines inserted keeps the shingles of its text.
+    Every ". " counts as a sentence end, abbreviations included ("U.S. economy"): a simple rule that
+    verbatim copies share, which matters more here than linguistic accuracy.
+    """
+    n = arr.size
+    p = np.flatnonzero(_BOUNDARY_BYTE[arr])
+    c = arr[p]
+    padded = np.concatenate([arr, np.zeros(2, dtype=np.uint8)])
+    nxt, nxt2 = padded[p + 1], padded[p + 2]
+    prv = arr[np.maximum(p - 1, 0)]
+    ws_next = _WS_BYTE[nxt] | (p + 1 >= n)
+    closing = (((nxt == 34) | (nxt == 39) | (nxt == 41)) & _WS_BYTE[nxt2]) | (nxt == 0xE2)  # '."' or '.”'
+    term = ((c == 46) | (c == 33) | (c == 63)) & (ws_next | closing)
+    en_em = (c == 0xE2) & (nxt == 0x80) & ((nxt2 == 0x93) | (nxt2 == 0x94))
+    dash = (((c == 45) & ws_next) | en_em) & (prv == 32) & (p > 0)
+    hard = (c == 10) | (c == 13) | (c == 0) | (c == 124)
+    bnd = p[hard | term | dash]
+    start = np.zeros(tok_start.size, dtype=bool)
+    if tok_start.size:
+        start[0] = True
+        t = np.searchsorted(tok_start, bnd, side="right")
+        start[t[t < tok_start.size]] = True
+    return start
+
+
+def _shingles(tok: np.ndarray, tok_doc: np.ndarray, seg_start: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hashes of the k-token windows inside each segment (a shorter segment is one shingle), in text order."""
+    n = tok.size
+    if n == 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    firsts = np.flatnonzero(seg_start)
+    ends = np.append(firsts[1:], n)
+    seg_end = np.repeat(ends, ends - firsts)
+    width = np.minimum(seg_end - np.arange(n), k)
+    valid = (width == k) | (seg_start & (width < k))
+    padded = np.concatenate([tok, np.zeros(k, dtype=np.uint64)])
+    sh = tok * _SHINGLE_COEF[0]
+    for j in range(1, k):
+        sh += padded[j : j + n] * (_SHINGLE_COEF[j] * (width > j))
+    sh += width.astype(np.uint64) * _SHINGLE_COEF[k]
+    return _fmix64(sh[valid]), tok_doc[valid]
+
+
+class Fingerprint(NamedTuple):
+    """What the index keeps about one text."""
+
+    content_hash: str
+    n_tokens: int
+    minhash: np.ndarray  # uint32[num_perm]; all 0xFFFFFFFF when the text has no shingle
+    sample: np.ndarray  # uint64: distinct sampled shingle hashes, in order of first occurrence
+
+
+class _Flat(NamedTuple):
+    """Fingerprints of a batch as flat arrays (samples in text order, repeats not yet removed)."""
+
+    hashes: list[str]
+    n_tokens: np.ndarray
+    minhash: np.ndarray  # (n, num_perm) uint32
+    keys: np.ndarray  # sampled shingle hashes, text by text, in order of occurrence
+    doc: np.ndarray  # the text of each key
+
+
+def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: int, minhash: bool = True) -> _Flat:
+    k, num_perm = int(settings.shingle_size), int(settings.num_perm)
+    if not 1 <= k < _SHINGLE_COEF.size:
+        raise ValueError(f"shingle_size must be between 1 and {_SHINGLE_COEF.size - 1}")
+    n_docs = len(texts)
+    arr = np.frombuffer(_fold_many(texts), dtype=np.uint8)
+    cls, brk = _scan(arr)
+    tok, tok_start = _token_hashes(arr, cls, brk)
+    tok_doc = _owner(np.flatnonzero(cls == 3), tok_start)
+    hashes = _content_hashes(tok, tok_doc, cls[tok_start] == 1, n_docs)
+    seg_start = _segment_starts(arr, tok_start)
+    tok, tok_doc, seg_start = _fold_tokens(tok, tok_doc, seg_start)
+    n_tok = np.bincount(tok_doc, minlength=n_docs)
+    sh, sh_doc = _shingles(tok, tok_doc, seg_start, k)
+    if minhash:
+        mh = _minhash(sh, np.searchsorted(sh_doc, np.arange(n_docs + 1)), n_docs, num_perm)
+    else:  # the batch engine joins the samples directly and has no use for LSH
+        mh = np.zeros((0, num_perm), dtype=np.uint32)
+    if sample_mod > 1:
+        sel = (sh % _U64(sample_mod)) == 0
+        sh, sh_doc = sh[sel], sh_doc[sel]
+    return _Flat(hashes, n_tok, mh, sh, sh_doc)
+
+
+def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 25) -> _Flat:
+    """:func:`_fingerprint_arrays` over slices of about ``budget`` characters (bounds the temporary arrays)."""
+    parts: list[_Flat] = []
+    lo, size = 0, 0
+    for hi, t in enumerate(texts, 1):
+        size += len(t)
+        if size >= budget or hi == len(texts):
+            parts.append(_fingerprint_arrays(texts[lo:hi], settings, sample_mod, minhash))
+            lo, size = hi, 0
+    if len(parts) == 1:
+        return parts[0]
+    offsets = np.cumsum([0] + [len(p.hashes) for p in parts[:-1]])
+    return _Flat(
+        [h for p in parts for h in p.hashes],
+        np.concatenate([p.n_tokens for p in parts]),
+        np.concatenate([p.minhash for p in parts]),
+        np.concatenate([p.keys for p in parts]),
+        np.concatenate([p.doc + off for p, off in zip(parts, offsets, strict=True)]),
+    )
+
+
+def _first_occurrences(keys: np.ndarray, doc: np.ndarray) -> np.ndarray:
+    """Mask of the first occurrence of each (doc, key) (a sentence can repeat inside a text)."""
+    code = _pair_code(doc, keys)
+    order = np.argsort(code, kind="stable")
+    sc = code[order]
+    keep = np.ones(code.size, dtype=bool)
+    keep[order[1:][sc[1:] == sc[:-1]]] = False
+    return keep
+
+
+def fingerprints(texts: Sequence[str], settings: DedupSettings | None = None, *, sample_mod: int | None = None) -> list[Fingerprint]:
+    """Fingerprints of many texts in one vectorised pass (same result as :func:`fingerprint` per text)."""
+    st = settings if settings is not None else _DefaultSettings()
+    mod = int(sample_mod if sample_mod is not None else DedupTuning().sample_mod)
+    n_docs = len(texts)
+    if n_docs == 0:
+        return []
+    f = _fingerprint_chunks(texts, st, mod, minhash=True)
+    keep = _first_occurrences(f.keys, f.doc)
+    keys, doc = f.keys[keep], f.doc[keep]
+    sb = np.searchsorted(doc, np.arange(n_docs + 1))
+    n_tok = f.n_tokens.tolist()
+    return [Fingerprint(f.hashes[i], n_tok[i], f.minhash[i], keys[sb[i] : sb[i + 1]]) for i in range(n_docs)]
+
+
+def _owner(bounds: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Index of the range (between sorted ``bounds``) holding each sorted position."""
+    owner = np.zeros(positions.size, dtype=np.int64)
+    cut = np.searchsorted(positions, bounds)
+    np.add.at(owner, cut[cut < positions.size], 1)
+    return np.cumsum(owner)
+
+
+_EXACT_COEF = _splitmix64(0x65786163, 4) | np.uint64(1)
+
+
+def _content_hashes(tok: np.ndarray, tok_doc: np.ndarray, word: np.ndarray, n_docs: int) -> list[str]:
+    """128-bit hash (hex) of each text's sequence of word tokens, i.e. of its :func:`normalize_text`."""
+    h, d = tok[word], tok_doc[word]
+    starts = np.searchsorted(d, np.arange(n_docs))
+    pos = (np.arange(h.size) - starts[d]).astype(np.uint64)
+    out = np.zeros((n_docs, 2), dtype=np.uint64)
+    if h.size:
+        nonempty = np.flatnonzero(np.bincount(d, minlength=n_docs))
+        for col in range(2):
+            x = h * _EXACT_COEF[2 * col]
+            x += pos * _EXACT_COEF[2 * col + 1]
+            out[nonempty, col] = np.add.reduceat(_fmix64(x), starts[nonempty])
+    return [f"{a:016x}{b:016x}" for a, b in out.tolist()]
+
+
+def _minhash(sh: np.ndarray, bounds: np.ndarray, n_docs: int, num_perm: int) -> np.ndarray:
+    """min over each document's shingles of (a*x + b) mod 2**32, x = high 32 bits of the shingle hash.
+
+    Laid out (num_perm, shingles) so that every ufunc call runs over long contiguous rows.
+    """
+    a, b = _minhash_coefs(num_perm)
+    mh = np.full((n_docs, num_perm), 0xFFFFFFFF, dtype=np.uint32)
+    x32 = (sh >> _U64(32)).astype(np.uint32)
+    chunk = 16384
+    buf = np.empty((num_perm, chunk), dtype=np.uint32)
+    d0 = 0
+    while d0 < n_docs:
+        lo = int(bounds[d0])
+        d1 = int(np.searchsorted(bounds, lo + chunk, side="right")) - 1
+        d1 = min(max(d1, d0 + 1), n_docs)
+        hi = int(bounds[d1])
+        if hi > lo:
+            xs = x32[lo:hi]
+            bb = buf[:, : xs.size] if xs.size <= chunk else np.empty((num_perm, xs.size), dtype=np.uint32)
+            np.multiply(a, xs, out=bb)
+            np.add(bb, b, out=bb)
+            nonempty = np.flatnonzero(bounds[d0 + 1 : d1 + 1] > bounds[d0:d1])
+            mh[d0 + nonempty] = np.minimum.reduceat(bb, bounds[d0:d1][nonempty] - lo, axis=1).T
+        d0 = d1
+    return mh
+
+
+def fingerprint(text: str, settings: DedupSettings | None = None, *, sample_mod: int | None = None) -> Fingerprint:
+    """Fingerprint of one text."""
+    return fingerprints([text], settings, sample_mod=sample_mod)[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# the verdict, shared by the rolling index and the batch engine
+
+
+def _judge(
+    n_a: np.ndarray, n_b: np.ndarray, inter: np.ndarray, skip: np.ndarray, min_containment: float, tu: DedupTuning
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorised verdicts for pairs of texts.
+
+    ``n_a``/``n_b``: informative sampled shingles of each text, ``inter``: how many they share, ``skip``:
+    share of the longer text's informative shingles that come before the first shared one.
+    Returns (accepted, containment of the shorter, coverage of the longer).
+    """
+    n_short = np.minimum(n_a, n_b).astype(np.float64)
+    n_long = np.maximum(n_a, n_b).astype(np.float64)
+    c = inter / np.maximum(n_short, 1)
+    cov = inter / np.maximum(n_long, 1)
+    ok = (n_short >= tu.min_evidence) & (c >= min_containment)
+    # the shorter covers only part of the longer: a truncated copy is its lead, not a digest item
+    lead = (n_short >= tu.min_length_ratio * n_long) & (skip <= tu.max_lead_skip)
+    ok &= (cov >= tu.full_coverage) | lead
+    return ok, c, cov
+
+
+def _is_composite(parts: Sequence[tuple[Any, float, float]]) -> bool:
+    """Does a longer text hold two different clusters' stories at different places (a digest, a live blog)?
+
+    ``parts``: (cluster, first, last) where each story's shared text sits, as shares of the longer text.
+    Two truncated copies of one story both sit at its start and overlap; digest items do not.
+    """
+    for a in range(len(parts)):
+        ca, fa, la = parts[a]
+        for b in range(a + 1, len(parts)):
+            cb, fb, lb = parts[b]
+            if ca != cb and min(la, lb) - max(fa, fb) < 0.5 * min(la - fa, lb - fb):
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------------
+# the rolling index
+
+
+@dataclass(frozen=True, slots=True)
+class DedupMatch:
+    """Where :meth:`DedupIndex.add` put a document."""
+
+    cluster_id: str
+    """id of the first-seen document of the cluster (the document's own id when it starts one)."""
+    duplicate_of: str | None = None
+    """the indexed document it was matched to; None for the first of a cluster."""
+    method: str | None = None
+    """"exact" or "near" ("url" in :func:`dedup_documents`); None for the first of a cluster."""
+    similarity: float | None = None
+    """containment of the shorter text in the longer (1.0 for exact matches)."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DAY_US = 86_400_000_000
+
+
+def _utc_us(dt: datetime | None) -> int:
+    if dt is None:
+        dt = datetime.now(UTC)
+    elif dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // timedelta(microseconds=1)
+
+
+def _source_key(source: str | None) -> int:
+    """Stable nonzero 63-bit key of a source name (0 = no source)."""
+    if not source:
+        return 0
+    return int.from_bytes(hashlib.blake2b(source.encode("utf-8"), digest_size=8).digest(), "little") >> 1 | 1
+
+
+def _source_keys(keys: np.ndarray, src: int) -> np.ndarray:
+    return _fmix64(keys ^ _U64(src))
+
+
+class _Sketch:
+    """Count-min sketch (two rows) of how many clusters use each sampled shingle."""
+
+    _SEEDS = (_U64(0x2545F4914F6CDD1D), _U64(0x9E6C63D0676A9A99))
+
+    def __init__(self, bits: int):
+        self.shift = _U64(64 - bits)
+        self.rows = np.zeros((2, 1 << bits), dtype=np.int32)
+
+    def _slots(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            ((keys * self._SEEDS[0]) >> self.shift).astype(np.intp),
+            ((keys * self._SEEDS[1]) >> self.shift).astype(np.intp),
+        )
+
+    def add(self, keys: np.ndarray) -> None:
+        if keys.size:
+            width = self.rows.shape[1]
+            for row, slots in zip(self.rows, self._slots(keys), strict=True):
+                if keys.size * 64 > width:  # bulk (loading, pruning)
+                    row += np.bincount(slots, minlength=width).astype(np.int32)
+                else:
+                    np.add.at(row, slots, 1)
+
+    def query(self, keys: np.ndarray) -> np.ndarray:
+        s0, s1 = self._slots(keys)
+        return np.minimum(self.rows[0][s0], self.rows[1][s1])
+
+
+class _Postings:
+    """key -> first ``cap`` slots holding it: a sorted numpy base (bulk-built) plus a dict of recent additions.
+
+    The base is rebuilt from all documents when the additions outgrow half of it, so loading a window
+    and adding to it both cost O(entries) overall, with no Python object per indexed key in the base.
+    """
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.ptr = np.zeros(1, dtype=np.int64)
+        self.slots = np.zeros(0, dtype=np.int64)
+        self.new: dict[int, list[int]] = {}
+        self.n_new = 0
+
+    def build(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        """Replace everything by these (key, slot) entries, given in slot order."""
+        order = np.argsort(keys, kind="stable")
+        k, sl = keys[order], slots[order]
+        head = np.ones(k.size, dtype=bool)
+        head[1:] = k[1:] != k[:-1]
+        rank = np.arange(k.size) - np.maximum.accumulate(np.where(head, np.arange(k.size), 0))
+        keep = rank < self.cap
+        k, sl, head = k[keep], sl[keep], head[keep]
+        starts = np.flatnonzero(head)
+        self.keys, self.slots = k[starts], sl
+        self.ptr = np.append(starts, k.size).astype(np.int64)
+        self.new, self.n_new = {}, 0
+
+    def add(self, slot: int, keys: list[int]) -> None:
+        new, cap = self.new, self.cap
+        for h in keys:
+            lst = new.get(h)
+            if lst is None:
+                new[h] = [slot]
+            elif len(lst) < cap:
+                lst.append(slot)
+            else:
+                continue
+            self.n_new += 1
+
+    def outgrown(self) -> bool:
+        return self.n_new > max(50_000, self.slots.size // 2)
+
+    def lookup(self, keys: np.ndarray, keys_list: list[int]) -> np.ndarray:
+        """Slots holding each key (one entry per key held, so counts are shared keys)."""
+        out = []
+        if self.keys.size:
+            pos = np.searchsorted(self.keys, keys)
+            pos[pos >= self.keys.size] = 0
+            pos = pos[self.keys[pos] == keys]
+            if pos.size:
+                lo, hi = self.ptr[pos], self.ptr[pos + 1]
+                idx, _, _ = _ragged(lo, hi - lo)
+                out.append(self.slots[idx])
+        if self.new:
+            get = self.new.get
+            extra = [s for h in keys_list if (lst := get(h)) is not None for s in lst]
+            if extra:
+                out.append(np.array(extra, dtype=np.int64))
+        if not out:
+            return np.zeros(0, dtype=np.int64)
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+
+class DedupIndex:
+    """Near-duplicate index over a rolling window of recent articles.
+
+    :meth:`add` assigns each document to a cluster once, in arrival order: the cluster of the best
+    accepted indexed document (exact content hash first, then near-duplicate verification), else a
+    new cluster named after the document. Cluster ids never change. Persist with :meth:`to_arrow` /
+    :meth:`from_arrow`, keep the window bounded with :meth:`prune`; memory, loading and lookups scale
+    with the window, not with the history.
+
+    Candidates come from MinHash LSH buckets and from capped postings of the sampled shingles; template
+    shingles (used by ``template_clusters`` clusters of the window, or ``source_template_clusters``
+    clusters of one source) are counted in a count-min sketch and are not evidence.
+    """
+
+    def __init__(self, settings: DedupSettings | None = None, *, tuning: DedupTuning | None = None):
+        self.settings = settings if settings is not None else _DefaultSettings()
+        self.tuning = tuning if tuning is not None else DedupTuning()
+        st = self.settings
+        self._num_perm = int(st.num_perm)
+        self._bands = int(st.bands)
+        if self._bands < 1 or self._num_perm % self._bands:
+            raise ValueError(f"bands ({self._bands}) must divide num_perm ({self._num_perm})")
+        self._rows = self._num_perm // self._bands
+        self._window = int(st.window_days) * _DAY_US
+        self._reset()
+
+    def _reset(self) -> None:
+        self._ids: list[str] = []
+        self._cluster: list[str] = []
+        self._hash: list[str] = []
+        self._source: list[str | None] = []
+        self._src: list[int] = []
+        self._seen: list[int] = []
+        self._ntok: list[int] = []
+        self._mh: list[np.ndarray] = []
+        self._sample: list[np.ndarray] = []
+        self._match: list[DedupMatch | None] = []
+        self._by_id: dict[str, int] = {}
+        self._by_hash: dict[str, int] = {}
+        self._post = _Postings(self.tuning.posting_cap)  # sampled shingle -> documents
+        self._lsh = _Postings(self.tuning.posting_cap)  # MinHash band -> documents
+        self._union: dict[str, np.ndarray] = {}  # sorted sampled keys of clusters with several members
+        self._multi: set[int] = set()  # slots of pages found to hold several stories (not persisted)
+        self._sketch = _Sketch(self.tuning.sketch_bits)
+
+    # ---------------------------------------------------------------- public API
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._by_id
+
+    def cluster_of(self, doc_id: str) -> str | None:
+        """Cluster id of an indexed document (None when it is not in the window)."""
+        slot = self._by_id.get(doc_id)
+        return None if slot is None else self._cluster[slot]
+
+    def add(
+        self,
+        doc_id: str,
+        text: str,
+        *,
+        content_hash: str | None = None,
+        source: str | None = None,
+        published_at: datetime | None = None,
+        seen_at: datetime | None = None,
+    ) -> DedupMatch:
+        """Assign ``doc_id`` to a cluster and index it.
+
+        ``content_hash`` overrides the exact-layer hash (pass the stored one so both agree);
+        ``source`` (outlet or feed) lets the index learn that outlet's template lines sooner;
+        ``seen_at`` (default now) places the document in the window. ``published_at`` is accepted for
+        symmetry with the article record but not used: clusters are keyed by first sighting, and which
+        copy is canonical is decided downstream. Adding an id that is already indexed returns its
+        cluster without re-indexing it.
+        """
+        del published_at
+        known = self._by_id.get(doc_id)
+        if known is not None:
+            return self._existing(known)
+        fp = fingerprint(text, self.settings, sample_mod=self.tuning.sample_mod)
+        if content_hash is not None:
+            fp = fp._replace(content_hash=content_hash)
+        return self.add_fingerprint(doc_id, fp, source=source, seen_at=seen_at)
+
+    def add_many(self, docs: Iterable[dict]) -> list[DedupMatch]:
+        """:meth:`add` for ``{id, text, content_hash?, source?, seen_at?}`` dicts, fingerprinted as a batch."""
+        items = list(docs)
+        fps = fingerprints([str(d.get("text") or "") for d in items], self.settings, sample_mod=self.tuning.sample_mod)
+        out = []
+        for d, fp in zip(items, fps, strict=True):
+            if d.get("content_hash"):
+                fp = fp._replace(content_hash=str(d["content_hash"]))
+            seen = d.get("seen_at")
+            out.append(
+                self.add_fingerprint(
+                    str(d["id"]), fp, source=d.get("source"), seen_at=seen if isinstance(seen, datetime) else None
+                )
+            )
+        return out
+
+    def add_fingerprint(
+        self, doc_id: str, fp: Fingerprint, *, source: str | None = None, seen_at: datetime | None = None
+    ) -> DedupMatch:
+        """:meth:`add` for a precomputed :func:`fingerprint` (same settings and ``sample_mod``)."""
+        known = self._by_id.get(doc_id)
+        if known is not None:
+            return self._existing(known)
+        if fp.minhash.shape != (self._num_perm,):
+            raise ValueError(f"fingerprint has {fp.minhash.shape[0]} MinHash values, the index {self._num_perm}")
+        seen = _utc_us(seen_at)
+        src = _source_key(source)
+        match, slot, multi = None, -1, False
+        if fp.n_tokens:
+            j = self._by_hash.get(fp.content_hash)
+            if j is not None and abs(seen - self._seen[j]) <= self._window:
+                match, slot = DedupMatch(self._cluster[j], self._ids[j], "exact", 1.0), j
+        near = fp.n_tokens >= int(self.settings.min_words) and fp.sample.size > 0
+        if match is None and near:
+            found, multi = self._near(fp, src, seen)
+            if found is not None:
+                slot, c = found
+                match = DedupMatch(self._cluster[slot], self._ids[slot], "near", round(c, 4))
+        if match is None:
+            match = DedupMatch(doc_id)
+        self._insert(doc_id, fp, match, source, src, seen, near)
+        if multi:
+            self._multi.add(len(self._ids) - 1)
+        return match
+
+    def prune(self, older_than: datetime) -> int:
+        """Drop documents first seen before ``older_than``; returns how many were dropped.
+
+        Remaining documents keep their cluster ids even when the cluster's first document goes.
+        """
+        cut = _utc_us(older_than)
+        keep = [i for i, t in enumerate(self._seen) if t >= cut]
+        dropped = len(self._seen) - len(keep)
+        if dropped:
+            self._compact(keep)
+        return dropped
+
+    # ---------------------------------------------------------------- matching
+
+    def _existing(self, slot: int) -> DedupMatch:
+        m = self._match[slot]
+        if m is not None:
+            return m
+        cid = self._cluster[slot]
+        return DedupMatch(cid) if cid == self._ids[slot] else DedupMatch(cid, cid)
+
+    def _template(self, keys: np.ndarray, src: int) -> np.ndarray:
+        """Template shingles: used by many clusters of the window, or by several of one source."""
+        tu = self.tuning
+        freq = self._sketch.query(keys) >= tu.template_clusters
+        if src:
+            freq |= self._sketch.query(_source_keys(keys, src)) >= tu.source_template_clusters
+        return freq
+
+    def _band_keys(self, mh: np.ndarray) -> np.ndarray:
+        """LSH bucket keys of one (num_perm,) or many (n, num_perm) MinHash signatures, flattened."""
+        m = mh.reshape(-1, self._bands, self._rows).astype(np.uint64) * _BAND_COEF[: self._rows]
+        key = m.sum(axis=2, dtype=np.uint64) + np.arange(self._bands, dtype=np.uint64) * _U64(0xD6E8FEB86659FD93)
+        return _fmix64(key.reshape(-1))
+
+    def _candidates(self, inf_keys: np.ndarray, mh: np.ndarray, seen: int) -> list[int]:
+        shared = self._post.lookup(inf_keys, inf_keys.tolist())
+        bands = self._band_keys(mh)
+        similar = self._lsh.lookup(bands, bands.tolist())  # MinHash LSH: a high Jaccard similarity
+        cand, hits = np.unique(shared, return_counts=True)
+        cand = cand[hits >= 2]
+        hits = hits[hits >= 2]
+        if similar.size:
+            extra = np.setdiff1d(similar, cand)
+            cand = np.concatenate([cand, extra])
+            hits = np.concatenate([hits, np.full(extra.size, 2)])
+        if cand.size == 0:
+            return []
+        seen_at = self._seen
+        ok = np.array([abs(seen_at[c] - seen) <= self._window for c in cand.tolist()], dtype=bool)
+        cand, hits = cand[ok], hits[ok]
+        if cand.size > 32:
+            top = np.argsort(-hits, kind="stable")[:32]
+            cand = cand[np.sort(top)]
+        return cand.tolist()
+
+    def _near(self, fp: Fingerprint, src: int, seen: int) -> tuple[tuple[int, float] | None, bool]:
+        """(best accepted candidate and its containment, whether the text is a multi-story page)."""
+        tu, st = self.tuning, self.settings
+        x = fp.sample[~self._template(fp.sample, src)]  # informative keys, text order
+        if x.size < tu.min_evidence:
+            return None, False
+        cands = self._candidates(x, fp.minhash, seen)
+        if not cands:
+            return None, False
+        x_order = np.argsort(x)
+        x_sorted = x[x_order]
+        n_c = len(cands)
+        n_x = np.full(n_c, x.size)
+        n_y = np.zeros(n_c, dtype=np.int64)
+        inter = np.zeros(n_c, dtype=np.int64)
+        first = np.zeros(n_c)
+        last = np.zeros(n_c)
+        for q, s in enumerate(cands):
+            y = self._sample[s]
+            y = y[~self._template(y, self._src[s])]
+            n_y[q] = y.size
+            if y.size == 0:
+                continue
+            pos = np.searchsorted(x_sorted, y)
+            pos[pos >= x.size] = 0
+            in_x = x_sorted[pos] == y  # y's keys that x has, in y's order
+            inter[q] = int(in_x.sum())
+            if inter[q] == 0:
+                continue
+            if x.size > y.size:  # where the shared text sits in x
+                ranks = x_order[pos[in_x]]
+                first[q], last[q] = ranks.min() / x.size, (ranks.max() + 1) / x.size
+            else:
+                at = np.flatnonzero(in_x)
+                first[q], last[q] = at[0] / y.size, (at[-1] + 1) / y.size
+        ok, c, cov = _judge(n_x, n_y, inter, first, float(st.min_containment), tu)
+        x_longer = n_x > n_y
+        parts = [
+            (self._cluster[s], first[q], last[q])
+            for q, s in enumerate(cands)
+            if x_longer[q] and c[q] >= st.min_containment and tu.composite_share <= cov[q] < tu.full_coverage
+        ]
+        if len(parts) >= 2 and _is_composite(parts):
+            return None, True  # a page holding several stories is a copy of none of them
+        if self._multi:  # ... and no story joins such a page through a partial match
+            for q, s in enumerate(cands):
+                if s in self._multi and not x_longer[q] and cov[q] < tu.full_coverage:
+                    ok[q] = False
+        score = np.where(ok, c + 0.25 * cov, -1.0)
+        q = int(np.argmax(score))
+        return ((cands[q], float(c[q])) if ok[q] else None), False
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    def _insert(
+        self, doc_id: str, fp: Fingerprint, match: DedupMatch, source: str | None, src: int, seen: int, near: bool
+    ) -> None:
+        slot = len(self._ids)
+        sample = np.asarray(fp.sample, dtype=np.uint64)
+        self._ids.append(doc_id)
+        self._cluster.append(match.cluster_id)
+        self._hash.append(fp.content_hash)
+        self._source.append(source)
+        self._src.append(src)
+        self._seen.append(seen)
+        self._ntok.append(int(fp.n_tokens))
+        self._mh.append(np.asarray(fp.minhash, dtype=np.uint32))
+        self._sample.append(sample)
+        self._match.append(match)
+        self._by_id[doc_id] = slot
+        if fp.n_tokens:
+            self._by_hash.setdefault(fp.content_hash, slot)
+        self._count_cluster_keys(match.cluster_id, doc_id, sample, src)
+        if near:
+            self._index_slot(slot)
+
+    def _count_cluster_keys(self, cluster_id: str, doc_id: str, sample: np.ndarray, src: int) -> None:
+        """Count the keys this document brings to its cluster (the sketch counts clusters per key)."""
+        if cluster_id == doc_id:
+            novel = sample
+        else:
+            have = self._union.get(cluster_id)
+            if have is None:
+                root = self._by_id.get(cluster_id)
+                have = np.sort(self._sample[root]) if root is not None else np.zeros(0, dtype=np.uint64)
+            novel = sample[~np.isin(sample, have)]
+            self._union[cluster_id] = np.union1d(have, novel)
+        if novel.size:
+            self._sketch.add(novel)
+            if src:
+                self._sketch.add(_source_keys(novel, src))
+
+    def _index_slot(self, slot: int) -> None:
+        self._post.add(slot, self._sample[slot].tolist())
+        self._lsh.add(slot, self._band_keys(self._mh[slot]).tolist())
+        if self._post.outgrown() or self._lsh.outgrown():
+            self._build_postings()
+
+    def _build_postings(self) -> None:
+        min_words = int(self.settings.min_words)
+        near = [i for i in range(len(self._ids)) if self._ntok[i] >= min_words and self._sample[i].size]
+        if not near:
+            self._post.build(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))
+            self._lsh.build(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))
+            return
+        lens = np.array([self._sample[i].size for i in near], dtype=np.int64)
+        slots = np.array(near, dtype=np.int64)
+        self._post.build(np.concatenate([self._sample[i] for i in near]), np.repeat(slots, lens))
+        bands = self._band_keys(np.stack([self._mh[i] for i in near]))
+        self._lsh.build(bands, np.repeat(slots, self._bands))
+
+    def _compact(self, keep: list[int]) -> None:
+        """Rebuild every structure from the documents at ``keep`` (prune, load)."""
+        cols = (self._ids, self._cluster, self._hash, self._source, self._src, self._seen, self._ntok, self._mh,
+                self._sample, self._match)  # fmt: skip
+        kept = [[col[i] for i in keep] for col in cols]
+        multi = {new for new, old in enumerate(keep) if old in self._multi}
+        self._reset()
+        self._multi = multi
+        (self._ids, self._cluster, self._hash, self._source, self._src, self._seen, self._ntok, self._mh,
+         self._sample, self._match) = kept  # fmt: skip
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        self._by_id = {doc_id: slot for slot, doc_id in enumerate(self._ids)}
+        by_hash = self._by_hash
+        for slot, (h, n) in enumerate(zip(self._hash, self._ntok, strict=True)):
+            if n:
+                by_hash.setdefault(h, slot)
+        self._build_postings()
+        if not self._ids:
+            return
+        # clusters per key, counted once per cluster (and once per cluster and source)
+        lens = np.array([s.size for s in self._sample], dtype=np.int64)
+        keys = np.concatenate(self._sample)
+        cluster_no: dict[str, int] = {}
+        cl = np.array([cluster_no.setdefault(c, len(cluster_no)) for c in self._cluster], dtype=np.int64)
+        owner = np.repeat(np.arange(len(self._ids)), lens)
+        entry_cl = cl[owner]
+        order = np.lexsort((keys, entry_cl))
+        ok, oc, oo = keys[order], entry_cl[order], owner[order]
+        first = np.ones(ok.size, dtype=bool)
+        first[1:] = (ok[1:] != ok[:-1]) | (oc[1:] != oc[:-1])
+        self._sketch.add(ok[first])
+        src = np.array(self._src, dtype=np.uint64)[oo]
+        with_src = np.flatnonzero(src != 0)
+        if with_src.size:
+            sk = _fmix64(ok[with_src] ^ src[with_src])
+            skey = np.lexsort((sk, oc[with_src]))
+            sk, sc = sk[skey], oc[with_src][skey]
+            f = np.ones(sk.size, dtype=bool)
+            f[1:] = (sk[1:] != sk[:-1]) | (sc[1:] != sc[:-1])
+            self._sketch.add(sk[f])
+        # sorted key unions of clusters with several members
+        sizes = np.bincount(cl, minlength=len(cluster_no))
+        multi = sizes[oc] > 1
+        uk, uc = ok[first & multi], oc[first & multi]
+        names = list(cluster_no)
+        bounds = np.flatnonzero(np.diff(uc)) + 1
+        for part_k, part_c in zip(np.split(uk, bounds), np.split(uc, bounds), strict=True):
+            if part_k.size:
+                self._union[names[int(part_c[0])]] = part_k
+
+    # ---------------------------------------------------------------- persistence
+
+    def _meta(self) -> dict[str, Any]:
+        st = self.settings
+        return {
+            "version": 1,
+            "shingle_size": int(st.shingle_size),
+            "num_perm": int(st.num_perm),
+            "sample_mod": int(self.tuning.sample_mod),
+        }
+
+    def to_arrow(self) -> pa.Table:
+        """The window as a table: doc_id, cluster_id, content_hash, source, seen_at (timestamp[us, UTC]),
+        n_tokens, minhash (little-endian uint32 bytes), sample (little-endian uint64 bytes, text order)."""
+        import pyarrow as pa
+
+        n = len(self._ids)
+        mh = np.stack(self._mh).astype("<u4") if n else np.zeros((0, self._num_perm), dtype="<u4")
+        lens = np.array([s.size for s in self._sample], dtype=np.int64)
+        keys = np.concatenate(self._sample).astype("<u8") if n else np.zeros(0, dtype="<u8")
+        offsets = np.concatenate(([0], np.cumsum(lens * 8))).astype(np.int64)
+        mh_offsets = np.arange(n + 1, dtype=np.int64) * (4 * self._num_perm)
+        schema = pa.schema(
+            [
+                ("doc_id", pa.string()),
+                ("cluster_id", pa.string()),
+                ("content_hash", pa.string()),
+                ("source", pa.string()),
+                ("seen_at", pa.timestamp("us", tz="UTC")),
+                ("n_tokens", pa.int32()),
+                ("minhash", pa.large_binary()),
+                ("sample", pa.large_binary()),
+            ],
+            metadata={"newsingest.dedup": json.dumps(self._meta())},
+        )
+        columns = [
+            pa.array(self._ids, pa.string()),
+            pa.array(self._cluster, pa.string()),
+            pa.array(self._hash, pa.string()),
+            pa.array(self._source, pa.string()),
+            pa.array(np.array(self._seen, dtype=np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            pa.array(np.array(self._ntok, dtype=np.int32), pa.int32()),
+            pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(mh_offsets), pa.py_buffer(mh.tobytes())]),
+            pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(keys.tobytes())]),
+        ]
+        return pa.Table.from_arrays(columns, schema=schema)
+
+    @classmethod
+    def from_arrow(
+        cls,
+        table: pa.Table | None,
+        settings: DedupSettings | None = None,
+        *,
+        tuning: DedupTuning | None = None,
+        since: datetime | None = None,
+    ) -> DedupIndex:
+        """Load a table written by :meth:`to_arrow` (or several concatenated; None gives an empty index).
+
+        Rows seen before ``since`` are skipped. Raises ValueError when the table was built with another
+        shingle size, MinHash size or sample rate.
+        """
+        index = cls(settings, tuning=tuning)
+        if table is None:
+            return index
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        meta_raw = (table.schema.metadata or {}).get(b"newsingest.dedup")
+        if meta_raw is not None:
+            meta = json.loads(meta_raw)
+            want = index._meta()
+            for key in ("shingle_size", "num_perm", "sample_mod"):
+                if key in meta and meta[key] != want[key]:
+                    raise ValueError(
+                        f"dedup index was built with {key}={meta[key]}, the settings say {want[key]}: rebuild it"
+                    )
+        if since is not None:
+            table = table.filter(pc.greater_equal(table["seen_at"], pa.scalar(since, pa.timestamp("us", tz="UTC"))))
+        n = table.num_rows
+        index._ids = table["doc_id"].to_pylist()
+        index._cluster = table["cluster_id"].to_pylist()
+        index._hash = table["content_hash"].to_pylist()
+        index._source = table["source"].to_pylist()
+        index._src = [_source_key(s) for s in index._source]
+        index._seen = table["seen_at"].cast(pa.int64()).to_pylist()
+        index._ntok = table["n_tokens"].to_pylist()
+        mh = _binary_column(table["minhash"], "<u4")
+        index._mh = [a.astype(np.uint32) for a in mh]
+        if any(a.size != index._num_perm for a in index._mh):
+            raise ValueError(f"dedup index rows do not hold {index._num_perm} MinHash values")
+        index._sample = [a.astype(np.uint64) for a in _binary_column(table["sample"], "<u8")]
+        index._match = [None] * n
+        index._rebuild()
+        return index
+
+
+def _binary_column(column: Any, dtype: str) -> list[np.ndarray]:
+    """Split a (large_)binary column of packed numbers into one array per row, without a Python loop per value."""
+    import pyarrow as pa
+
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+        arr = arr.cast(pa.large_binary())
+    else:
+        raise ValueError(f"expected a binary column, got {arr.type}")
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
+    size = np.dtype(dtype).itemsize
+    values = np.frombuffer(data[offsets[0] : offsets[-1]].tobytes(), dtype=dtype)
+    bounds = (offsets - offsets[0]) // size
+    return [values[bounds[i] : bounds[i + 1]] for i in range(n)]
+
+
+def _pair_code(doc: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """(document, shingle) as one nonzero uint64: document in bits 40-62, 40 bits of the shingle below."""
+    return (doc.astype(np.uint64) << _U64(40)) | (key >> _U64(24)) | _U64(1 << 63)
+
+
+class _HashMap:
+    """Open-addressing map from nonzero uint64 codes to int64 values; vectorised build and lookup."""
+
+    def __init__(self, codes: np.ndarray, values: np.ndarray):
+        bits = max(10, int(np.ceil(np.log2(max(codes.size, 1) * 2.5))))
+        self.shift = _U64(64 - bits)
+        self.mask = (1 << bits) - 1
+        self.keys = np.zeros(1 << bits, dtype=np.uint64)
+        self.values = np.zeros(1 << bits, dtype=np.int64)
+        todo = np.arange(codes.size)
+        slot = self._slot(codes)
+        while todo.size:
+            free = self.keys[slot] == 0
+            self.keys[slot[free]] = codes[todo[free]]  # among equal slots the last write wins
+            placed = self.keys[slot] == codes[todo]
+            self.values[slot[placed]] = values[todo[placed]]
+            todo, slot = todo[~placed], (slot[~placed] + 1) & self.mask
+
+    def _slot(self, codes: np.ndarray) -> np.ndarray:
+        return ((codes * _U64(0x9E3779B97F4A7C15)) >> self.shift).astype(np.intp)
+
+    def get(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found, value) for each code; value is -1 where not found."""
+        value = np.full(codes.size, -1, dtype=np.int64)
+        todo = np.arange(codes.size)
+        slot = self._slot(codes)
+        while todo.size:
+            t = self.keys[slot]
+            q = codes[todo]
+            hit = t == q
+            value[todo[hit]] = self.values[slot[hit]]
+            more = (t != 0) & ~hit
+            todo, slot = todo[more], (slot[more] + 1) & self.mask
+        return value >= 0, value
+
+
+def _distinct_per_group(group: np.ndarray, value: np.ndarray, n_values: int) -> np.ndarray:
+    """Number of distinct values in each group (groups are 0..max, values 0..n_values-1)."""
+    if group.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    code = np.unique(group.astype(np.int64) * n_values + value)
+    return np.bincount(code // n_values, minlength=int(group.max()) + 1)
+
+
+# --------------------------------------------------------------------------------------------------
+# stateless batch contract: newsingest dedup --jsonl
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _ragged(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenated ranges [starts[i], starts[i] + lens[i]): (indices, owner, offset inside the range)."""
+    total = int(lens.sum())
+    owner = np.repeat(np.arange(lens.size), lens)
+    before = np.cumsum(lens) - lens
+    offset = np.arange(total) - before[owner]
+    return starts[owner] + offset, owner, offset
+
+
+class _Batch:
+    """All documents of a batch at once: candidate pairs and their statistics computed with numpy."""
+
+    def __init__(self, flat: _Flat, times: np.ndarray, srcs: list[int], settings: Any, tu: DedupTuning):
+        self.st, self.tu = settings, tu
+        n = self.n = len(flat.hashes)
+        keys, doc = flat.keys, flat.doc
+        # entries sorted by key, text order inside a key; a key repeated inside one text is kept once
+        order = np.argsort(keys, kind="stable")
+        ks, ds = keys[order], doc[order]
+        dup = np.zeros(ks.size, dtype=bool)
+        dup[1:] = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])
+        if dup.any():
+            keep = np.ones(keys.size, dtype=bool)
+            keep[order[dup]] = False
+            renum = np.cumsum(keep) - 1
+            order = renum[order[~dup]]
+            keys, doc, ks = keys[keep], doc[keep], ks[~dup]
+        self.K, self.D, self.order = keys, doc, order
+        lens = np.bincount(doc, minlength=n)
+        self.eligible = (flat.n_tokens >= int(settings.min_words)) & (lens > 0)
+        self.times = times
+        self.window = int(settings.window_days) * 86_400_000_000
+        new = np.ones(ks.size, dtype=bool)
+        new[1:] = ks[1:] != ks[:-1]
+        self.gid_sorted = np.cumsum(new) - 1  # group (distinct key) of each sorted entry
+        self.n_groups = int(self.gid_sorted[-1]) + 1 if ks.size else 0
+        self.src_idx = self._source_index(srcs)
+
+    @staticmethod
+    def _source_index(srcs: list[int]) -> np.ndarray | None:
+        if not any(srcs):
+            return None
+        ids: dict[int, int] = {}
+        return np.array([ids.setdefault(s, len(ids)) if s else -1 for s in srcs], dtype=np.int64)
+
+    def entry_values(self, per_sorted: np.ndarray) -> np.ndarray:
+        out = np.empty(self.K.size, dtype=per_sorted.dtype)
+        out[self.order] = per_sorted
+        return out
+
+    def template_by_clusters(self, root: np.ndarray) -> np.ndarray:
+        """Keys used by many clusters, or by several clusters of one source (the index's definition)."""
+        tu, n = self.tu, self.n
+        freq = np.zeros(self.K.size, dtype=bool)
+        size = np.bincount(self.gid_sorted, minlength=self.n_groups)[self.gid_sorted]
+        # only keys held by enough documents can be held by enough clusters
+        big = np.flatnonzero(size >= tu.template_clusters)
+        if big.size:
+            gid = self.gid_sorted[big]
+            distinct = _distinct_per_group(gid, root[self.D[self.order[big]]], n)
+            freq[big] = distinct[gid] >= tu.template_clusters
+        if self.src_idx is not None:
+            has = np.flatnonzero(size >= tu.source_template_clusters)
+            src = self.src_idx[self.D[self.order[has]]]
+            has = has[src >= 0]
+            src = src[src >= 0]
+            cl = root[self.D[self.order[has]]]
+            _, grp = np.unique(self.gid_sorted[has] * (int(self.src_idx.max()) + 1) + src, return_inverse=True)
+            per_src = _distinct_per_group(grp, cl, n)
+            freq[has] |= per_src[grp] >= tu.source_template_clusters
+        return self.entry_values(freq)
+
+    def raw_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate pairs (i later than j) and how many sampled shingles they share, template or not.
+
+        Each holder of a shingle is paired with the first ``posting_cap`` earlier holders (as the index's
+        capped postings do), so a shingle used by thousands of pages costs a few pairs per page.
+        """
+        n = self.n
+        use = self.eligible[self.D[self.order]]
+        o = self.order[use]
+        ko, do = self.K[o], self.D[o]
+        new = np.ones(o.size, dtype=bool)
+        new[1:] = ko[1:] != ko[:-1]
+        gs = np.maximum.accumulate(np.where(new, np.arange(o.size), 0))
+        rank = np.arange(o.size) - gs
+        codes = []
+        for r in range(self.tu.posting_cap):
+            m = np.flatnonzero(rank > r)
+            if m.size == 0:
+                break
+            codes.append(do[m] * n + do[gs[m] + r])
+        if not codes:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, empty
+        code = np.sort(np.concatenate(codes))
+        head = np.ones(code.size, dtype=bool)
+        head[1:] = code[1:] != code[:-1]
+        at = np.flatnonzero(head)
+        cnt = np.diff(np.append(at, code.size))
+        code = code[at]
+        return code // n, code % n, cnt
+
+    def pairs(self, raw: tuple[np.ndarray, np.ndarray, np.ndarray], template: np.ndarray) -> dict[str, np.ndarray]:
+        """Verdicts for the candidate pairs worth verifying, on informative (non-template) shingles."""
+        tu, n = self.tu, self.n
+        inf = ~template & self.eligible[self.D]
+        n_inf = np.bincount(self.D[inf], minlength=n)
+        i, j, cnt = raw
+        # shared shingles (template ones included) can only overstate the informative overlap
+        need = np.maximum(2, (0.5 * float(self.st.min_containment) * np.minimum(n_inf[i], n_inf[j])).astype(np.int64))
+        keep = (cnt >= need) & (np.abs(self.times[i] - self.times[j]) <= self.window)
+        keep &= (n_inf[i] > 0) & (n_inf[j] > 0)
+        i, j = i[keep], j[keep]
+        empty = np.zeros(0, dtype=np.int64)
+        if i.size == 0:
+            return {"i": empty, "j": empty}
+        # exact statistics: look the shorter text's informative keys up in the longer one, whose map
+        # gives each key's rank in the longer text (where the shared part starts and ends)
+        inf_pos = np.flatnonzero(inf)
+        inf_doc = self.D[inf_pos]
+        inf_start = np.searchsorted(inf_doc, np.arange(n))
+        table = _HashMap(_pair_code(inf_doc, self.K[inf_pos]), np.arange(inf_pos.size) - inf_start[inf_doc])
+        i_longer = n_inf[i] >= n_inf[j]
+        longer = np.where(i_longer, i, j)
+        shorter = np.where(i_longer, j, i)
+        idx, owner, _ = _ragged(inf_start[shorter], n_inf[shorter])
+        found, rank = table.get(_pair_code(longer[owner], self.K[inf_pos[idx]]))
+        inter = np.bincount(owner, weights=found, minlength=i.size)
+        heads = np.cumsum(n_inf[shorter]) - n_inf[shorter]
+        first = np.minimum.reduceat(np.where(found, rank, np.iinfo(np.int64).max // 4), heads)
+        last = np.maximum.reduceat(rank, heads)
+        span = np.maximum(n_inf[longer], 1)
+        ok, c, cov = _judge(n_inf[i], n_inf[j], inter, first / span, float(self.st.min_containment), tu)
+        return {
+            "i": i, "j": j, "ok": ok, "c": c, "cov": cov, "i_longer": i_longer & (n_inf[i] > n_inf[j]),
+            "first": first / span, "last": (last + 1) / span,
+        }  # fmt: skip
+
+    def composite(self, pairs: dict[str, np.ndarray]) -> np.ndarray:
+        """Documents that hold two stories at different places (digests, live blogs, aggregator pages)."""
+        out = np.zeros(self.n, dtype=bool)
+        if pairs["i"].size == 0:
+            return out
+        tu = self.tu
+        part = (pairs["c"] >= float(self.st.min_containment)) & (pairs["cov"] >= tu.composite_share)
+        part &= pairs["cov"] < tu.full_coverage
+        longer = np.where(pairs["i_longer"], pairs["i"], pairs["j"])[part]
+        if longer.size < 2:
+            return out
+        first, last = pairs["first"][part], pairs["last"][part]
+        o = np.argsort(longer, kind="stable")
+        longer, first, last = longer[o].tolist(), first[o].tolist(), last[o].tolist()
+        q = 0
+        while q < len(longer):
+            r = q
+            while r < len(longer) and longer[r] == longer[q]:
+                r += 1
+            if r - q >= 2 and _is_composite([(t, first[t], last[t]) for t in range(q, r)]):
+                out[longer[q]] = True
+            q = r
+        return out
+
+    def assign(
+        self, pairs: dict[str, np.ndarray], hashes: list[str], ntok: list[int], url_first: list[int]
+    ) -> tuple[list[int], list[int], list[str | None]]:
+        """Clusters = connected documents (same canonical URL, same content hash, accepted near pairs).
+
+        Returns (first document of the cluster, the neighbour each document was matched to, how).
+        A page holding several stories links to none of them through a partial match.
+        """
+        n, tu = self.n, self.tu
+        parent = list(range(n))
+
+        def find(x: int) -> int:
+            while parent[x] != x:
+                parent[x] = parent[parent[x]]
+                x = parent[x]
+            return x
+
+        # per document: ((earlier neighbour, tier, similarity), neighbour, method) of its best link
+        best: list[tuple[tuple[bool, int, float], int, str] | None] = [None] * n
+
+        def link(i: int, j: int, tier: int, sim: float, how: str) -> None:
+            a, b = find(i), find(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+            for x, y in ((i, j), (j, i)):
+                rank = (y < x, tier, sim)
+                cur = best[x]
+                if cur is None or rank > cur[0]:
+                    best[x] = (rank, y, how)
+
+        for i, j in enumerate(url_first):
+            if j >= 0:
+                link(i, j, 2, 1.0, "url")
+        times = self.times.tolist()
+        by_hash: dict[str, int] = {}
+        for i in range(n):
+            if ntok[i]:
+                j = by_hash.setdefault(hashes[i], i)
+                if j != i:
+                    if abs(times[i] - times[j]) <= self.window:
+                        link(i, j, 1, 1.0, "exact")
+                    else:
+                        by_hash[hashes[i]] = i
+        if pairs["i"].size:
+            comp = self.composite(pairs)
+            longer = np.where(pairs["i_longer"], pairs["i"], pairs["j"])
+            keep = pairs["ok"] & ~(comp[longer] & (pairs["cov"] < tu.full_coverage))
+            score = pairs["c"] + 0.25 * pairs["cov"]
+            pi, pj, ps = pairs["i"][keep].tolist(), pairs["j"][keep].tolist(), score[keep].tolist()
+            for i, j, sc in zip(pi, pj, ps, strict=True):
+                link(i, j, 0, sc, "near")
+        root = [find(i) for i in range(n)]
+        dup = [-1] * n
+        method: list[str | None] = [None] * n
+        for i in range(n):
+            b = best[i]
+            if b is not None and root[i] != i:
+                dup[i], method[i] = b[1], b[2]
+        return root, dup, method
+
+
+def dedup_documents(
+    docs: Iterable[dict], settings: DedupSettings | None = None, *, tuning: DedupTuning | None = None
+) -> Iterator[dict]:
+    """Cluster a batch of ``{id, text, url?, published_at?, source?}`` dicts (the stateless CLI contract).
+
+    Yields ``{id, cluster, duplicate_of}`` per document, in input order. Documents are linked by an
+    equal canonical URL, an equal :func:`content_hash` or an accepted near-duplicate pair (the rules
+    of :class:`DedupIndex`); a cluster is a set of linked documents and is named after its first
+    document in input order. ``duplicate_of`` is the document's best link, an earlier one when it
+    has one (URL before exact before near), None for the first document of a cluster.
+
+    The batch is clustered twice: the first pass only learns which shingles are template text in
+    this batch (used by ``template_clusters`` of its clusters, or ``source_template_clusters`` of one
+    source's), the second clusters with that knowledge from the first document on. ``source``
+    defaults to the URL's host; ``published_at`` (ISO 8601) places documents in time for
+    ``window_days`` (a document without one takes the previous document's time, or now).
+    """
+    from pipeline.urls import canonicalize_url, host_of
+
+    st = settings if settings is not None else _DefaultSettings()
+    tu = tuning if tuning is not None else DedupTuning()
+    items = list(docs)
+    if not items:
+        return
+    try:
+        ids = [d["id"] for d in items]
+    except KeyError:
+        raise ValueError("every document needs an 'id'") from None
+    flat = _fingerprint_chunks([str(d.get("text") or "") for d in items], st, int(tu.sample_mod), minhash=False)
+    times: list[int] = []
+    srcs: list[int] = []
+    url_first: list[int] = []
+    by_url: dict[str, int] = {}
+    last = _utc_us(None)  # documents without published_at: now, or the previous document's time
+    for i, d in enumerate(items):
+        url = d.get("url")
+        url = url if isinstance(url, str) and url.strip() else None
+        source = d.get("source") or (host_of(url) if url else None)
+        srcs.append(_source_key(str(source)) if source else 0)
+        t = _parse_time(d.get("published_at"))
+        if t is not None:
+            last = _utc_us(t)
+        times.append(last)
+        j = by_url.setdefault(canonicalize_url(url), i) if url else i
+        url_first.append(j if j != i else -1)
+    batch = _Batch(flat, np.array(times, dtype=np.int64), srcs, st, tu)
+    hashes, ntok = flat.hashes, flat.n_tokens.tolist()
+    raw = batch.raw_pairs()
+    no_template = np.zeros(batch.K.size, dtype=bool)
+    first_root, _, _ = batch.assign(batch.pairs(raw, no_template), hashes, ntok, url_first)
+    template = batch.template_by_clusters(np.array(first_root, dtype=np.int64))
+    root, dup, _ = batch.assign(batch.pairs(raw, template), hashes, ntok, url_first)
+    for i, doc_id in enumerate(ids):
+        j = dup[i]
+        yield {"id": doc_id, "cluster": ids[root[i]], "duplicate_of": ids[j] if j >= 0 else None}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m pipeline.dedup``: JSONL documents on stdin, JSONL ``{id, cluster, duplicate_of}`` on stdout."""
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv:
+        print(main.__doc__, file=sys.stderr)
+        return 0 if argv[0] in ("-h", "--help") else 2
+    docs = []
+    for n, line in enumerate(sys.stdin.buffer, 1):
+        if line.strip():
+            try:
+                doc = json.loads(line)
+            except ValueError as exc:
+                print(f"stdin line {n}: not JSON ({exc})", file=sys.stderr)
+                return 2
+            if not isinstance(doc, dict) or "id" not in doc:
+                print(f"stdin line {n}: expected an object with an 'id'", file=sys.stderr)
+                return 2
+            docs.append(doc)
+    dumps = json.dumps
+    sys.stdout.write("".join(dumps(r, ensure_ascii=False, default=str) + "\n" for r in dedup_documents(docs)))
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
