@@ -305,7 +305,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--serve", type=int, metavar="PORT", help="only serve the demo web on 127.0.0.1:PORT until stopped")
     sp.add_argument("--write-config", metavar="FILE", help="with --serve: write the config that ingests the demo web")
     sp.set_defaults(func=cmd_demo)
+
+    # Commands that live with their feature: each module has `register(subparsers)` and keeps its
+    # top level light (heavy imports inside the command functions).
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return p
+
+
+# One line per feature module that contributes subcommands.
+COMMAND_MODULES: tuple[str, ...] = (
+)
 
 
 def main(argv: list[str] | None = None) -> int:
