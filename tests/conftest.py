@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+# ../shared next to the checkout; NEWSINGEST_SHARED points elsewhere (e.g. from a git worktree).
+SHARED = Path(os.environ.get("NEWSINGEST_SHARED") or ROOT.parent / "shared")
 
 # Tests must never depend on a developer's warehouse or config.
 os.environ.pop("NEWSINGEST_WAREHOUSE", None)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
+from conftest import SHARED
 
 from pipeline.clean import (
     REASONS,
@@ -20,7 +20,7 @@ from pipeline.clean import (
     normalize_line,
 )
 
-SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+SEEDS = SHARED / "seeds"
 
 # A few made-up body paragraphs used as filler around the lines under test.
 P1 = "The city council approved the new budget on Monday after a debate that lasted more than six hours."

@@ -14,12 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED
 
 from pipeline import dedup
 from pipeline.dedup import DedupIndex, DedupMatch, content_hash, dedup_documents, fingerprint, normalize_text
 from pipeline.settings import DedupSettings
 
-BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "dedup-benchmark"
+BENCH = SHARED / "dedup-benchmark"
 
 # ---------------------------------------------------------------------------------------------- texts
 
