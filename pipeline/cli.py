@@ -317,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # One line per feature module that contributes subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
+    "pipeline.maintenance",
 )
 
 

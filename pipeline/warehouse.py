@@ -71,9 +71,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 DB_FILE = "newsingest.duckdb"
 STATE_KEEP = 3  # committed state generations kept (older ones are garbage once a newer run committed)
@@ -153,8 +154,8 @@ def _json_default(o: Any) -> Any:
         return o.isoformat()
     if isinstance(o, set | frozenset):
         return sorted(o)
-    if isinstance(o, np.integer):
-        return int(o)
+    if type(o).__module__ == "numpy" and hasattr(o, "item"):
+        return o.item()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
@@ -972,6 +973,8 @@ class Warehouse:
         return state
 
     def load_seen(self, snap: Snapshot | None = None) -> np.ndarray:
+        import numpy as np
+
         last = self.last_run(snap)
         if last is None or not last.get("seen_file"):
             return np.empty(0, dtype=np.uint64)
@@ -981,6 +984,8 @@ class Warehouse:
         return np.frombuffer(data, dtype=np.uint64).copy()
 
     def write_state(self, run_id: str, state: dict[str, Any], seen: np.ndarray) -> tuple[str, str]:
+        import numpy as np
+
         state_rel = f"_state/{run_id}.json"
         seen_rel = f"_state/seen-{run_id}.u64"
         self.storage.write_bytes(state_rel, _json_bytes(state))
