@@ -54,7 +54,6 @@ server's clock. Staging for an S3 warehouse is local (``NEWSINGEST_STAGING`` or 
 from __future__ import annotations
 
 import contextlib
-import copy
 import fcntl
 import hashlib
 import json
@@ -672,6 +671,11 @@ class Snapshot:
             best = r["committed_at"]
         return best
 
+    def copy(self) -> Snapshot:
+        """An independent snapshot (apply() replaces entries, never mutates them: shallow copies suffice)."""
+        return Snapshot(seq=self.seq, committed_at=self.committed_at, runs=list(self.runs), files=dict(self.files),
+                        retired=dict(self.retired))
+
     def to_checkpoint(self) -> dict[str, Any]:
         return {"format": LOG_FORMAT, "seq": self.seq, "committed_at": self.committed_at, "runs": self.runs,
                 "files": sorted(self.files.values(), key=lambda f: f["path"]), "retired": self.retired}
@@ -703,6 +707,7 @@ class Warehouse:
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True) -> None:
         location = os.fspath(root)
         self._root: Path | None = None
+        self.last_snapshot: Snapshot | None = None
         if location.startswith("s3://"):
             self.storage: Storage = S3Storage(location)
             self.location = self.storage.location
@@ -848,9 +853,9 @@ class Warehouse:
             raise WarehouseConflict(
                 f"another writer committed entry {seq} to {self.location} while this one worked (was the lock "
                 "bypassed or did a lease expire?); nothing of this writer is visible, run it again")
-        after = copy.deepcopy(base)
-        after.legacy = []
+        after = base.copy()
         after.apply(entry)
+        self.last_snapshot = after  # what this writer just committed (saves a re-read of the log)
         if seq % CHECKPOINT_EVERY == 0:
             self.write_checkpoint(after)
         return seq
