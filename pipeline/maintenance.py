@@ -81,7 +81,8 @@ def conform(table: Any, schema: Any) -> Any:
 
 def plan_compaction(files: list[dict[str, Any]], target_bytes: int, small_bytes: int,
                     min_files: int = 2) -> list[list[dict[str, Any]]]:
-    """Groups of one partition's small files to merge, each about `target_bytes` (pure: tested alone)."""
+    """Groups of one partition's small files to merge, each about `target_bytes` (pure: tested alone).
+    A partition with fewer than `min_files` small files is left alone."""
     small = sorted((f for f in files if (f.get("bytes") or 0) < small_bytes),
                    key=lambda f: (f.get("min_seq") or 0, f["path"]))
     if len(small) < min_files:
@@ -96,7 +97,7 @@ def plan_compaction(files: list[dict[str, Any]], target_bytes: int, small_bytes:
         size += f.get("bytes") or 0
     if len(bins) > 1 and len(bins[-1]) == 1:  # a lone leftover joins the previous group
         bins[-2].extend(bins.pop())
-    return [b for b in bins if len(b) >= 2]
+    return [b for b in bins if len(b) >= min(2, min_files)]  # min_files=1 rewrites lone files too
 
 
 def compact(warehouse: Warehouse | str | os.PathLike[str], *, target_mb: float = 128.0,

@@ -220,7 +220,7 @@ def contract_problems(current: dict[str, Any], history: dict[str, dict[str, Any]
             problems.append(f"{old_v} -> {new_v} only adds nullable columns: that is a minor version")
         if not re.search(rf"^## {re.escape(new_v)}\b", changelog, re.M):
             problems.append(f"schemas/CHANGELOG.md has no section '## {new_v}'")
-    return problems
+    return list(dict.fromkeys(problems))
 
 
 def load_history(schemas_dir: Path = SCHEMAS_DIR) -> dict[str, dict[str, Any]]:
