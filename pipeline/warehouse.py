@@ -246,11 +246,12 @@ class Storage:
         finally:
             writer.close()  # one object PUT / multipart completion: atomic on object storage
 
-    def read_table(self, rel: str, columns: list[str] | None = None) -> Any:
+    def read_table(self, rel: str, columns: list[str] | None = None, filters: Any = None) -> Any:
         import pyarrow.parquet as pq
 
         fs, _ = self.arrow()
-        return pq.read_table(self.arrow_path(rel), columns=columns, filesystem=fs, partitioning=None)
+        return pq.read_table(self.arrow_path(rel), columns=columns, filesystem=fs, partitioning=None,
+                             filters=filters)
 
     def read_schema(self, rel: str) -> Any:
         import pyarrow.parquet as pq
@@ -928,8 +929,9 @@ class Warehouse:
             entry["schema"] = schema_fingerprint(schema)
         return entry
 
-    def read_table(self, rel: str, columns: list[str] | None = None) -> Any:
-        return self.storage.read_table(rel, columns)
+    def read_table(self, rel: str, columns: list[str] | None = None, filters: Any = None) -> Any:
+        """One data file; `filters` (pyarrow expression) skips row groups by their statistics."""
+        return self.storage.read_table(rel, columns, filters)
 
     def remove_orphans(self, min_age_s: float | None = None) -> int:
         """Delete data files that no log entry lists, live or retired (a crashed writer's). Call under the
