@@ -43,6 +43,7 @@ from pipeline.warehouse import DEFAULT_GRACE_S, Warehouse, WarehouseError
 COMPACT_DATASETS = ("articles", "fetch_log", "raw_pages", "dedup_index")
 RETAIN_DATASETS = ("raw_pages", "fetch_log")
 EXPORT_FORMATS = ("parquet", "jsonl")
+ROW_GROUP = 32 * 1024  # rows per row group of a compacted file
 
 
 def _open(warehouse: Warehouse | str | os.PathLike[str]) -> Warehouse:
@@ -142,10 +143,16 @@ def compact(warehouse: Warehouse | str | os.PathLike[str], *, target_mb: float =
                         rows_in = sum(f.get("rows") or 0 for f in group)
                         rows_out = 0
                         with wh.storage.parquet_writer(rel, schema) as writer:
+                            # Row groups of ROW_GROUP rows, not one per small input file: scans of the
+                            # merged file parallelise and prune by statistics.
+                            pending: list[Any] = []
                             for f in group:
                                 table = conform(wh.read_table(f["path"]), schema)
-                                writer.write_table(table, row_group_size=32 * 1024)
+                                pending.append(table)
                                 rows_out += table.num_rows
+                                if sum(t.num_rows for t in pending) >= ROW_GROUP:
+                                    _write_groups(writer, pending, final=False)
+                            _write_groups(writer, pending, final=True)
                         if rows_in and rows_out != rows_in:
                             wh.storage.delete(rel)
                             raise WarehouseError(f"compaction of {dataset}/{partition} read {rows_out} rows where "
@@ -171,6 +178,21 @@ def compact(warehouse: Warehouse | str | os.PathLike[str], *, target_mb: float =
         "before": before, "after": _file_stats(after_snap, datasets), "vacuum": vac,
         "elapsed_s": round(time.monotonic() - t0, 3),
     }
+
+
+def _write_groups(writer: Any, pending: list[Any], *, final: bool) -> None:
+    """Write whole row groups of ROW_GROUP rows from `pending` (all of it when `final`); keep the rest."""
+    import pyarrow as pa
+
+    if not pending:
+        return
+    table = pa.concat_tables(pending).combine_chunks()
+    pending.clear()
+    whole = table.num_rows if final else table.num_rows - table.num_rows % ROW_GROUP
+    if whole:
+        writer.write_table(table.slice(0, whole), row_group_size=ROW_GROUP)
+    if whole < table.num_rows:
+        pending.append(table.slice(whole))
 
 
 def _file_stats(snap: Any, datasets: tuple[str, ...]) -> dict[str, dict[str, int]]:
