@@ -31,7 +31,13 @@ safety.
 
 Retired files are deleted by `vacuum` only after a grace period (default one hour), so a reader that
 planned its query on the previous snapshot still finds them. Files that no entry lists (a crashed
-writer's) are invisible and removed by the next writer (it finds the crashed writer's ``_txn`` marker).
+writer's) are invisible and removed by the next writer (it finds the crashed writer's ``_txn`` marker);
+on object storage only once they are older than twice the lease time, in case their writer still lives.
+Every `CHECKPOINT_EVERY` commits (and at each vacuum) the live state is written as a checkpoint, and
+vacuum drops log entries a checkpoint made redundant once they are a week old, so opening the warehouse
+reads one checkpoint and a few entries however long its history. A warehouse written before the log
+existed (one ``_runs/<run_id>.json`` per run) is read as if each run were an entry, and its first commit
+writes those entries for real.
 
 `runs` are the log entries that add rows (kind ``ingest`` or ``reextract``), in commit order: a row's
 `run_id` maps to its run's sequence number, which is what export watermarks compare. Compaction keeps
