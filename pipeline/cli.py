@@ -168,11 +168,15 @@ def cmd_dedup(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from pipeline.views import connect
+    from pipeline.warehouse import WarehouseError
 
-    root = Path(args.warehouse)
-    if not root.is_dir():
+    root = args.warehouse
+    if "://" not in root and not Path(root).is_dir():  # s3:// warehouses are checked by connect()
         return _die(f"no warehouse at {root} (run `newsingest run` or `make demo` first)")
-    con = connect(root)
+    try:
+        con = connect(root)
+    except WarehouseError as exc:
+        return _die(str(exc))
     try:
         rel = con.sql(args.sql)
     except Exception as exc:
@@ -317,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # One line per feature module that contributes subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
+    "pipeline.maintenance",
 )
 
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
-from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, write_parquet_atomic
+from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point
 
 log = logging.getLogger("newsingest.run")
 
@@ -300,6 +300,7 @@ class RawPageWriter:
         self.count = 0
 
     def add(self, task: PageTask, res: FetchResult, fetched_at: datetime) -> None:
+        crash_point("fetch")  # test hook: NEWSINGEST_CRASH_AT=fetch@N kills the run at its N-th page
         self._rows.append({
             "article_id": task.article_id, "url": res.url, "final_url": res.final_url, "source": task.item.source,
             "fetched_at": fetched_at, "http_status": res.http_status, "content_type": res.content_type,
@@ -634,21 +635,18 @@ def _pa_array(values: list[str]) -> Any:
     return pa.array(values, type=pa.string())
 
 
-def _load_index(wh: Warehouse, window_start: datetime) -> Any:
+def _load_index(wh: Warehouse, window_start: datetime, snap: Any = None) -> Any:
     """Index entries of committed runs inside the window only: cost follows the window, not the history."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
+    snap = snap or wh.snapshot()
     tables = []
     cutoff = window_start.isoformat()
-    for run in wh.committed_runs():
-        if run.get("committed_at", "") < cutoff:
-            continue
-        for rel in run.get("files", []):
-            if rel.startswith("dedup_index/"):
-                p = wh.root / rel
-                if p.exists():
-                    tables.append(pq.read_table(p))
+    for f in snap.live("dedup_index"):
+        committed = snap.committed_at_of(f["max_seq"])
+        if committed is None or committed < cutoff:
+            continue  # every entry of this file is older than the window
+        tables.append(wh.read_table(f["path"]))
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="default")
@@ -676,7 +674,11 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
                page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask], log_rows: list[dict[str, Any]],
                raw_files: Sequence[Path], started_at: datetime, trigger: str = "cli",
                summary: RunSummary | None = None, now: datetime | None = None) -> RunSummary:
-    """Write everything of one run and commit it. Call under the warehouse lock. Idempotent per run id."""
+    """Write everything of one run and commit it. Call under the warehouse lock. Idempotent per run id.
+
+    Data files first (each atomic), then the new state, then the log entry that lists them (the commit
+    point, see pipeline.warehouse). A crash anywhere before the entry leaves nothing visible, and the
+    next writer removes the leftovers."""
     import pyarrow as pa
 
     from pipeline.schema import FETCH_LOG_SCHEMA
@@ -684,13 +686,17 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
 
     summary = summary or RunSummary(run_id)
     t0 = time.monotonic()
-    if wh.is_committed(run_id):
+    base = wh.snapshot()
+    if base.run(run_id) is not None:
         summary.already_committed = summary.committed = True
         return summary
     now = now or datetime.now(UTC)
-    wh.remove_uncommitted(keep_run=None)  # leftovers of crashed runs (this run's own files are rewritten below)
-    state = wh.load_state()
-    seen = wh.load_seen()
+    wh.recover(current_txn=run_id)  # leftovers of crashed writers
+    state = wh.load_state(base)
+    seen = wh.load_seen(base)
+    # Pages selected against an older id set (another run committed in between) must not be stored twice.
+    page_outcomes = [po for po in page_outcomes if not _in_sorted(seen, id_to_u64(po.task.article_id))]
+    linkless = [t for t in linkless if not _in_sorted(seen, id_to_u64(t.article_id))]
 
     # Feed validators and health.
     for fo in feed_outcomes:
@@ -711,45 +717,40 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     rows = build_articles(config, page_outcomes, linkless, state, run_id, now, summary)
     index_delta = assign_clusters(config, wh, rows, run_id, now, summary)
 
-    files: list[str] = []
-    by_date: dict[str, list[Article]] = defaultdict(list)
-    for row in rows:
-        by_date[partition_date(row)].append(row)
-    for day, day_rows in sorted(by_date.items()):
-        path = wh.dataset_dir("articles") / f"published_date={day}" / f"part-{run_id}-0.parquet"
-        write_parquet_atomic(path, _articles_table(day_rows))
-        files.append(wh.relative(path))
-    if log_rows:
-        day = now.date().isoformat()
-        path = wh.dataset_dir("fetch_log") / f"run_date={day}" / f"part-{run_id}-0.parquet"
-        write_parquet_atomic(path, pa.Table.from_pylist(log_rows, schema=FETCH_LOG_SCHEMA))
-        files.append(wh.relative(path))
-    for n, raw in enumerate(sorted(raw_files)):
-        target = wh.dataset_dir("raw_pages") / f"fetch_date={now.date().isoformat()}" / f"part-{run_id}-{n}.parquet"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if raw.exists():
-            os.replace(raw, target)  # staging is on the same filesystem: a rename, not a copy
-        if target.exists():
-            files.append(wh.relative(target))
-    if index_delta is not None and index_delta.num_rows:
-        path = wh.dataset_dir("dedup_index") / f"part-{run_id}-0.parquet"
-        write_parquet_atomic(path, index_delta)
-        files.append(wh.relative(path))
+    with wh.transaction(run_id, f"run {run_id}"):
+        files: list[dict[str, Any]] = []
+        by_date: dict[str, list[Article]] = defaultdict(list)
+        for row in rows:
+            by_date[partition_date(row)].append(row)
+        for day, day_rows in sorted(by_date.items()):
+            files.append(wh.write_table(f"articles/published_date={day}/part-{run_id}-0.parquet",
+                                        _articles_table(day_rows)))
+        if log_rows:
+            files.append(wh.write_table(f"fetch_log/run_date={now.date().isoformat()}/part-{run_id}-0.parquet",
+                                        pa.Table.from_pylist(log_rows, schema=FETCH_LOG_SCHEMA)))
+        for n, raw in enumerate(sorted(raw_files)):
+            if raw.exists():
+                rel = f"raw_pages/fetch_date={now.date().isoformat()}/part-{run_id}-{n}.parquet"
+                files.append(wh.put_file(raw, rel))
+        if index_delta is not None and index_delta.num_rows:
+            files.append(wh.write_table(f"dedup_index/part-{run_id}-0.parquet", index_delta))
 
-    new_ids = np.fromiter((id_to_u64(r.article_id) for r in rows), dtype=np.uint64, count=len(rows))
-    seen = np.union1d(seen, new_ids)
-    summary.retries_pending = len(state["pending"])
-    summary.articles_written = len(rows)
-    summary.elapsed_s = round(summary.elapsed_s + time.monotonic() - t0, 3)
-    state_rel, seen_rel = wh.write_state(run_id, state, seen)
-    wh.commit(RunEntry(
-        run_id=run_id, started_at=started_at.isoformat(), committed_at=datetime.now(UTC).isoformat(),
-        counts=summary.counts(), files=files, state_file=state_rel, seen_file=seen_rel,
-        config_feeds=len(config.active_feeds), trigger=trigger,
-    ))
-    summary.committed = True
+        new_ids = np.fromiter((id_to_u64(r.article_id) for r in rows), dtype=np.uint64, count=len(rows))
+        seen = np.union1d(seen, new_ids)
+        summary.retries_pending = len(state["pending"])
+        summary.articles_written = len(rows)
+        summary.elapsed_s = round(summary.elapsed_s + time.monotonic() - t0, 3)
+        state_rel, seen_rel = wh.write_state(run_id, state, seen)
+        crash_point("before_commit")
+        wh.commit(RunEntry(
+            run_id=run_id, started_at=started_at.isoformat(), committed_at=datetime.now(UTC).isoformat(),
+            counts=summary.counts(), files=files, state_file=state_rel, seen_file=seen_rel,
+            config_feeds=len(config.active_feeds), trigger=trigger,
+        ), base=base)
+        summary.committed = True
+        crash_point("after_commit")
     wh.prune_state()
-    warning = refresh_database_file(wh.root)
+    warning = refresh_database_file(wh)
     if warning:
         summary.warnings.append(warning)
     return summary

@@ -1,17 +1,28 @@
-"""DuckDB views over the warehouse. Every view reads committed runs only.
+"""DuckDB views over the warehouse. Every view reads exactly the files that are live in one snapshot of
+the commit log (see pipeline.warehouse), so a query sees each committed row once and nothing uncommitted,
+even while a run or a compaction commits.
 
-`connect(root)` opens an in-memory DuckDB with the views (never locks the database file, so any number
-of readers can query while a run writes); `refresh_database_file(root)` (re)creates the same views in
-`newsingest.duckdb` for users of the DuckDB CLI.
+Views: `articles` (committed rows, one per article_id: a `reextract` run replaces a row, it never adds a
+second one), `articles_unique` (one row per story), `clusters`, `fetch_log`, `source_health`; tables
+`runs` (one row per ingest or reextract run, in commit order `seq`) and `live_files` (the data files of
+the snapshot).
+
+`connect(target)` opens an in-memory DuckDB with the views (it never locks the database file, so any
+number of readers can query while a run writes); `refresh_database_file(target)` (re)creates them in
+`newsingest.duckdb` for users of the DuckDB CLI (local warehouses only: the file lists the live files of
+the latest commit, and is refreshed by every commit). On object storage the datasets are pyarrow datasets
+registered in the connection (no DuckDB extension needed).
 """
 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
+import os
+from datetime import datetime
+from typing import Any
 
 from pipeline.schema import ARTICLE_SCHEMA, FETCH_LOG_SCHEMA
-from pipeline.warehouse import DB_FILE
+from pipeline.warehouse import DB_FILE, PARTITION_KEYS, Snapshot, Warehouse, open_warehouse
 
 _DUCK_TYPES = {
     "string": "VARCHAR",
@@ -29,6 +40,8 @@ _DUCK_TYPES = {
     "large_binary": "BLOB",
 }
 
+VIEW_DATASETS = {"articles": ARTICLE_SCHEMA, "fetch_log": FETCH_LOG_SCHEMA}
+
 
 def _empty_select(schema, extra: dict[str, str] | None = None) -> str:
     cols = [f"CAST(NULL AS {_DUCK_TYPES[str(f.type)]}) AS {f.name}" for f in schema]
@@ -36,44 +49,86 @@ def _empty_select(schema, extra: dict[str, str] | None = None) -> str:
     return f"SELECT {', '.join(cols)} WHERE false"
 
 
-def _q(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
-def view_sql(root: str | Path) -> list[str]:
-    root = Path(root).absolute()
-    runs_glob = root / "_runs" / "*.json"
-    has_runs = any((root / "_runs").glob("*.json")) if (root / "_runs").is_dir() else False
+def runs_table(snap: Snapshot) -> Any:
+    """The `runs` table of a snapshot, as Arrow."""
+    import pyarrow as pa
+
+    def _dt(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    rows = [{
+        "run_id": r["run_id"], "seq": r["seq"], "kind": r.get("kind", "ingest"),
+        "started_at": _dt(r.get("started_at")), "committed_at": _dt(r.get("committed_at")),
+        "trigger": r.get("trigger"), "feeds": r.get("feeds"),
+        "counts": list((r.get("counts") or {}).items()), "files": list(r.get("files") or []),
+    } for r in snap.runs]
+    ts = pa.timestamp("us", tz="UTC")
+    schema = pa.schema([("run_id", pa.string()), ("seq", pa.int64()), ("kind", pa.string()), ("started_at", ts),
+                        ("committed_at", ts), ("trigger", pa.string()), ("feeds", pa.int32()),
+                        ("counts", pa.map_(pa.string(), pa.int64())), ("files", pa.list_(pa.string()))])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def live_files_table(snap: Snapshot) -> Any:
+    import pyarrow as pa
+
+    schema = pa.schema([("path", pa.string()), ("dataset", pa.string()), ("partition", pa.string()),
+                        ("rows", pa.int64()), ("bytes", pa.int64()), ("min_seq", pa.int64()),
+                        ("max_seq", pa.int64())])
+    return pa.Table.from_pylist([{k: f.get(k) for k in schema.names} for f in
+                                 sorted(snap.files.values(), key=lambda f: f["path"])], schema=schema)
+
+
+def dataset_source(wh: Warehouse, snap: Snapshot, name: str) -> tuple[str, Any | None]:
+    """(SQL for the rows of a dataset's live files, a pyarrow dataset to register as `_ds_<name>` or None)."""
+    schema = VIEW_DATASETS[name]
+    key = PARTITION_KEYS[name]
+    files = snap.live(name)
+    if not files:
+        return _empty_select(schema, {key: "DATE"}), None
+    if wh.is_local:
+        paths = ", ".join(_lit(wh.uri(f["path"])) for f in files)
+        # Files of one schema are read by position (fast); mixed versions (a new nullable column) by name.
+        union = "true" if len({f.get("schema") for f in files}) > 1 or any("schema" not in f for f in files) \
+            else "false"
+        return (f"SELECT * FROM read_parquet([{paths}], hive_partitioning=true, hive_types={{'{key}': DATE}}, "
+                f"union_by_name={union})"), None
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    fs, base = wh.storage.arrow()
+    part = pa.schema([pa.field(key, pa.date32())])
+    dataset = ds.dataset([wh.storage.arrow_path(f["path"]) for f in files], filesystem=fs, format="parquet",
+                         schema=pa.schema(list(schema) + list(part)),
+                         partitioning=ds.partitioning(part, flavor="hive"), partition_base_dir=f"{base}/{name}")
+    return f"SELECT * FROM _ds_{name}", dataset
+
+
+def install_views(con: Any, target: Warehouse | str | os.PathLike[str], snap: Snapshot | None = None) -> Snapshot:
+    """Create the tables and views of one snapshot in a DuckDB connection; returns the snapshot."""
+    wh = open_warehouse(target)
+    snap = snap or wh.snapshot()
+    for name, table in (("runs", runs_table(snap)), ("live_files", live_files_table(snap))):
+        con.register(f"_{name}_src", table)
+        con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}_src")
+        con.unregister(f"_{name}_src")
+    for name in VIEW_DATASETS:
+        sql, dataset = dataset_source(wh, snap, name)
+        if dataset is not None:
+            con.register(f"_ds_{name}", dataset)
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+    for stmt in derived_view_sql():
+        con.execute(stmt)
+    return snap
+
+
+def derived_view_sql() -> list[str]:
+    """Views defined over `articles` and `fetch_log`."""
     stmts = []
-    if has_runs:
-        stmts.append(
-            "CREATE OR REPLACE VIEW runs AS SELECT run_id, CAST(started_at AS TIMESTAMPTZ) AS started_at, "
-            "CAST(committed_at AS TIMESTAMPTZ) AS committed_at, trigger, feeds, counts, files "
-            f"FROM read_json({_q(runs_glob)}, format='auto', union_by_name=true, "
-            "columns={run_id: 'VARCHAR', started_at: 'VARCHAR', committed_at: 'VARCHAR', trigger: 'VARCHAR', "
-            "feeds: 'INTEGER', counts: 'MAP(VARCHAR, BIGINT)', files: 'VARCHAR[]', state_file: 'VARCHAR', "
-            "seen_file: 'VARCHAR'})"
-        )
-    else:
-        stmts.append(
-            "CREATE OR REPLACE VIEW runs AS SELECT CAST(NULL AS VARCHAR) AS run_id, "
-            "CAST(NULL AS TIMESTAMPTZ) AS started_at, CAST(NULL AS TIMESTAMPTZ) AS committed_at, "
-            "CAST(NULL AS VARCHAR) AS trigger, CAST(NULL AS INTEGER) AS feeds, "
-            "CAST(NULL AS MAP(VARCHAR, BIGINT)) AS counts, CAST(NULL AS VARCHAR[]) AS files WHERE false"
-        )
-
-    def dataset(name: str, partition: str, schema) -> str:
-        files = list((root / name).glob("*/*.parquet")) if (root / name).is_dir() else []
-        if not files:
-            return _empty_select(schema, {partition: "DATE"})
-        return (
-            f"SELECT * FROM read_parquet({_q(root / name / '*' / '*.parquet')}, hive_partitioning=true, "
-            f"hive_types={{'{partition}': DATE}}, union_by_name=true) "
-            "WHERE run_id IN (SELECT run_id FROM runs)"
-        )
-
-    stmts.append(f"CREATE OR REPLACE VIEW articles AS {dataset('articles', 'published_date', ARTICLE_SCHEMA)}")
-    stmts.append(f"CREATE OR REPLACE VIEW fetch_log AS {dataset('fetch_log', 'run_date', FETCH_LOG_SCHEMA)}")
     # One row per story: the copy that was published first, preferring the outlet a copy names as its
     # origin (syndicated_from), then the first seen.
     stmts.append(
@@ -117,31 +172,33 @@ def view_sql(root: str | Path) -> list[str]:
     return stmts
 
 
-def connect(root: str | Path, *, threads: int | None = None):
+def connect(target: Warehouse | str | os.PathLike[str], *, threads: int | None = None,
+            snapshot: Snapshot | None = None):
     """An in-memory DuckDB connection with the warehouse views (temporary, so no file is locked)."""
     import duckdb
 
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    for stmt in view_sql(root):
-        con.execute(stmt)
+    install_views(con, target, snapshot)
     return con
 
 
-def refresh_database_file(root: str | Path) -> str | None:
+def refresh_database_file(target: Warehouse | str | os.PathLike[str]) -> str | None:
     """Recreate the views in newsingest.duckdb. Returns a warning instead of failing when the file is
     held open by another process (a user's DuckDB shell): the data is committed either way."""
     import duckdb
 
-    path = Path(root).absolute() / DB_FILE
+    wh = open_warehouse(target)
+    if not wh.is_local:
+        return None  # object storage: query through `newsingest query` or `connect()`
+    path = wh.root / DB_FILE
     try:
         con = duckdb.connect(str(path))
     except duckdb.IOException as exc:
         return f"views in {path} not refreshed (file in use: {str(exc).splitlines()[0]})"
     try:
-        for stmt in view_sql(root):
-            con.execute(stmt)
+        install_views(con, wh)
     finally:
         with contextlib.suppress(Exception):
             con.close()
