@@ -11,6 +11,7 @@ class RobotsRules:
     parser: RobotFileParser | None  # None: no rules (allow all) or unreachable (see disallow_all)
     disallow_all: bool = False
     reason: str | None = None
+    source: str = "fetched"  # fetched | cache: where this answer came from (tests and the fetch log)
 
     def allowed(self, url: str, user_agent: str) -> bool:
         if self.disallow_all:
@@ -23,7 +24,10 @@ class RobotsRules:
         if self.parser is None:
             return None
         delay = self.parser.crawl_delay(_token(user_agent))
-        return float(delay) if delay is not None else None
+        try:
+            return float(delay) if delay is not None else None
+        except ValueError:  # "Crawl-delay: soon"
+            return None
 
 
 def _token(user_agent: str) -> str:
@@ -39,3 +43,9 @@ def rules_from_response(status: int | None, body: str | None) -> RobotsRules:
     parser = RobotFileParser()
     parser.parse((body or "").splitlines())
     return RobotsRules(parser)
+
+
+def cacheable(status: int | None) -> bool:
+    """Answers worth remembering for a day: rules (2xx) and "no rules" (4xx). An unreachable robots.txt
+    is asked again next run, so a host that recovers is crawled again soon."""
+    return status is not None and status < 500
