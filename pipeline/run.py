@@ -396,6 +396,7 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
 
     loop = asyncio.get_running_loop()
     pool = _make_pool(config, len(tasks))
+    local_extract = asyncio.Semaphore(1)
     sink = _LogSink(log_rows, {t.item.url: t.item.source for t in tasks if t.item.url})
     try:
         async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
@@ -410,8 +411,9 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
                     args = (res.text, res.final_url or res.url, config.extract.min_words, task.item.published_at)
                     if pool is not None:
                         extracted = await loop.run_in_executor(pool, _extract_worker, *args)
-                    else:
-                        extracted = _extract_worker(*args)
+                    else:  # in a thread, one at a time: the event loop keeps every request's deadline
+                        async with local_extract:
+                            extracted = await asyncio.to_thread(_extract_worker, *args)
                 elif res.outcome == "bad_content":  # an empty 200 is no article; a PDF or an image is not HTML
                     extracted = Extracted(status="no_article" if res.error == "empty body" else "not_html",
                                           error=res.error)

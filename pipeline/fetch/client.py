@@ -133,7 +133,8 @@ class _Host:
     delay: float
     semaphore: asyncio.Semaphore
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    next_at: float = 0.0  # monotonic time before which no request to this host starts
+    last_sent: float = -1e9  # monotonic time the last request to this host was let through
+    paused_until: float = 0.0  # monotonic time before which nothing is sent (short Retry-After, 429 backoff)
     deferred_until: float = 0.0  # clock time until which the host asked us to stay away
     deferred_reason: str | None = None
     robots: dict[str, RobotsRules] = field(default_factory=dict)  # by origin (scheme://netloc)
@@ -248,21 +249,6 @@ class Fetcher:
     async def _fetch_layers(self, result: FetchResult, etag: str | None, last_modified: str | None,
                             max_bytes: int | None) -> None:
         s = self.settings
-        target = self.policy.parse(result.url)  # layer 1: syntax, then the host's addresses (once per host;
-        host = self._host(result.url)  # every connection is checked again by GuardedBackend)
-        await self._admit(host, target)
-        if self._deferred(result, host):
-            return
-        # Layer 2. Feeds are exempt: the user configured each feed URL explicitly, and feeds exist to be
-        # polled by machines (as Google's Feedfetcher treats them); article pages are crawled on our initiative.
-        if result.kind == "page" and s.obey_robots:
-            rules = await self._robots(result.url, host)
-            if rules.disallow_all:  # robots.txt unreachable: try again on a later run
-                result.outcome, result.error = "deferred", rules.reason
-                return
-            if not rules.allowed(result.url, s.user_agent):
-                result.outcome, result.error = "robots_disallowed", "disallowed by robots.txt"
-                return
         headers = {}
         if etag:  # layer 4: conditional GET
             headers["If-None-Match"] = etag
@@ -275,22 +261,76 @@ class Fetcher:
             headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
         limit = max_bytes or (s.max_feed_bytes if result.kind == "feed" else s.max_body_bytes)
 
+        # A redirect is a new request (as in Scrapy): every hop goes through every layer again, so the
+        # target's address is checked, its robots.txt obeyed, and its host's delay and slots respected.
+        url = result.url
+        for hop in range(s.max_redirects + 1):
+            sent, location = result.attempts, None
+            try:
+                location = await self._fetch_url(result, url, headers, limit)
+            except PolicyError as exc:
+                if hop == 0:
+                    raise
+                result.outcome, result.error = "blocked", f"redirect to {url} refused: {exc}"
+            if hop and result.attempts == sent:  # the hop was refused or deferred: not followed
+                result.redirects = hop - 1
+            if result.outcome == "blocked" or location is None:
+                break
+            if hop >= s.max_redirects:
+                result.outcome = "http_error"
+                result.error = f"too many redirects (more than {s.max_redirects}); last hop to {location}"
+                return
+            try:
+                self.policy.parse(location)
+            except PolicyError as exc:
+                result.outcome, result.error = "blocked", f"redirect to {location} refused: {exc}"
+                return
+            url = location
+            result.redirects = hop + 1
+        if result.outcome == "ok":
+            # Layer 7: decode. Charset detection is CPU work (the first call alone loads models): off the
+            # event loop, so other requests' deadlines and the throttle keep their timing.
+            await asyncio.to_thread(self._check_content, result)
+        elif url != result.url and result.outcome in ("robots_disallowed", "deferred"):
+            result.error = f"redirect to {url}: {result.error}"
+
+    async def _fetch_url(self, result: FetchResult, url: str, headers: dict[str, str], limit: int) -> str | None:
+        """One URL through layers 1-6. Returns the Location of a redirect, or None when `result` is final."""
+        s = self.settings
+        target = self.policy.parse(url)  # layer 1: syntax, then the host's addresses (once per host;
+        host = self._host(url)  # every connection is checked again by GuardedBackend)
+        await self._admit(host, target)
+        if self._deferred(result, host):
+            return None
+        # Layer 2. Feeds are exempt: the user configured each feed URL explicitly, and feeds exist to be
+        # polled by machines (as Google's Feedfetcher treats them); article pages are crawled on our initiative.
+        if result.kind == "page" and s.obey_robots:
+            rules = await self._robots(url, host)
+            if rules.disallow_all:  # robots.txt unreachable: try again on a later run
+                result.outcome, result.error = "deferred", rules.reason
+                return None
+            if not rules.allowed(url, s.user_agent):
+                result.outcome, result.error = "robots_disallowed", "disallowed by robots.txt"
+                return None
+
+        location = None
         for attempt in range(s.max_retries + 1):  # layer 5: retry
+            location = None
             # Host slot first, global slot last: requests queued for a busy host never hold a global slot
             # that another host could use, so different hosts proceed in parallel.
             async with host.semaphore:
                 await self._throttle(host)  # layer 3
                 if self._deferred(result, host):  # a 429 arrived while we queued
-                    return
-                result.attempts = attempt + 1
+                    return None
+                result.attempts += 1
                 async with self._global:
                     host.requests += 1
                     sent_at = time.monotonic()
-                    if attempt == 0:  # the log's started_at is when the first request left, not when it queued
+                    if result.attempts == 1:  # the log's started_at is when the first request left, not when it queued
                         result.started_at = datetime.now(UTC)
                     try:
                         async with asyncio.timeout(s.deadline_s):  # layer 6: limits
-                            await self._attempt(result, headers, limit)
+                            location = await self._attempt(result, url, headers, limit)
                     except TimeoutError:
                         result.outcome, result.error = "timeout", f"no complete response within {s.deadline_s:g} s"
                         result.body = None
@@ -307,14 +347,14 @@ class Fetcher:
                         result.body = None
                     finally:
                         result.elapsed_ms += int((time.monotonic() - sent_at) * 1000)
+            if location is not None:
+                return location
             wait = self._retry_wait(result, host, attempt)
             if wait is None:
                 break
             if wait > 0:
                 await asyncio.sleep(wait)
-
-        if result.outcome == "ok":
-            self._check_content(result)  # layer 7: decode
+        return None
 
     async def _admit(self, host: _Host, target: Target) -> None:
         """Refuse a host whose name resolves to a refused address before anything (robots.txt included)
@@ -358,14 +398,14 @@ class Fetcher:
                 self._defer_host(host, result.retry_after_s, reason)
                 return None
             # A short Retry-After pauses the whole host, not only this URL; the throttle does the waiting.
-            host.next_at = max(host.next_at, time.monotonic() + result.retry_after_s)
+            host.paused_until = max(host.paused_until, time.monotonic() + result.retry_after_s)
             return 0.0
         if result.outcome == "http_error" and status == 429:  # rate limited without saying for how long
             backoff = min(s.backoff_max_s, s.backoff_base_s * (2**attempt))
             if last:
                 self._defer_host(host, s.page_retry_base_s, "HTTP 429 without Retry-After")
                 return None
-            host.next_at = max(host.next_at, time.monotonic() + backoff)
+            host.paused_until = max(host.paused_until, time.monotonic() + backoff)
             return 0.0
         retryable = (result.outcome == "http_error" and status >= 500) or (
             result.outcome == "error" and result.error is not None and result.error.startswith(("ConnectError", "ReadError"))
@@ -375,60 +415,43 @@ class Fetcher:
         backoff = min(s.backoff_max_s, s.backoff_base_s * (2**attempt))
         return backoff * random.uniform(0.5, 1.0)
 
-    async def _attempt(self, result: FetchResult, headers: dict[str, str], limit: int) -> None:
+    async def _attempt(self, result: FetchResult, url: str, headers: dict[str, str], limit: int) -> str | None:
+        """One HTTP request. Returns the absolute Location of a redirect; otherwise sets the outcome."""
         assert self._client is not None
-        s = self.settings
-        url = result.url
-        for hop in range(s.max_redirects + 1):
-            target = self.policy.parse(url)
-            request = self._client.build_request("GET", url, headers=headers)
-            try:
-                response = await self._client.send(request, stream=True)
-            except PolicyError as exc:  # raised by GuardedBackend before any socket was opened
-                if hop == 0:
-                    raise
-                raise _Abort("blocked", f"redirect to {url} refused: {exc}") from exc
-            try:
-                self._check_peer(response, target.host)
-                result.http_status = response.status_code
-                result.final_url = url
-                if response.status_code in REDIRECT_CODES:
-                    location = response.headers.get("location")
-                    if not location:
-                        raise _Abort("http_error", f"HTTP {response.status_code} redirect without a Location")
-                    nxt = urljoin(url, location.strip())
-                    if hop >= s.max_redirects:
-                        raise _Abort("http_error", f"too many redirects (more than {s.max_redirects}); last hop to {nxt}")
-                    try:
-                        self.policy.parse(nxt)
-                    except PolicyError as exc:
-                        raise _Abort("blocked", f"redirect to {nxt} refused: {exc}") from exc
-                    url = nxt
-                    result.redirects = hop + 1
-                    continue
-                result.content_type = response.headers.get("content-type")
-                result.etag = response.headers.get("etag")
-                result.last_modified = response.headers.get("last-modified")
-                if response.status_code == 304:
-                    result.outcome = "not_modified"
-                    return
-                if response.status_code >= 400:
-                    result.retry_after_s = parse_retry_after(response.headers.get("retry-after"))
-                    raise _Abort("http_error", f"HTTP {response.status_code} {response.reason_phrase}".strip())
-                if response.status_code != 200:
-                    raise _Abort("http_error", f"unexpected HTTP {response.status_code} for a GET")
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > limit:
-                    raise _Abort("too_large", f"Content-Length {declared} exceeds the {limit}-byte limit")
-                result.body = await self._read_body(response, limit)
-                if declared and declared.isdigit() and not response.headers.get("content-encoding"):
-                    if len(result.body) < int(declared):
-                        raise _Abort("error", f"incomplete body: {len(result.body)} of {declared} bytes")
-                result.outcome = "ok"
-                return
-            finally:
-                await response.aclose()
-        raise _Abort("http_error", "too many redirects")
+        target = self.policy.parse(url)
+        request = self._client.build_request("GET", url, headers=headers)
+        response = await self._client.send(request, stream=True)  # PolicyError: refused before connecting
+        try:
+            self._check_peer(response, target.host)
+            result.http_status = response.status_code
+            result.final_url = url
+            if response.status_code in REDIRECT_CODES:
+                location = response.headers.get("location")
+                if not location or not location.strip():
+                    raise _Abort("http_error", f"HTTP {response.status_code} redirect without a Location")
+                return urljoin(url, location.strip())
+            result.content_type = response.headers.get("content-type")
+            result.etag = response.headers.get("etag")
+            result.last_modified = response.headers.get("last-modified")
+            if response.status_code == 304:
+                result.outcome, result.error = "not_modified", None
+                return None
+            if response.status_code >= 400:
+                result.retry_after_s = parse_retry_after(response.headers.get("retry-after"))
+                raise _Abort("http_error", f"HTTP {response.status_code} {response.reason_phrase}".strip())
+            if response.status_code != 200:
+                raise _Abort("http_error", f"unexpected HTTP {response.status_code} for a GET")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise _Abort("too_large", f"Content-Length {declared} exceeds the {limit}-byte limit")
+            result.body = await self._read_body(response, limit)
+            if declared and declared.isdigit() and not response.headers.get("content-encoding"):
+                if len(result.body) < int(declared):
+                    raise _Abort("error", f"incomplete body: {len(result.body)} of {declared} bytes")
+            result.outcome, result.error = "ok", None
+            return None
+        finally:
+            await response.aclose()
 
     async def _read_body(self, response: httpx.Response, limit: int) -> bytes:
         s = self.settings
@@ -480,12 +503,17 @@ class Fetcher:
             result.body = body.replace(b"\x00", b"")
 
     async def _throttle(self, host: _Host) -> None:
+        """Wait until `delay` after the previous request to this host actually left (and past any pause,
+        e.g. a short Retry-After). Waiters queue on the host lock, so spacing is measured between real
+        sends, not between reservations a busy event loop might honour late."""
         async with host.lock:
-            now = time.monotonic()
-            wait = host.next_at - now
-            host.next_at = max(now, host.next_at) + host.delay
-        if wait > 0:
-            await asyncio.sleep(wait)
+            while True:
+                now = time.monotonic()
+                start = max(host.last_sent + host.delay, host.paused_until)
+                if start <= now:
+                    break
+                await asyncio.sleep(start - now)
+            host.last_sent = time.monotonic()
 
     def _host(self, url: str) -> _Host:
         key = host_key(url)

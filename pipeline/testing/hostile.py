@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 __all__ = ["FEED_CASES", "PAGE_CASES", "REFERENCE_FETCH", "Case", "HostileServer", "RequestRecord", "politeness"]
 
@@ -354,13 +354,28 @@ class _Lazy:
             return self._cache[key]
 
 
-def _bomb(wbits: int) -> bytes:
-    co = zlib.compressobj(9, zlib.DEFLATED, wbits)
+def bomb(container: str, inflated: int = BOMB_INFLATED_BYTES) -> bytes:
+    """A compression bomb (`gzip` or `zlib` container) that inflates to `inflated` bytes of HTML-ish spaces.
+
+    Built in milliseconds: after a full flush, deflate compresses each identical 1 MiB block to identical
+    bytes, so one block is compressed and repeated; the checksum is computed incrementally."""
     block = b" " * (1 << 20)
-    out = [co.compress(b"<!DOCTYPE html><html><body><p>")]
-    out += [co.compress(block) for _ in range(BOMB_INFLATED_BYTES >> 20)]
-    out.append(co.flush())
-    return b"".join(out)
+    head = b"<!DOCTYPE html><html><body><p>"
+    blocks = max(2, inflated >> 20)
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = co.compress(head + block) + co.flush(zlib.Z_FULL_FLUSH)
+    repeat = co.compress(block) + co.flush(zlib.Z_FULL_FLUSH)
+    raw = first + repeat * (blocks - 1) + co.flush()
+    size = len(head) + blocks * len(block)
+    if container == "gzip":
+        crc = zlib.crc32(head)
+        for _ in range(blocks):
+            crc = zlib.crc32(block, crc)
+        return b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff" + raw + struct.pack("<II", crc, size & 0xFFFFFFFF)
+    adler = zlib.adler32(head)
+    for _ in range(blocks):
+        adler = zlib.adler32(block, adler)
+    return b"\x78\xda" + raw + struct.pack(">I", adler)
 
 
 def _big_page() -> bytes:
@@ -398,9 +413,10 @@ class RequestRecord:
         return asdict(self)
 
 
-def politeness(records: list[RequestRecord] | list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def politeness(records: list[RequestRecord] | list[dict[str, Any]], window_s: float = 1.0) -> dict[str, dict[str, Any]]:
     """Per host, as the server saw it: requests, requests per second, the smallest gap between two request
-    starts, and the most requests in flight at once."""
+    arrivals, the most arrivals within any `window_s` (robust to the jitter a new TCP connection adds to
+    one arrival), and the most requests in flight at once."""
     rows = [r.to_json() if isinstance(r, RequestRecord) else r for r in records]
     out: dict[str, dict[str, Any]] = {}
     by_host: dict[str, list[dict[str, Any]]] = {}
@@ -417,11 +433,17 @@ def politeness(records: list[RequestRecord] | list[dict[str, Any]]) -> dict[str,
         for _, delta in events:
             in_flight += delta
             peak = max(peak, in_flight)
+        in_window, j = 0, 0
+        for i, t in enumerate(starts):
+            while starts[j] <= t - window_s:
+                j += 1
+            in_window = max(in_window, i - j + 1)
         out[host] = {
             "requests": len(reqs),
             "span_s": round(span, 3),
             "requests_per_s": round((len(reqs) - 1) / span, 2) if span > 0 else None,
             "min_gap_s": round(min(gaps), 3) if gaps else None,
+            "max_in_window": in_window,
             "max_in_flight": peak,
             "user_agents": sorted({r["user_agent"] or "" for r in reqs}),
         }
@@ -501,8 +523,8 @@ class HostileServer:
 
     def warm(self) -> None:
         """Build the big bodies now (a benchmark should not time our gzip)."""
-        self._lazy.get("gzip-bomb", lambda: _bomb(31))
-        self._lazy.get("deflate-bomb", lambda: _bomb(15))
+        self._lazy.get("gzip-bomb", lambda: bomb("gzip"))
+        self._lazy.get("deflate-bomb", lambda: bomb("zlib"))
         self._lazy.get("big-page", _big_page)
         self._lazy.get("huge-feed", lambda: self._huge_feed(self.base_urls["main"]))
 
@@ -621,7 +643,7 @@ class _Handler(BaseHTTPRequestHandler):
         rec = RequestRecord(host=self.server.label, port=self.server.server_address[1], method=self.command,
                             path=self.path, user_agent=h.get("User-Agent"), if_none_match=h.get("If-None-Match"),
                             if_modified_since=h.get("If-Modified-Since"), accept_encoding=h.get("Accept-Encoding"),
-                            started=time.time(), status=status)
+                            started=getattr(self, "_arrived", None) or time.time(), status=status)
         self.owner._record(rec)
         return rec
 
@@ -693,6 +715,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:  # noqa: N802
+        self._arrived = time.time()  # the request line is in: a slow answer still counts as in flight
         try:
             self.route(urlsplit(self.path).path)
         except (BrokenPipeError, ConnectionResetError):
@@ -715,6 +738,17 @@ class _Handler(BaseHTTPRequestHandler):
             body = rss("Every hostile case", base, o.index_items()).encode()
             etag = '"index-' + hashlib.sha1(body).hexdigest()[:12] + '"'
             return self._conditional(body, etag, int(o.started_at), "application/rss+xml; charset=utf-8")
+
+        if p == "/feed/select.xml":  # ?case=status-404&case=status-410: a feed of just those page cases
+            wanted = set(parse_qs(urlsplit(self.path).query).get("case", []))
+            items = [i for i, c in zip(o.index_items(), [c for c in PAGE_CASES if c.host in o.base_urls], strict=True)
+                     if c.name in wanted]
+            return self.send(200, rss("Selected cases", base, items).encode(), "application/rss+xml")
+
+        m = re.fullmatch(r"/delay/(\d+)(/.*)", p)  # any endpoint, answered after a pause (politeness tests)
+        if m:
+            o._stop.wait(int(m.group(1)) / 1000)
+            return self.route(m.group(2))
 
         m = re.fullmatch(r"(?:/[\w.-]+)*/article/([\w.-]+)", p)
         if m:
@@ -754,9 +788,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = o._lazy.get("big-page", _big_page)
             return self.stream(200, (body[i:i + (1 << 16)] for i in range(0, len(body), 1 << 16)))
         if p == "/size/gzip-bomb":
-            return self.send(200, o._lazy.get("gzip-bomb", lambda: _bomb(31)), headers={"Content-Encoding": "gzip"})
+            return self.send(200, o._lazy.get("gzip-bomb", lambda: bomb("gzip")), headers={"Content-Encoding": "gzip"})
         if p == "/size/deflate-bomb":
-            return self.send(200, o._lazy.get("deflate-bomb", lambda: _bomb(15)), headers={"Content-Encoding": "deflate"})
+            return self.send(200, o._lazy.get("deflate-bomb", lambda: bomb("zlib")), headers={"Content-Encoding": "deflate"})
         if p == "/size/truncated":
             rec = self._start(200)
             self.close_connection = True
