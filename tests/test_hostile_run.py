@@ -4,63 +4,31 @@ a refused address" is checked on every connection the run opened, whatever opene
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.testing.connect_audit import audit_env, read_log
-from pipeline.testing.hostile import FEED_CASES, PAGE_CASES, REFERENCE_FETCH, REJECTED_LINKS, HostileServer, politeness
+from pipeline.testing.harness import RunStats, query, run_newsingest
+from pipeline.testing.hostile import (
+    REFERENCE_FETCH,
+    REJECTED_LINKS,
+    HostileServer,
+    politeness,
+)
 
 pytestmark = pytest.mark.slow
 
-NEWSINGEST = Path(sys.executable).with_name("newsingest")
 DEADLINE_MS = REFERENCE_FETCH["deadline_s"] * 1000
 
 
-def run_cli(config: Path, warehouse: Path, audit_dir: Path, timeout: float = 240) -> dict:
-    """`newsingest run` as a child process: exit status, wall time, peak RSS (child and its workers)."""
-    env = {**os.environ, **audit_env(audit_dir, audit_dir / "connections.jsonl")}
-    out_path = audit_dir / f"out-{time.monotonic_ns()}.txt"
-    t0 = time.monotonic()
-    with open(out_path, "wb") as out:
-        proc = subprocess.Popen([str(NEWSINGEST), "run", "--config", str(config), "--warehouse", str(warehouse),
-                                 "--quiet", "--json"], stdout=out, stderr=subprocess.STDOUT, env=env)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.monotonic() > deadline:
-                    proc.kill()
-                    raise AssertionError(f"newsingest run did not finish within {timeout} s")
-                time.sleep(0.05)
-        finally:
-            proc.returncode = proc.returncode if proc.returncode is not None else 0
-    text = out_path.read_text(encoding="utf-8", errors="replace")
-    summary = next((json.loads(line) for line in text.splitlines() if line.startswith("{")), None)
-    return {"rc": os.waitstatus_to_exitcode(status), "wall_s": time.monotonic() - t0,
-            "max_rss_mb": usage.ru_maxrss / 1024, "output": text, "summary": summary}
-
-
-def query(warehouse: Path, sql: str) -> list[dict]:
-    from pipeline.views import connect
-
-    con = connect(warehouse)
-    try:
-        cur = con.execute(sql)
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
-    finally:
-        con.close()
+def run_cli(config: Path, warehouse: Path, workdir: Path) -> RunStats:
+    stats = run_newsingest(["run", "--config", str(config), "--warehouse", str(warehouse), "--quiet", "--json"],
+                           workdir, timeout_s=240)
+    assert stats.summary is not None, stats.output[-2000:]
+    return stats
 
 
 @pytest.fixture(scope="module")
@@ -85,15 +53,15 @@ def runs(tmp_path_factory):
         yield {
             "server": server, "wh": wh, "runs": [first, second, third],
             "requests": [server.requests[:split], server.requests[split:split2], server.requests[split2:]],
-            "connections": read_log(tmp / "connections.jsonl"),
-            "run_ids": [r["summary"]["run_id"] for r in (first, second, third)],
+            "connections": [c for r in (first, second, third) for c in r.connections],
+            "run_ids": [r.summary["run_id"] for r in (first, second, third)],
         }
 
 
 def test_runs_complete_with_exit_status_0(runs):
     for run in runs["runs"]:
-        assert run["rc"] == 0, run["output"][-2000:]
-        assert run["summary"]["committed"]
+        assert run.rc == 0, run.output[-2000:]
+        assert run.summary["committed"]
 
 
 def test_every_case_has_its_outcome_in_the_fetch_log(runs):
@@ -198,7 +166,7 @@ def test_politeness_seen_by_the_server(runs):
 
 
 def test_second_run_is_conditional_and_stores_nothing_twice(runs):
-    server, wh = runs["server"], runs["wh"]
+    wh = runs["wh"]
     second = runs["requests"][1]
     for path in ("/feed.xml", "/feed/changing.xml"):
         (req,) = [r for r in second if r.path == path]
