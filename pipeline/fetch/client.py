@@ -320,6 +320,8 @@ class Fetcher:
             # that another host could use, so different hosts proceed in parallel.
             async with host.semaphore:
                 await self._throttle(host)  # layer 3
+                if attempt and host.deferred_until > self.clock():
+                    return None  # a retry, and the host has since asked us to stay away: keep what we got
                 if self._deferred(result, host):  # a 429 arrived while we queued
                     return None
                 result.attempts += 1
@@ -458,16 +460,18 @@ class Fetcher:
         decoder = _Decompressor(response.headers.get("content-encoding", ""), min(limit * 4, s.max_decompressed_bytes)
                                 if response.headers.get("content-encoding") else limit)
         wire = 0
-        parts: list[bytes] = []
+        # One growing buffer, not a list of chunks joined at the end: half the peak, and a large buffer
+        # lives in its own mapping that goes back to the OS when freed (64 KB chunks fragment the heap).
+        body = bytearray()
         try:
             async for chunk in response.aiter_raw():
                 wire += len(chunk)
                 if wire > limit:
                     raise _Abort("too_large", f"body exceeds the {limit}-byte limit")
-                parts.append(decoder.feed(chunk))
+                body += decoder.feed(chunk)
         except httpx.RemoteProtocolError as exc:
             raise _Abort("error", f"incomplete body: {_describe(exc)}") from exc
-        return b"".join(parts)
+        return bytes(body)
 
     def _check_peer(self, response: httpx.Response, host: str) -> None:
         """Defence in depth: the address we are talking to must pass the policy too."""
