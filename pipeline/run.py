@@ -763,6 +763,8 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
             st["consecutive_failures"] = 0
             if fo.ttl_s:
                 st["ttl_s"] = fo.ttl_s
+        elif fo.outcome == "deferred":
+            pass  # not polled: its host asked us to wait; neither a success nor the feed's failure
         else:
             st["consecutive_failures"] = st.get("consecutive_failures", 0) + 1
 

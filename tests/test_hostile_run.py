@@ -182,6 +182,12 @@ def test_second_run_is_conditional_and_stores_nothing_twice(runs):
     new_rows = query(wh, f"SELECT count(*) AS n FROM articles WHERE run_id = '{run2}'")[0]["n"]
     assert new_rows == 0  # ...and still nothing new; no failed page is due yet
     assert not [r for r in second if r.path.startswith(("/article/", "/status/"))]
+    health = {r["source"]: r for r in query(wh, "SELECT * FROM source_health")}
+    assert health["hostile-feed-404"]["consecutive_failures"] == 2 and health["hostile-feed-404"]["last_success"] is None
+    assert health["hostile-feed-slow"]["last_outcome"] == "timeout"
+    assert health["hostile-limited-feed"]["consecutive_failures"] == 0  # deferred is not a failure
+    assert health["hostile-limited-feed"]["last_success"] is not None
+    assert health["hostile-index"]["items_per_day"] > 20  # stored rows; failed pages wait in the retry queue
 
 
 def test_changing_feed_loses_no_version(runs):

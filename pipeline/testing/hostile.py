@@ -408,6 +408,7 @@ class RequestRecord:
     finished: float | None = None
     bytes_sent: int = 0
     client_gone: bool = False  # the client closed the connection before we finished
+    last_alive: float | None = None  # when a waiting handler last saw the client's connection still open
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -416,7 +417,9 @@ class RequestRecord:
 def politeness(records: list[RequestRecord] | list[dict[str, Any]], window_s: float = 1.0) -> dict[str, dict[str, Any]]:
     """Per host, as the server saw it: requests, requests per second, the smallest gap between two request
     arrivals, the most arrivals within any `window_s` (robust to the jitter a new TCP connection adds to
-    one arrival), and the most requests in flight at once."""
+    one arrival), and the most requests in flight at once. A request the client hung up on counts as in
+    flight until the handler last saw the connection open: the server only notices a hang-up at its next
+    poll, which a busy machine can delay well past the moment the client left."""
     rows = [r.to_json() if isinstance(r, RequestRecord) else r for r in records]
     out: dict[str, dict[str, Any]] = {}
     by_host: dict[str, list[dict[str, Any]]] = {}
@@ -427,8 +430,9 @@ def politeness(records: list[RequestRecord] | list[dict[str, Any]], window_s: fl
         starts = [r["started"] for r in reqs]
         gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
         span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
-        events = sorted([(r["started"], 1) for r in reqs] + [(r["finished"] or r["started"], -1) for r in reqs],
-                        key=lambda e: (e[0], e[1]))
+        ends = [(r.get("last_alive") if r.get("client_gone") and r.get("last_alive") else r["finished"])
+                or r["started"] for r in reqs]
+        events = sorted([(r["started"], 1) for r in reqs] + [(end, -1) for end in ends], key=lambda e: (e[0], e[1]))
         in_flight = peak = 0
         for _, delta in events:
             in_flight += delta
@@ -677,7 +681,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._end(rec)
 
     def stream(self, status: int, chunks, ctype: str = "text/html; charset=utf-8",
-               headers: dict[str, str] | None = None) -> None:
+               headers: dict[str, str] | None = None, alive: RequestRecord | None = None) -> None:
         """Headers, then chunks until they end, the client leaves or the server stops; then close."""
         rec = self._start(status)
         self.close_connection = True
@@ -696,9 +700,12 @@ class _Handler(BaseHTTPRequestHandler):
                 rec.bytes_sent += len(chunk)
         except OSError:
             rec.client_gone = True
+        if alive is not None:
+            rec.client_gone = rec.client_gone or not self.owner._stop.is_set()
+            rec.last_alive = alive.last_alive
         self._end(rec)
 
-    def _client_gone_within(self, seconds: float) -> bool:
+    def _client_gone_within(self, seconds: float, rec: RequestRecord | None = None) -> bool:
         """Wait up to `seconds`; True as soon as the client closes its end (or the server stops)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.owner._stop.is_set():
@@ -709,6 +716,8 @@ class _Handler(BaseHTTPRequestHandler):
                         return True
                 except OSError:
                     return True
+            if rec is not None:
+                rec.last_alive = time.time()
         return self.owner._stop.is_set()
 
     def do_HEAD(self) -> None:  # noqa: N802
@@ -757,17 +766,18 @@ class _Handler(BaseHTTPRequestHandler):
         # slow
         if p in ("/slow/drip", "/feed/slow.xml"):
             body = article_html("drip").encode() if p == "/slow/drip" else rss("Slow", base, []).encode()
+            alive = RequestRecord(label, 0, "", "", None, None, None, None, 0.0)  # carries last_alive
 
             def drip():
                 i = 0
-                while not self._client_gone_within(o.drip_interval_s):
+                while not self._client_gone_within(o.drip_interval_s, alive):
                     yield body[i % len(body):i % len(body) + 1]
                     i += 1
             ctype = "text/html; charset=utf-8" if p == "/slow/drip" else "application/rss+xml"
-            return self.stream(200, drip(), ctype, headers={"Content-Length": str(10**6)})
+            return self.stream(200, drip(), ctype, headers={"Content-Length": str(10**6)}, alive=alive)
         if p == "/slow/headers":
             rec = self._start(None)
-            rec.client_gone = self._client_gone_within(120.0)
+            rec.client_gone = self._client_gone_within(120.0, rec)
             if not rec.client_gone:
                 return self.send(200, article_html("finally").encode(), rec=rec)
             self.close_connection = True
