@@ -272,3 +272,14 @@ def test_a_name_resolving_to_loopback_is_refused_without_allow_list():
         res = asyncio.run(_fetch_all(_settings(allow_private=[]), [(url, "page")]))[0]
         assert res.outcome == "blocked" and "loopback" in res.error
         assert server.requests == [] and audit.connections == []
+
+
+def test_the_next_fetcher_keeps_its_distance_from_the_last_request(tmp_path: Path):
+    """Feed stage, then page stage: two Fetchers, one host store; the delay holds across them."""
+    store = HostStore(tmp_path / "hosts")
+    with HostileServer(("main",)) as server:
+        settings = _settings(min_delay_s=0.8, obey_robots=False)
+        asyncio.run(_fetch_all(settings, [(server.url("/feed.xml"), "feed")], host_store=store))
+        asyncio.run(_fetch_all(settings, [(server.url("/article/right-after"), "page")], host_store=store))
+        first, second = server.requests
+        assert second.started - first.started >= 0.8 - 0.1, (first.started, second.started)

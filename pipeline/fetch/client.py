@@ -93,21 +93,22 @@ class _Decompressor:
         return out
 
     def _feed_zlib(self, data: bytes) -> bytes:
-        chunks = []
-        budget = self.limit - self.produced + 1
+        budget = self.limit - self.produced + 1  # one byte past the limit is enough to know
         try:
             out = self._z.decompress(data, budget)
+            chunks, total = [out], len(out)
+            # Drain what the output cap left unconsumed, never asking for more than the budget.
+            while self._z.unconsumed_tail and total < budget:
+                out = self._z.decompress(self._z.unconsumed_tail, budget - total)
+                chunks.append(out)
+                total += len(out)
         except zlib.error as exc:
             if self.kind == "deflate" and not self._raw_tried and not self.produced:
                 self._raw_tried = True
                 self._z = zlib.decompressobj(-zlib.MAX_WBITS)
                 return self._feed_zlib(data)
             raise _Abort("bad_content", f"corrupt {self.kind} body: {exc}") from exc
-        chunks.append(out)
-        # Drain what the output cap left unconsumed, still within the budget.
-        while self._z.unconsumed_tail and sum(map(len, chunks)) <= budget:
-            chunks.append(self._z.decompress(self._z.unconsumed_tail, budget))
-        if self._z.unconsumed_tail:
+        if total >= budget or self._z.unconsumed_tail:
             raise _Abort("too_large", f"decompressed body exceeds {self.limit} bytes (compression bomb?)")
         return b"".join(chunks)
 
@@ -118,7 +119,7 @@ class _Decompressor:
         try:
             out = self._br.process(data, output_buffer_limit=budget)
             chunks = [out]
-            while not self._br.can_accept_more_data() and sum(map(len, chunks)) <= budget:
+            while not self._br.can_accept_more_data() and sum(map(len, chunks)) < budget:
                 chunks.append(self._br.process(b"", output_buffer_limit=budget))
         except brotli.error as exc:
             raise _Abort("bad_content", f"corrupt br body: {exc}") from exc
@@ -134,6 +135,7 @@ class _Host:
     semaphore: asyncio.Semaphore
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_sent: float = -1e9  # monotonic time the last request to this host was let through
+    last_sent_wall: float | None = None  # the same, wall clock (saved in the host store)
     paused_until: float = 0.0  # monotonic time before which nothing is sent (short Retry-After, 429 backoff)
     deferred_until: float = 0.0  # clock time until which the host asked us to stay away
     deferred_reason: str | None = None
@@ -215,6 +217,10 @@ class Fetcher:
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:
             await self._client.aclose()
+        if self.store is not None:  # the next stage (another Fetcher, maybe another process) keeps its distance
+            for host in self._hosts.values():
+                if host.last_sent_wall is not None:
+                    self.store.save_last_request(host.key, host.last_sent_wall)
 
     def requests_per_host(self) -> dict[str, int]:
         return {k: h.requests for k, h in self._hosts.items()}
@@ -468,7 +474,9 @@ class Fetcher:
                 wire += len(chunk)
                 if wire > limit:
                     raise _Abort("too_large", f"body exceeds the {limit}-byte limit")
-                body += decoder.feed(chunk)
+                # Inflating is CPU work (a bomb's first 64 KB is 20 MB of output): zlib and brotli release
+                # the GIL, so a worker thread keeps the event loop, and every other deadline, on time.
+                body += await asyncio.to_thread(decoder.feed, chunk) if decoder.kind else chunk
         except httpx.RemoteProtocolError as exc:
             raise _Abort("error", f"incomplete body: {_describe(exc)}") from exc
         return bytes(body)
@@ -517,7 +525,7 @@ class Fetcher:
                 if start <= now:
                     break
                 await asyncio.sleep(start - now)
-            host.last_sent = time.monotonic()
+            host.last_sent, host.last_sent_wall = time.monotonic(), time.time()
 
     def _host(self, url: str) -> _Host:
         key = host_key(url)
@@ -529,6 +537,9 @@ class Fetcher:
                 deferred = self.store.deferred(key, self.clock())
                 if deferred is not None:
                     host.deferred_until, host.deferred_reason = deferred
+                last = self.store.last_request(key)
+                if last is not None:
+                    host.last_sent = time.monotonic() - max(0.0, time.time() - last)
             self._hosts[key] = host
         return host
 

@@ -1,4 +1,5 @@
-"""Per-host politeness state that outlives one run: cached robots.txt and "come back later" deferrals.
+"""Per-host politeness state that outlives one Fetcher: cached robots.txt, "come back later" deferrals,
+and when we last sent the host a request (so the page stage keeps its distance from the feed stage).
 
 A run every 15 minutes must not refetch robots.txt each time (RFC 9309 section 2.4 lets a crawler cache
 it for up to 24 hours), and a host that answered `429 Retry-After: 3600` must not see the next run's
@@ -85,3 +86,12 @@ class HostStore:
         if float(current.get("deferred_until") or 0) >= until:
             return
         self._update(netloc, deferred_until=until, deferred_reason=reason)
+
+    # ------------------------------------------------------------------ last request
+
+    def last_request(self, netloc: str) -> float | None:
+        value = self.load(netloc).get("last_request_at")
+        return float(value) if value else None
+
+    def save_last_request(self, netloc: str, when: float) -> None:
+        self._update(netloc, last_request_at=when)
