@@ -257,6 +257,9 @@ def bench_shared(path: Path, out: Path) -> None:
         print(f"\n  every case of /cases.json (run 1): {sum(1 for t in table if t['outcome'] != '(no row)')}/"
               f"{len(cases)} with an outcome")
         print_table(table, ["path", "outcome", "status", "ms", "error"])
+        print("\n  every case through the client directly (the run above defers this one host after its 429;"
+              " here /status/429 and /status/503 each get a Fetcher of their own):")
+        print_table(_client_cases(base, cases), ["path", "outcome", "status", "ms", "charset", "error"])
         print_run("run 2", second, out / "wh-shared")
         later = records[n1:]
         conditional = [r for r in later if r.get("if_none_match") or r.get("if_modified_since")]
@@ -267,6 +270,29 @@ def bench_shared(path: Path, out: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _client_cases(base: str, cases: list[dict]) -> list[dict]:
+    import asyncio
+
+    from pipeline.fetch.client import Fetcher
+    from pipeline.settings import FetchSettings
+
+    settings = FetchSettings(**REFERENCE_FETCH)
+
+    async def fetch(paths: list[str]):
+        async with Fetcher(settings) as f:
+            kinds = ["feed" if p.endswith(".xml") and "huge" not in p else "page" for p in paths]
+            return await asyncio.gather(*(f.fetch(base + p, k) for p, k in zip(paths, kinds, strict=True)))
+
+    paths = [c["path"] for c in cases]
+    rest = [p for p in paths if p not in ("/status/429", "/status/503")]
+    results = dict(zip(rest, asyncio.run(fetch(rest)), strict=True))
+    for p in ("/status/429", "/status/503"):
+        results[p] = asyncio.run(fetch([p]))[0]
+    return [{"path": p, "outcome": results[p].outcome, "status": results[p].http_status or "",
+             "ms": results[p].elapsed_ms, "charset": (results[p].charset or "") + (" (mismatch)" if
+             results[p].charset_mismatch else ""), "error": (results[p].error or "")[:70]} for p in paths]
 
 
 def _get_head(url: str) -> None:
