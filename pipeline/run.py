@@ -201,7 +201,8 @@ class _LogSink:
         self.rows.append({
             "run_id": "", "url": r.url, "final_url": r.final_url, "kind": r.kind, "source": self.source_of.get(r.url),
             "host": r.host, "outcome": r.outcome, "http_status": r.http_status, "error": r.error,
-            "elapsed_ms": r.elapsed_ms, "attempts": r.attempts, "redirects": r.redirects,
+            # int8 columns: requests per URL are (redirects + 1) x (retries + 1), unbounded by the settings
+            "elapsed_ms": r.elapsed_ms, "attempts": min(r.attempts, 127), "redirects": min(r.redirects, 127),
             "bytes": len(r.body) if r.body is not None else None, "content_type": r.content_type,
             "charset": r.charset, "charset_mismatch": r.charset_mismatch, "started_at": r.started_at,
         })
