@@ -516,6 +516,7 @@ class RunSummary:
     feeds_ok: int = 0
     feeds_not_modified: int = 0
     feeds_failed: int = 0
+    feeds_deferred: int = 0  # not polled: the host asked us to wait (Retry-After); not a failure
     items: int = 0
     new_items: int = 0
     pages_fetched: int = 0
@@ -828,6 +829,9 @@ def summarize_feeds(summary: RunSummary, outcomes: Sequence[FeedOutcome]) -> Non
             summary.feeds_ok += 1
         elif fo.outcome == "not_modified":
             summary.feeds_not_modified += 1
+        elif fo.outcome == "deferred":
+            summary.feeds_deferred += 1
+            summary.warnings.append(f"feed {fo.name} not polled: {fo.error}")
         else:
             summary.feeds_failed += 1
             summary.failures.append(f"feed {fo.name} ({fo.url}): {fo.outcome}: {fo.error}")
