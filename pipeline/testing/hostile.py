@@ -28,6 +28,7 @@ import argparse
 import email.utils
 import hashlib
 import json
+import os
 import random
 import re
 import select
@@ -1015,7 +1016,7 @@ def main(argv: list[str] | None = None) -> int:
         server.warm()
         if args.write_config:
             Path(args.write_config).write_text(server.config_yaml(huge_max_items=args.huge_max_items), encoding="utf-8")
-        print(json.dumps({"hosts": server.base_urls, "pid": __import__("os").getpid()}), flush=True)
+        print(json.dumps({"hosts": server.base_urls, "pid": os.getpid()}), flush=True)
         stop.wait(args.seconds)
     finally:
         server.stop()
