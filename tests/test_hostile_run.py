@@ -153,8 +153,8 @@ def test_politeness_seen_by_the_server(runs):
     for requests in runs["requests"][:2]:
         report = politeness(requests, window_s=1.0)
         for host, row in report.items():
-            if host.startswith(("limited", "maintenance")):
-                assert row["requests"] < 2 or row["min_gap_s"] >= 1.0 - 0.1, (host, row)
+            if host.startswith(("limited", "maintenance")):  # 1 s override (the default would give 0.05 s)
+                assert row["requests"] < 2 or row["min_gap_s"] >= 1.0 - 0.25, (host, row)
             else:
                 assert row["max_in_window"] <= 1 / REFERENCE_FETCH["min_delay_s"] + 2, (host, row)
             assert row["max_in_flight"] <= REFERENCE_FETCH["per_host_concurrency"], (host, row)
