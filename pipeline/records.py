@@ -53,6 +53,7 @@ class FeedItem:
     authors: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     link_error: str | None = None  # why the link was rejected (recorded, never silently dropped)
+    link: str | None = None  # the link as the feed wrote it, kept when rejected (the fetch log shows it)
 
 
 @dataclass(slots=True)

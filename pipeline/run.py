@@ -92,6 +92,7 @@ class FeedOutcome:
     last_modified: str | None = None
     duplicates: int = 0
     ttl_s: float | None = None
+    over_limit: int = 0  # items beyond the feed's max_items, not taken (the oldest)
 
 
 def plan_feed_batches(config: Config, max_batches: int = 64) -> list[list[str]]:
@@ -109,13 +110,17 @@ def plan_feed_batches(config: Config, max_batches: int = 64) -> list[list[str]]:
 
 
 async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_state: dict[str, Any],
-                             log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None) -> list[FeedOutcome]:
+                             log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
+                             fetch_env: dict[str, Any]) -> list[FeedOutcome]:
     from pipeline.fetch.client import Fetcher
     from pipeline.sources import parse_feed
 
     source_of = {f.url: f.name for f in feeds}
     sink = _LogSink(log_rows, source_of)
-    async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config)) as fetcher:
+    # Parsing is CPU work (feedparser takes seconds on a 20,000-item feed): a worker thread keeps the event
+    # loop serving the other downloads, and one parse at a time keeps memory to one big document.
+    parse_slot = asyncio.Semaphore(1)
+    async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
 
         async def one(feed: FeedConfig) -> FeedOutcome:
             prev = feed_state.get(feed.name, {})
@@ -125,14 +130,26 @@ async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_s
             out = FeedOutcome(feed.name, feed.url, res.outcome, http_status=res.http_status, error=res.error,
                               etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"))
             if res.outcome == "ok" and res.body is not None:
-                parsed = parse_feed(res.body, res.final_url or feed.url, feed.name, content_type=res.content_type,
-                                    kind=feed.kind, max_items=feed.max_items)
+                body, res.body = res.body, None
+                async with parse_slot:
+                    parsed = await asyncio.to_thread(parse_feed, body, res.final_url or feed.url, feed.name,
+                                                     content_type=res.content_type, kind=feed.kind,
+                                                     max_items=feed.max_items)
+                del body
                 out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
+                out.over_limit = parsed.over_limit
                 if not parsed.is_feed:
                     out.outcome, out.error = "bad_content", parsed.error or "not a feed"
                     sink.amend(feed.url, "bad_content", out.error)
-                elif parsed.error:
-                    out.error = parsed.error  # ill-formed but usable: keep the items, note why
+                else:
+                    notes = []
+                    if parsed.error:
+                        notes.append(f"{parsed.error} (items kept)")  # ill-formed but usable
+                    if parsed.over_limit:
+                        notes.append(f"{parsed.over_limit} older items beyond max_items={feed.max_items} not taken")
+                    if notes:
+                        out.error = "; ".join(notes)
+                        sink.amend(feed.url, "ok", out.error)  # the outcome stays ok; the note says what we skipped
             if progress:
                 progress(1)
             return out
@@ -141,14 +158,30 @@ async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_s
 
 
 def fetch_feeds(config: Config, feed_names: Iterable[str] | None, feed_state: dict[str, Any], run_id: str,
-                progress: Callable[[int], None] | None = None) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
+                progress: Callable[[int], None] | None = None, *, warehouse_root: Path | None = None,
+                now: datetime | None = None) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
     names = set(feed_names) if feed_names is not None else None
     feeds = [f for f in config.active_feeds if names is None or f.name in names]
     log_rows: list[dict[str, Any]] = []
-    outcomes = asyncio.run(_fetch_feeds_async(config, feeds, feed_state, log_rows, progress))
+    outcomes = asyncio.run(_fetch_feeds_async(config, feeds, feed_state, log_rows, progress,
+                                              _fetch_env(warehouse_root, now)))
     for row in log_rows:
         row["run_id"] = run_id
     return outcomes, log_rows
+
+
+def _fetch_env(warehouse_root: Path | None, now: datetime | None) -> dict[str, Any]:
+    """Host store (robots.txt cache, host deferrals: `<warehouse>/_cache/hosts`) and the clock they use.
+    A run given an explicit `now` (a replay, a test of "a later run") sees that time there too."""
+    from pipeline.fetch.hoststate import HostStore
+
+    env: dict[str, Any] = {}
+    if warehouse_root is not None:
+        env["host_store"] = HostStore(Path(warehouse_root) / "_cache" / "hosts")
+    if now is not None:
+        offset = now.timestamp() - time.time()
+        env["clock"] = lambda: time.time() + offset
+    return env
 
 
 def _host_delays(config: Config) -> dict[str, float]:
@@ -168,7 +201,8 @@ class _LogSink:
         self.rows.append({
             "run_id": "", "url": r.url, "final_url": r.final_url, "kind": r.kind, "source": self.source_of.get(r.url),
             "host": r.host, "outcome": r.outcome, "http_status": r.http_status, "error": r.error,
-            "elapsed_ms": r.elapsed_ms, "attempts": r.attempts, "redirects": r.redirects,
+            # int8 columns: requests per URL are (redirects + 1) x (retries + 1), unbounded by the settings
+            "elapsed_ms": r.elapsed_ms, "attempts": min(r.attempts, 127), "redirects": min(r.redirects, 127),
             "bytes": len(r.body) if r.body is not None else None, "content_type": r.content_type,
             "charset": r.charset, "charset_mismatch": r.charset_mismatch, "started_at": r.started_at,
         })
@@ -178,6 +212,23 @@ class _LogSink:
             if row["url"] == url:
                 row["outcome"], row["error"] = outcome, error
                 return
+
+
+def linkless_log_rows(linkless: Sequence[PageTask], run_id: str, now: datetime) -> list[dict[str, Any]]:
+    """A fetch-log row (outcome `invalid_url`, no request sent) for each item whose link was rejected, so
+    every link a feed gave us has an outcome."""
+    rows = []
+    for task in linkless:
+        item = task.item
+        rows.append({
+            "run_id": run_id, "url": item.link or "", "final_url": None, "kind": "page", "source": item.source,
+            "host": None, "outcome": "invalid_url", "http_status": None,
+            "error": f"{item.link_error or 'no usable link'} (item {item.guid or item.title or '?'} of {item.feed_url}; "
+                     "not requested)",
+            "elapsed_ms": 0, "attempts": 0, "redirects": 0, "bytes": None, "content_type": None, "charset": None,
+            "charset_mismatch": False, "started_at": now,
+        })
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------- selection
@@ -341,14 +392,16 @@ def _make_pool(config: Config, n_tasks: int) -> Executor | None:
 
 
 async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
-                             log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None) -> list[PageOutcome]:
+                             log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
+                             fetch_env: dict[str, Any]) -> list[PageOutcome]:
     from pipeline.fetch.client import Fetcher
 
     loop = asyncio.get_running_loop()
     pool = _make_pool(config, len(tasks))
+    local_extract = asyncio.Semaphore(1)
     sink = _LogSink(log_rows, {t.item.url: t.item.source for t in tasks if t.item.url})
     try:
-        async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config)) as fetcher:
+        async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
 
             async def one(task: PageTask) -> PageOutcome:
                 assert task.item.url is not None
@@ -360,10 +413,12 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
                     args = (res.text, res.final_url or res.url, config.extract.min_words, task.item.published_at)
                     if pool is not None:
                         extracted = await loop.run_in_executor(pool, _extract_worker, *args)
-                    else:
-                        extracted = _extract_worker(*args)
-                elif res.outcome == "bad_content":
-                    extracted = Extracted(status="not_html", error=res.error)
+                    else:  # in a thread, one at a time: the event loop keeps every request's deadline
+                        async with local_extract:
+                            extracted = await asyncio.to_thread(_extract_worker, *args)
+                elif res.outcome == "bad_content":  # an empty 200 is no article; a PDF or an image is not HTML
+                    extracted = Extracted(status="no_article" if res.error == "empty body" else "not_html",
+                                          error=res.error)
                 res.body = res.text = None  # the bytes are in the raw-pages file now
                 if progress:
                     progress(1)
@@ -376,11 +431,15 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
 
 
 def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
-                progress: Callable[[int], None] | None = None) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+                progress: Callable[[int], None] | None = None, *, warehouse_root: Path | None = None,
+                now: datetime | None = None) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+    if warehouse_root is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>
+        warehouse_root = staging.parent.parent
     raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
     log_rows: list[dict[str, Any]] = []
     try:
-        outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress))
+        outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress,
+                                                  _fetch_env(warehouse_root, now)))
     finally:
         raw.close()
     for row in log_rows:
@@ -458,6 +517,7 @@ class RunSummary:
     feeds_ok: int = 0
     feeds_not_modified: int = 0
     feeds_failed: int = 0
+    feeds_deferred: int = 0  # not polled: the host asked us to wait (Retry-After); not a failure
     items: int = 0
     new_items: int = 0
     pages_fetched: int = 0
@@ -711,10 +771,13 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
             st["consecutive_failures"] = 0
             if fo.ttl_s:
                 st["ttl_s"] = fo.ttl_s
+        elif fo.outcome == "deferred":
+            pass  # not polled: its host asked us to wait; neither a success nor the feed's failure
         else:
             st["consecutive_failures"] = st.get("consecutive_failures", 0) + 1
 
     rows = build_articles(config, page_outcomes, linkless, state, run_id, now, summary)
+    log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
     index_delta = assign_clusters(config, wh, rows, run_id, now, summary)
 
     with wh.transaction(run_id, f"run {run_id}"):
@@ -767,9 +830,14 @@ def summarize_feeds(summary: RunSummary, outcomes: Sequence[FeedOutcome]) -> Non
             summary.feeds_ok += 1
         elif fo.outcome == "not_modified":
             summary.feeds_not_modified += 1
+        elif fo.outcome == "deferred":
+            summary.feeds_deferred += 1
+            summary.warnings.append(f"feed {fo.name} not polled: {fo.error}")
         else:
             summary.feeds_failed += 1
             summary.failures.append(f"feed {fo.name} ({fo.url}): {fo.outcome}: {fo.error}")
+        if fo.over_limit:
+            summary.warnings.append(f"feed {fo.name}: {fo.over_limit} older items beyond max_items not taken")
 
 
 def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str | None = None, trigger: str = "cli",
@@ -789,14 +857,16 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
         state = wh.load_state()
         seen = wh.load_seen()
         with Progress("feeds", len(config.active_feeds), enabled=progress) as bar:
-            feed_outcomes, log_rows = fetch_feeds(config, None, state["feeds"], run_id, progress=bar.update)
+            feed_outcomes, log_rows = fetch_feeds(config, None, state["feeds"], run_id, progress=bar.update,
+                                                  warehouse_root=wh.root, now=now)
         summarize_feeds(summary, feed_outcomes)
         items = [i for fo in feed_outcomes for i in fo.items]
         tasks, linkless, counts = select_pages(items, seen, state["pending"], now or datetime.now(UTC))
         summary.new_items = len(tasks) + len(linkless)
         staging = wh.staging_dir(run_id)
         with Progress("pages", len(tasks), enabled=progress) as bar:
-            pages, page_log, raw = fetch_pages(config, tasks, staging, "all", run_id, progress=bar.update)
+            pages, page_log, raw = fetch_pages(config, tasks, staging, "all", run_id, progress=bar.update,
+                                               warehouse_root=wh.root, now=now)
         summary.elapsed_s = time.monotonic() - t0
         commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
                    log_rows=log_rows + page_log, raw_files=[raw] if raw else [], started_at=started,

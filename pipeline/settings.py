@@ -38,6 +38,7 @@ class FetchSettings(_Strict):
     obey_robots: bool = True
     min_delay_s: float = Field(1.0, ge=0, description="minimum seconds between requests to one host")
     max_crawl_delay_s: float = Field(30.0, ge=0, description="cap on a robots.txt Crawl-delay we honour")
+    robots_ttl_s: float = Field(86400.0, ge=0, description="how long a fetched robots.txt is reused (RFC 9309: 24 h)")
     per_host_concurrency: int = Field(2, ge=1)
     concurrency: int = Field(32, ge=1, description="requests in flight over all hosts")
     connect_timeout_s: float = Field(10.0, gt=0)

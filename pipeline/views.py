@@ -154,9 +154,10 @@ def derived_view_sql() -> list[str]:
         "  WHERE outcome IN ('ok', 'not_modified') GROUP BY source), "
         "last_any AS (SELECT source, max(started_at) AS last_attempt, arg_max(outcome, started_at) AS last_outcome, "
         "  arg_max(error, started_at) AS last_error FROM feeds GROUP BY source), "
+        # A deferred poll (the host asked us to wait) is not a failure of the feed.
         "fails AS (SELECT f.source, count(*) AS consecutive_failures FROM feeds f LEFT JOIN last_ok o USING (source) "
-        "  WHERE f.outcome NOT IN ('ok', 'not_modified') AND (o.last_success IS NULL OR f.started_at > o.last_success) "
-        "  GROUP BY f.source), "
+        "  WHERE f.outcome NOT IN ('ok', 'not_modified', 'deferred') "
+        "  AND (o.last_success IS NULL OR f.started_at > o.last_success) GROUP BY f.source), "
         "arts AS (SELECT source, count(*) AS articles, count(*) FILTER (WHERE extraction_status = 'ok') AS articles_ok, "
         "  count(*) FILTER (WHERE duplicate_of IS NOT NULL) AS duplicates, "
         "  count(*) FILTER (WHERE first_seen_at >= now() - INTERVAL 1 DAY) AS articles_last_day, "
@@ -165,7 +166,9 @@ def derived_view_sql() -> list[str]:
         "SELECT a.source, o.last_success, a.last_attempt, a.last_outcome, a.last_error, "
         "coalesce(f.consecutive_failures, 0) AS consecutive_failures, coalesce(t.articles, 0) AS articles, "
         "coalesce(t.articles_ok, 0) AS articles_ok, coalesce(t.duplicates, 0) AS duplicates, "
-        "coalesce(t.articles_last_day, 0) AS articles_last_day, coalesce(t.articles_per_day, 0) AS articles_per_day "
+        "coalesce(t.articles_last_day, 0) AS articles_last_day, coalesce(t.articles_per_day, 0) AS articles_per_day, "
+        # every new feed item becomes one row (failed pages included), so rows per day are items per day
+        "coalesce(t.articles_per_day, 0) AS items_per_day "
         "FROM last_any a LEFT JOIN last_ok o USING (source) LEFT JOIN fails f USING (source) "
         "LEFT JOIN arts t USING (source) ORDER BY a.source"
     )

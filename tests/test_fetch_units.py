@@ -123,3 +123,45 @@ def test_decode_sparse_invalid_utf8_keeps_utf8_and_strips_nul():
 def test_decode_bom_wins():
     d = decode_body("\ufeff<p>Grüße</p>".encode("utf-8"), "text/html; charset=iso-8859-1")
     assert d.text == "<p>Grüße</p>" and d.source == "bom"
+
+
+def test_decode_damaged_utf8_in_an_ascii_page_is_not_a_legacy_charset():
+    page = ("<html><p>" + "The harbour reopened after the storm. " * 40 + "</p></html>").encode()
+    damaged = page.replace(b" the ", b" \xff\xfe the \xc0\xaf ", 3).replace(b"storm", b"st\xe9orm", 2)
+    d = decode_body(damaged, "text/html; charset=utf-8")
+    assert d.charset == "utf-8" and not d.mismatch and "\ufffd" in d.text
+    ru = "Городской совет сообщил, что новый паром начнёт курсировать весной."
+    d = decode_body(f"<html><p>{ru}</p></html>".encode("cp1251"), "text/html; charset=utf-8")
+    assert d.charset == "cp1251" and d.mismatch and ru in d.text
+
+
+def test_crawl_delay_groups_and_fractions():
+    from pipeline.fetch.robots import rules_from_response
+
+    body = ("User-agent: otherbot\nCrawl-delay: 9\n\nUser-agent: newsingest\nUser-agent: friend\nDisallow: /x/\n"
+            "Crawl-delay: 0.5  # be gentle\n\nUser-agent: *\nCrawl-delay: 2\nDisallow: /private/\n")
+    rules = rules_from_response(200, body)
+    assert rules.crawl_delay("newsingest/0.1 (+https://e.example)") == 0.5
+    assert rules.crawl_delay("somebot/1.0") == 2.0
+    assert not rules.allowed("https://e.example/x/1", "newsingest/0.1")
+    assert rules.allowed("https://e.example/private/1", "newsingest/0.1")  # our group replaces '*'
+    assert rules_from_response(200, "User-agent: *\nCrawl-delay: soon\n").crawl_delay("a/1") is None
+    assert rules_from_response(404, None).allowed("https://e.example/", "a/1")
+    assert not rules_from_response(503, None).allowed("https://e.example/", "a/1")
+
+
+def test_host_store_robots_ttl_and_deferrals(tmp_path):
+    from pipeline.fetch.hoststate import HostStore
+
+    store = HostStore(tmp_path / "hosts")
+    store.save_robots("news.example:8080", "http://news.example:8080", 200, "User-agent: *\n", now=1000.0, ttl_s=60)
+    assert store.robots("news.example:8080", "http://news.example:8080", now=1059.0)["status"] == 200
+    assert store.robots("news.example:8080", "http://news.example:8080", now=1061.0) is None
+    assert store.robots("news.example:8080", "https://news.example:8080", now=1001.0) is None  # per origin
+    store.save_deferral("news.example:8080", until=2000.0, reason="HTTP 429 with Retry-After 120 s")
+    store.save_deferral("news.example:8080", until=1500.0, reason="shorter")  # never shortens a deferral
+    assert store.deferred("news.example:8080", now=1999.0) == (2000.0, "HTTP 429 with Retry-After 120 s")
+    assert store.deferred("news.example:8080", now=2000.0) is None
+    assert store.deferred("other.example", now=0.0) is None
+    (tmp_path / "hosts" / "blocker").write_text("")  # a file where the cache directory should be
+    HostStore(tmp_path / "hosts" / "blocker").save_deferral("third.example", until=5.0, reason="x")  # no raise

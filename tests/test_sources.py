@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import UTC, datetime
 
 import pytest
 from conftest import shared_path
@@ -165,3 +166,75 @@ def test_shared_legacy_encodings_come_out_as_text():
     ill = shared_path("feeds", "illformed")
     assert parse_feed((ill / "feedparser__chardet_koi8r.xml").read_bytes(), "https://x.example/f", "x").items[0].title \
         == "Как пережить новогоднюю ночь"
+
+
+def _dated_feed(n: int, atom: bool = False, well_formed: bool = True) -> tuple[bytes, list[str], list[str]]:
+    """n entries in shuffled date order (one undated): the document, guids newest first, guids in order."""
+    import random
+    from email.utils import formatdate
+
+    rng = random.Random(7)
+    stamps = [1_700_000_000 + 3600 * k for k in range(n - 1)]
+    rng.shuffle(stamps)
+    entries, dated = [], []
+    for k, ts in enumerate(stamps):
+        if atom:
+            when = datetime.fromtimestamp(ts, UTC).isoformat()
+            entries.append(f"<entry><id>urn:e{k}</id><title>E{k}</title><link href='https://a.example/{k}'/>"
+                           f"<updated>{when}</updated></entry>")
+        else:
+            entries.append(f"<item><guid isPermaLink='false'>e{k}</guid><title>E{k}</title>"
+                           f"<link>https://a.example/{k}</link><pubDate>{formatdate(ts, usegmt=True)}</pubDate></item>")
+        dated.append((ts, f"urn:e{k}" if atom else f"e{k}"))
+    entries.insert(n // 2, "<item><guid isPermaLink='false'>undated</guid><link>https://a.example/u</link></item>"
+                   if not atom else "<entry><id>urn:undated</id><link href='https://a.example/u'/></entry>")
+    if atom:
+        doc = "<?xml version='1.0'?><feed xmlns='http://www.w3.org/2005/Atom'><title>A</title>" + "".join(entries) + "</feed>"
+    else:
+        doc = "<?xml version='1.0'?><rss version='2.0'><channel><title>R</title>" + "".join(entries)
+        doc += "</channel></rss>" if well_formed else "</channel>"
+    return doc.encode(), [g for _, g in sorted(dated, reverse=True)], [g for _, g in dated]
+
+
+@pytest.mark.parametrize("atom", [False, True])
+def test_big_feed_cut_keeps_the_newest_items_like_a_full_parse(atom, monkeypatch):
+    import pipeline.sources as sources
+
+    body, newest_first, doc_order = _dated_feed(300, atom=atom)
+    cut = parse_feed(body, "https://a.example/f", "a", max_items=12)
+    assert [i.guid for i in cut.items] == [g for g in doc_order if g in set(newest_first[:12])]
+    assert cut.over_limit == 300 - 12 and cut.title in ("R", "A")
+    monkeypatch.setattr(sources, "keep_newest_entries", lambda b, m: (b, 0))  # the reference: feedparser on all
+    full = parse_feed(body, "https://a.example/f", "a", max_items=12)
+    assert [i.guid for i in cut.items] == [i.guid for i in full.items]
+    assert full.over_limit == cut.over_limit
+
+
+def test_ill_formed_big_feed_is_not_cut_but_still_limited():
+    from pipeline.sources import keep_newest_entries
+
+    body, _, _ = _dated_feed(100, well_formed=False)
+    assert keep_newest_entries(body, 5) == (body, 0)  # left to feedparser's lenient parser
+    feed = parse_feed(body, "https://a.example/f", "a", max_items=5)
+    assert len(feed.items) == 5 and feed.over_limit == 95 and feed.error
+
+
+def test_newest_keeps_document_order_and_ranks_undated_last():
+    from pipeline.records import FeedItem
+    from pipeline.sources import newest
+
+    def item(guid, ts):
+        return FeedItem("s", "https://x/f", f"https://x/{guid}", guid,
+                        published_at=datetime.fromtimestamp(ts, UTC) if ts else None)
+
+    items = [item("a", 10), item("b", None), item("c", 30), item("d", 20), item("e", None)]
+    assert [i.guid for i in newest(items, 3)] == ["a", "c", "d"]
+    assert [i.guid for i in newest(items, 4)] == ["a", "b", "c", "d"]
+
+
+def test_rejected_links_keep_the_link_as_written():
+    feed = parse_feed(RSS, "https://example.com/feeds/rss.xml", "ex")
+    by_title = {i.title: i for i in feed.items}
+    assert by_title["Script"].link == "javascript:alert(1)"
+    assert by_title["Relative"].link is None  # kept only when rejected
+    assert by_title["No link"].link is None and by_title["No link"].link_error == "item has no link"

@@ -2,18 +2,23 @@
 
     URL policy -> robots.txt -> per-host throttle -> conditional GET -> retry -> limits -> decode
 
-* URL policy: http(s) only; private/loopback/link-local/metadata addresses refused, checked on the
-  resolved address before connecting, on the connected peer, and again after every redirect.
-* robots.txt: fetched once per origin through the same layers; Crawl-delay raises the host delay.
+* URL policy: http(s) only; private/loopback/link-local/metadata addresses refused, checked where the
+  socket is opened (`GuardedBackend`: resolve, check every address, connect only to a checked one), on
+  the connected peer, and again for every redirect hop.
+* robots.txt: fetched once per origin through the same layers and cached in the host store for
+  `robots_ttl_s` (a day); Crawl-delay raises the host delay.
 * throttle: a minimum delay between requests to one host and a per-host concurrency limit.
 * conditional GET: If-None-Match / If-Modified-Since from the caller's stored validators; 304 -> not_modified.
-* retry: 429/503 honour Retry-After (seconds or HTTP date) when short, else the host is deferred to a later
-  run; other 5xx and connection errors retry with capped exponential backoff and jitter.
+* retry: 429/503 honour Retry-After (seconds or HTTP date): a short one pauses the whole host, a long one
+  defers the host to a later run (remembered in the host store, so the next run stays away too); other
+  5xx and connection errors retry with capped exponential backoff and jitter.
 * limits: a total deadline per request (a read timeout alone never stops a 1-byte-per-second body), a cap
   on bytes on the wire and on decompressed bytes (gzip/deflate/br decoded here, incrementally), redirects.
 * decode: magic-byte sniffing, then charset (see decode.py).
 
-Every fetch produces exactly one `FetchResult`, handed to `on_result` (the fetch log).
+Every fetch produces exactly one `FetchResult`, handed to `on_result` (the fetch log). Its `elapsed_ms`
+is time on the wire, summed over attempts (each attempt is bounded by `deadline_s`); waiting for a host
+slot, the throttle and backoff sleeps are politeness, not request time, and are left out.
 """
 
 from __future__ import annotations
@@ -32,8 +37,9 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from pipeline.fetch.decode import decode_body, looks_like_html, sniff_binary
-from pipeline.fetch.policy import PolicyError, UrlPolicy
-from pipeline.fetch.robots import RobotsRules, rules_from_response
+from pipeline.fetch.hoststate import HostStore
+from pipeline.fetch.policy import GuardedBackend, PolicyError, Target, UrlPolicy
+from pipeline.fetch.robots import RobotsRules, cacheable, rules_from_response
 from pipeline.records import FetchResult
 from pipeline.settings import FetchSettings
 
@@ -87,21 +93,22 @@ class _Decompressor:
         return out
 
     def _feed_zlib(self, data: bytes) -> bytes:
-        chunks = []
-        budget = self.limit - self.produced + 1
+        budget = self.limit - self.produced + 1  # one byte past the limit is enough to know
         try:
             out = self._z.decompress(data, budget)
+            chunks, total = [out], len(out)
+            # Drain what the output cap left unconsumed, never asking for more than the budget.
+            while self._z.unconsumed_tail and total < budget:
+                out = self._z.decompress(self._z.unconsumed_tail, budget - total)
+                chunks.append(out)
+                total += len(out)
         except zlib.error as exc:
             if self.kind == "deflate" and not self._raw_tried and not self.produced:
                 self._raw_tried = True
                 self._z = zlib.decompressobj(-zlib.MAX_WBITS)
                 return self._feed_zlib(data)
             raise _Abort("bad_content", f"corrupt {self.kind} body: {exc}") from exc
-        chunks.append(out)
-        # Drain what the output cap left unconsumed, still within the budget.
-        while self._z.unconsumed_tail and sum(map(len, chunks)) <= budget:
-            chunks.append(self._z.decompress(self._z.unconsumed_tail, budget))
-        if self._z.unconsumed_tail:
+        if total >= budget or self._z.unconsumed_tail:
             raise _Abort("too_large", f"decompressed body exceeds {self.limit} bytes (compression bomb?)")
         return b"".join(chunks)
 
@@ -112,7 +119,7 @@ class _Decompressor:
         try:
             out = self._br.process(data, output_buffer_limit=budget)
             chunks = [out]
-            while not self._br.can_accept_more_data() and sum(map(len, chunks)) <= budget:
+            while not self._br.can_accept_more_data() and sum(map(len, chunks)) < budget:
                 chunks.append(self._br.process(b"", output_buffer_limit=budget))
         except brotli.error as exc:
             raise _Abort("bad_content", f"corrupt br body: {exc}") from exc
@@ -123,14 +130,20 @@ class _Decompressor:
 class _Host:
     """Per-host politeness state, shared by every request to that host in this process."""
 
+    key: str
     delay: float
     semaphore: asyncio.Semaphore
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    next_at: float = 0.0
-    deferred_until: float = 0.0  # wall-clock (time.time) until which the host asked us to stay away
+    last_sent: float = -1e9  # monotonic time the last request to this host was let through
+    last_sent_wall: float | None = None  # the same, wall clock (saved in the host store)
+    paused_until: float = 0.0  # monotonic time before which nothing is sent (short Retry-After, 429 backoff)
+    deferred_until: float = 0.0  # clock time until which the host asked us to stay away
     deferred_reason: str | None = None
-    robots: RobotsRules | None = None
+    robots: dict[str, RobotsRules] = field(default_factory=dict)  # by origin (scheme://netloc)
     robots_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    requests: int = 0  # requests sent (robots.txt included)
+    admitted: bool = False  # the host's addresses passed the URL policy once in this process
+    refusal: PolicyError | None = None  # ...or were refused: every URL of the host is refused the same way
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -150,12 +163,16 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 def host_key(url: str) -> str:
+    """The politeness key: host and port as written (two ports of one machine are two servers)."""
     parts = urlsplit(url)
     return (parts.netloc or "").lower()
 
 
 class Fetcher:
-    """Async HTTP client with every fetch layer. Use as `async with Fetcher(settings) as f:`."""
+    """Async HTTP client with every fetch layer. Use as `async with Fetcher(settings) as f:`.
+
+    `host_store` keeps robots.txt answers (for `robots_ttl_s`) and host deferrals between runs;
+    `clock` is the wall clock those are measured with (a run given an explicit `now` shifts it)."""
 
     def __init__(
         self,
@@ -163,10 +180,15 @@ class Fetcher:
         *,
         on_result: Callable[[FetchResult], None] | None = None,
         host_delays: dict[str, float] | None = None,
+        host_store: HostStore | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
         self.policy = UrlPolicy(settings.allow_private)
+        self.backend = GuardedBackend(self.policy)
         self.on_result = on_result
+        self.store = host_store
+        self.clock = clock
         self._host_delays = host_delays or {}
         self._hosts: dict[str, _Host] = {}
         self._global = asyncio.Semaphore(settings.concurrency)
@@ -174,18 +196,34 @@ class Fetcher:
 
     async def __aenter__(self) -> Fetcher:
         s = self.settings
+        transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
+            trust_env=False,  # a proxy from the environment would bypass the address checks
+            retries=0,  # retries are our layer, with backoff and a log row
+        )
+        pool = getattr(transport, "_pool", None)
+        if not hasattr(pool, "_network_backend"):  # httpx/httpcore are pinned; fail loudly if that changes
+            raise RuntimeError("cannot install the address guard: httpx transport internals changed")
+        pool._network_backend = self.backend  # every TCP connection now goes through the URL policy
         self._client = httpx.AsyncClient(
+            transport=transport,
             follow_redirects=False,  # each hop goes back through the URL policy
             timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
             headers={"User-Agent": s.user_agent, "Accept-Encoding": "gzip, deflate, br"},
-            limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
-            trust_env=False,  # a proxy from the environment would bypass the address checks
+            trust_env=False,
         )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self._client is not None:
             await self._client.aclose()
+        if self.store is not None:  # the next stage (another Fetcher, maybe another process) keeps its distance
+            for host in self._hosts.values():
+                if host.last_sent_wall is not None:
+                    self.store.save_last_request(host.key, host.last_sent_wall)
+
+    def requests_per_host(self) -> dict[str, int]:
+        return {k: h.requests for k, h in self._hosts.items()}
 
     # ------------------------------------------------------------------ public
 
@@ -199,7 +237,6 @@ class Fetcher:
         max_bytes: int | None = None,
     ) -> FetchResult:
         started = datetime.now(UTC)
-        t0 = time.monotonic()
         result = FetchResult(url=url, kind=kind, outcome="error", started_at=started, host=host_key(url))
         try:
             await self._fetch_layers(result, etag, last_modified, max_bytes)
@@ -207,7 +244,6 @@ class Fetcher:
             result.outcome, result.error = exc.outcome, str(exc)
         except Exception as exc:  # one bad URL never stops a run: record it
             result.outcome, result.error = "error", f"{type(exc).__name__}: {exc}"
-        result.elapsed_ms = int((time.monotonic() - t0) * 1000)
         if result.outcome != "ok":
             result.body = result.text = None
         if self.on_result is not None:
@@ -219,23 +255,6 @@ class Fetcher:
     async def _fetch_layers(self, result: FetchResult, etag: str | None, last_modified: str | None,
                             max_bytes: int | None) -> None:
         s = self.settings
-        self.policy.parse(result.url)  # layer 1 (syntax; addresses are checked per connection)
-        host = self._host(result.url)
-        if host.deferred_until > time.time():
-            result.outcome = "deferred"
-            result.retry_after_s = round(host.deferred_until - time.time(), 1)
-            result.error = f"host {result.host} asked us to wait ({host.deferred_reason}); deferred to a later run"
-            return
-        # Layer 2. Feeds are exempt: the user configured each feed URL explicitly, and feeds exist to be
-        # polled by machines (as Google's Feedfetcher treats them); article pages are crawled on our initiative.
-        if result.kind == "page" and s.obey_robots:
-            rules = await self._robots(result.url, host)
-            if rules.disallow_all:  # robots.txt unreachable: try again on a later run
-                result.outcome, result.error = "deferred", rules.reason
-                return
-            if not rules.allowed(result.url, s.user_agent):
-                result.outcome, result.error = "robots_disallowed", "disallowed by robots.txt"
-                return
         headers = {}
         if etag:  # layer 4: conditional GET
             headers["If-None-Match"] = etag
@@ -248,34 +267,133 @@ class Fetcher:
             headers["Accept"] = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
         limit = max_bytes or (s.max_feed_bytes if result.kind == "feed" else s.max_body_bytes)
 
+        # A redirect is a new request (as in Scrapy): every hop goes through every layer again, so the
+        # target's address is checked, its robots.txt obeyed, and its host's delay and slots respected.
+        url = result.url
+        for hop in range(s.max_redirects + 1):
+            sent, location = result.attempts, None
+            try:
+                location = await self._fetch_url(result, url, headers, limit)
+            except PolicyError as exc:
+                if hop == 0:
+                    raise
+                result.outcome, result.error = "blocked", f"redirect to {url} refused: {exc}"
+            if hop and result.attempts == sent:  # the hop was refused or deferred: not followed
+                result.redirects = hop - 1
+            if result.outcome == "blocked" or location is None:
+                break
+            if hop >= s.max_redirects:
+                result.outcome = "http_error"
+                result.error = f"too many redirects (more than {s.max_redirects}); last hop to {location}"
+                return
+            try:
+                self.policy.parse(location)
+            except PolicyError as exc:
+                result.outcome, result.error = "blocked", f"redirect to {location} refused: {exc}"
+                return
+            url = location
+            result.redirects = hop + 1
+        if result.outcome == "ok":
+            # Layer 7: decode. Charset detection is CPU work (the first call alone loads models): off the
+            # event loop, so other requests' deadlines and the throttle keep their timing.
+            await asyncio.to_thread(self._check_content, result)
+        elif url != result.url and result.outcome in ("robots_disallowed", "deferred"):
+            result.error = f"redirect to {url}: {result.error}"
+
+    async def _fetch_url(self, result: FetchResult, url: str, headers: dict[str, str], limit: int) -> str | None:
+        """One URL through layers 1-6. Returns the Location of a redirect, or None when `result` is final."""
+        s = self.settings
+        target = self.policy.parse(url)  # layer 1: syntax, then the host's addresses (once per host;
+        host = self._host(url)  # every connection is checked again by GuardedBackend)
+        await self._admit(host, target)
+        if self._deferred(result, host):
+            return None
+        # Layer 2. Feeds are exempt: the user configured each feed URL explicitly, and feeds exist to be
+        # polled by machines (as Google's Feedfetcher treats them); article pages are crawled on our initiative.
+        if result.kind == "page" and s.obey_robots:
+            rules = await self._robots(url, host)
+            if rules.disallow_all:  # robots.txt unreachable: try again on a later run
+                result.outcome, result.error = "deferred", rules.reason
+                return None
+            if not rules.allowed(url, s.user_agent):
+                result.outcome, result.error = "robots_disallowed", "disallowed by robots.txt"
+                return None
+
+        location = None
         for attempt in range(s.max_retries + 1):  # layer 5: retry
-            result.attempts = attempt + 1
-            async with self._global, host.semaphore:
+            location = None
+            # Host slot first, global slot last: requests queued for a busy host never hold a global slot
+            # that another host could use, so different hosts proceed in parallel.
+            async with host.semaphore:
                 await self._throttle(host)  # layer 3
-                try:
-                    async with asyncio.timeout(s.deadline_s):  # layer 6: limits
-                        await self._attempt(result, headers, limit)
-                except TimeoutError:
-                    result.outcome, result.error = "timeout", f"no complete response within {s.deadline_s:g} s"
-                    result.body = None
-                except _Abort as exc:
-                    result.outcome, result.error = exc.outcome, str(exc)
-                    if exc.status is not None:
-                        result.http_status = exc.status
-                    result.body = None
-                except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                    result.outcome, result.error = "error", _describe(exc)
-                    result.body = None
-                except httpx.TimeoutException as exc:
-                    result.outcome, result.error = "timeout", _describe(exc)
-                    result.body = None
+                if attempt and host.deferred_until > self.clock():
+                    return None  # a retry, and the host has since asked us to stay away: keep what we got
+                if self._deferred(result, host):  # a 429 arrived while we queued
+                    return None
+                result.attempts += 1
+                async with self._global:
+                    host.requests += 1
+                    sent_at = time.monotonic()
+                    if result.attempts == 1:  # the log's started_at is when the first request left, not when it queued
+                        result.started_at = datetime.now(UTC)
+                    try:
+                        async with asyncio.timeout(s.deadline_s):  # layer 6: limits
+                            location = await self._attempt(result, url, headers, limit)
+                    except TimeoutError:
+                        result.outcome, result.error = "timeout", f"no complete response within {s.deadline_s:g} s"
+                        result.body = None
+                    except _Abort as exc:
+                        result.outcome, result.error = exc.outcome, str(exc)
+                        if exc.status is not None:
+                            result.http_status = exc.status
+                        result.body = None
+                    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                        result.outcome, result.error = "error", _describe(exc)
+                        result.body = None
+                    except httpx.TimeoutException as exc:
+                        result.outcome, result.error = "timeout", _describe(exc)
+                        result.body = None
+                    finally:
+                        result.elapsed_ms += int((time.monotonic() - sent_at) * 1000)
+            if location is not None:
+                return location
             wait = self._retry_wait(result, host, attempt)
             if wait is None:
                 break
-            await asyncio.sleep(wait)
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return None
 
-        if result.outcome == "ok":
-            self._check_content(result)  # layer 7: decode
+    async def _admit(self, host: _Host, target: Target) -> None:
+        """Refuse a host whose name resolves to a refused address before anything (robots.txt included)
+        is requested from it."""
+        if not host.admitted and host.refusal is None:
+            try:
+                await self.policy.resolve(target)
+                host.admitted = True
+            except PolicyError as exc:
+                if exc.outcome != "blocked":
+                    raise  # DNS trouble: not remembered, the next URL of the host asks again
+                host.refusal = exc
+        if host.refusal is not None:
+            raise PolicyError(host.refusal.outcome, str(host.refusal))
+
+    def _deferred(self, result: FetchResult, host: _Host) -> bool:
+        now = self.clock()
+        if host.deferred_until <= now:
+            return False
+        result.outcome = "deferred"
+        result.retry_after_s = round(host.deferred_until - now, 1)
+        result.error = (f"not requested: host {host.key} asked us to wait ({host.deferred_reason}); "
+                        f"retried after {result.retry_after_s:g} s")
+        return True
+
+    def _defer_host(self, host: _Host, seconds: float, reason: str) -> None:
+        until = self.clock() + seconds
+        if until > host.deferred_until:
+            host.deferred_until, host.deferred_reason = until, reason
+            if self.store is not None:
+                self.store.save_deferral(host.key, until, reason)
 
     def _retry_wait(self, result: FetchResult, host: _Host, attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or None to stop here."""
@@ -283,12 +401,21 @@ class Fetcher:
         status = result.http_status or 0
         last = attempt >= s.max_retries
         if result.outcome == "http_error" and status in RETRY_AFTER_CODES and result.retry_after_s is not None:
+            reason = f"HTTP {status} with Retry-After {result.retry_after_s:.0f} s"
             if result.retry_after_s > s.max_retry_after_s or last:
-                host.deferred_until = time.time() + result.retry_after_s
-                host.deferred_reason = f"HTTP {status} with Retry-After {result.retry_after_s:.0f} s"
+                self._defer_host(host, result.retry_after_s, reason)
                 return None
-            return result.retry_after_s
-        retryable = (result.outcome == "http_error" and (status >= 500 or status == 429)) or (
+            # A short Retry-After pauses the whole host, not only this URL; the throttle does the waiting.
+            host.paused_until = max(host.paused_until, time.monotonic() + result.retry_after_s)
+            return 0.0
+        if result.outcome == "http_error" and status == 429:  # rate limited without saying for how long
+            backoff = min(s.backoff_max_s, s.backoff_base_s * (2**attempt))
+            if last:
+                self._defer_host(host, s.page_retry_base_s, "HTTP 429 without Retry-After")
+                return None
+            host.paused_until = max(host.paused_until, time.monotonic() + backoff)
+            return 0.0
+        retryable = (result.outcome == "http_error" and status >= 500) or (
             result.outcome == "error" and result.error is not None and result.error.startswith(("ConnectError", "ReadError"))
         )
         if not retryable or last:
@@ -296,80 +423,66 @@ class Fetcher:
         backoff = min(s.backoff_max_s, s.backoff_base_s * (2**attempt))
         return backoff * random.uniform(0.5, 1.0)
 
-    async def _attempt(self, result: FetchResult, headers: dict[str, str], limit: int) -> None:
+    async def _attempt(self, result: FetchResult, url: str, headers: dict[str, str], limit: int) -> str | None:
+        """One HTTP request. Returns the absolute Location of a redirect; otherwise sets the outcome."""
         assert self._client is not None
-        s = self.settings
-        url = result.url
-        for hop in range(s.max_redirects + 1):
-            try:
-                target = self.policy.parse(url)
-                addrs = await self.policy.resolve(target)
-            except PolicyError as exc:
-                if hop == 0:
-                    raise
-                raise _Abort("blocked", f"redirect to {url} refused: {exc}") from exc
-            request = self._client.build_request("GET", url, headers=headers)
-            response = await self._client.send(request, stream=True)
-            try:
-                self._check_peer(response, addrs, target.host)
-                result.http_status = response.status_code
-                result.final_url = url
-                if response.status_code in REDIRECT_CODES:
-                    location = response.headers.get("location")
-                    if not location:
-                        raise _Abort("http_error", f"HTTP {response.status_code} redirect without a Location")
-                    nxt = urljoin(url, location.strip())
-                    if hop >= s.max_redirects:
-                        raise _Abort("http_error", f"too many redirects (more than {s.max_redirects}); last hop to {nxt}")
-                    try:
-                        self.policy.parse(nxt)
-                    except PolicyError as exc:
-                        raise _Abort("blocked", f"redirect to {nxt} refused: {exc}") from exc
-                    url = nxt
-                    result.redirects = hop + 1
-                    continue
-                result.content_type = response.headers.get("content-type")
-                result.etag = response.headers.get("etag")
-                result.last_modified = response.headers.get("last-modified")
-                if response.status_code == 304:
-                    result.outcome = "not_modified"
-                    return
-                if response.status_code >= 400:
-                    result.retry_after_s = parse_retry_after(response.headers.get("retry-after"))
-                    raise _Abort("http_error", f"HTTP {response.status_code} {response.reason_phrase}".strip())
-                if response.status_code != 200:
-                    raise _Abort("http_error", f"unexpected HTTP {response.status_code} for a GET")
-                declared = response.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > limit:
-                    raise _Abort("too_large", f"Content-Length {declared} exceeds the {limit}-byte limit")
-                result.body = await self._read_body(response, limit)
-                if declared and declared.isdigit() and not response.headers.get("content-encoding"):
-                    if len(result.body) < int(declared):
-                        raise _Abort("error", f"incomplete body: {len(result.body)} of {declared} bytes")
-                result.outcome = "ok"
-                return
-            finally:
-                await response.aclose()
-        raise _Abort("http_error", "too many redirects")
+        target = self.policy.parse(url)
+        request = self._client.build_request("GET", url, headers=headers)
+        response = await self._client.send(request, stream=True)  # PolicyError: refused before connecting
+        try:
+            self._check_peer(response, target.host)
+            result.http_status = response.status_code
+            result.final_url = url
+            if response.status_code in REDIRECT_CODES:
+                location = response.headers.get("location")
+                if not location or not location.strip():
+                    raise _Abort("http_error", f"HTTP {response.status_code} redirect without a Location")
+                return urljoin(url, location.strip())
+            result.content_type = response.headers.get("content-type")
+            result.etag = response.headers.get("etag")
+            result.last_modified = response.headers.get("last-modified")
+            if response.status_code == 304:
+                result.outcome, result.error = "not_modified", None
+                return None
+            if response.status_code >= 400:
+                result.retry_after_s = parse_retry_after(response.headers.get("retry-after"))
+                raise _Abort("http_error", f"HTTP {response.status_code} {response.reason_phrase}".strip())
+            if response.status_code != 200:
+                raise _Abort("http_error", f"unexpected HTTP {response.status_code} for a GET")
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise _Abort("too_large", f"Content-Length {declared} exceeds the {limit}-byte limit")
+            result.body = await self._read_body(response, limit)
+            if declared and declared.isdigit() and not response.headers.get("content-encoding"):
+                if len(result.body) < int(declared):
+                    raise _Abort("error", f"incomplete body: {len(result.body)} of {declared} bytes")
+            result.outcome, result.error = "ok", None
+            return None
+        finally:
+            await response.aclose()
 
     async def _read_body(self, response: httpx.Response, limit: int) -> bytes:
         s = self.settings
         decoder = _Decompressor(response.headers.get("content-encoding", ""), min(limit * 4, s.max_decompressed_bytes)
                                 if response.headers.get("content-encoding") else limit)
         wire = 0
-        parts: list[bytes] = []
+        # One growing buffer, not a list of chunks joined at the end: half the peak, and a large buffer
+        # lives in its own mapping that goes back to the OS when freed (64 KB chunks fragment the heap).
+        body = bytearray()
         try:
             async for chunk in response.aiter_raw():
                 wire += len(chunk)
                 if wire > limit:
                     raise _Abort("too_large", f"body exceeds the {limit}-byte limit")
-                parts.append(decoder.feed(chunk))
+                # Inflating is CPU work (a bomb's first 64 KB is 20 MB of output): zlib and brotli release
+                # the GIL, so a worker thread keeps the event loop, and every other deadline, on time.
+                body += await asyncio.to_thread(decoder.feed, chunk) if decoder.kind else chunk
         except httpx.RemoteProtocolError as exc:
             raise _Abort("error", f"incomplete body: {_describe(exc)}") from exc
-        return b"".join(parts)
+        return bytes(body)
 
-    def _check_peer(self, response: httpx.Response, addrs: list, host: str) -> None:
-        """The address we actually connected to must pass the policy too (DNS may change in between)."""
+    def _check_peer(self, response: httpx.Response, host: str) -> None:
+        """Defence in depth: the address we are talking to must pass the policy too."""
         stream = response.extensions.get("network_stream")
         peer = stream.get_extra_info("server_addr") if stream is not None else None
         if not peer:
@@ -402,42 +515,71 @@ class Fetcher:
             result.body = body.replace(b"\x00", b"")
 
     async def _throttle(self, host: _Host) -> None:
+        """Wait until `delay` after the previous request to this host actually left (and past any pause,
+        e.g. a short Retry-After). Waiters queue on the host lock, so spacing is measured between real
+        sends, not between reservations a busy event loop might honour late."""
         async with host.lock:
-            now = time.monotonic()
-            wait = host.next_at - now
-            host.next_at = max(now, host.next_at) + host.delay
-        if wait > 0:
-            await asyncio.sleep(wait)
+            while True:
+                now = time.monotonic()
+                start = max(host.last_sent + host.delay, host.paused_until)
+                if start <= now:
+                    break
+                await asyncio.sleep(start - now)
+            host.last_sent, host.last_sent_wall = time.monotonic(), time.time()
 
     def _host(self, url: str) -> _Host:
         key = host_key(url)
         host = self._hosts.get(key)
         if host is None:
             delay = self._host_delays.get(key, self.settings.min_delay_s)
-            host = _Host(delay=delay, semaphore=asyncio.Semaphore(self.settings.per_host_concurrency))
+            host = _Host(key=key, delay=delay, semaphore=asyncio.Semaphore(self.settings.per_host_concurrency))
+            if self.store is not None:  # a deferral from an earlier run still holds
+                deferred = self.store.deferred(key, self.clock())
+                if deferred is not None:
+                    host.deferred_until, host.deferred_reason = deferred
+                last = self.store.last_request(key)
+                if last is not None:
+                    host.last_sent = time.monotonic() - max(0.0, time.time() - last)
             self._hosts[key] = host
         return host
 
     async def _robots(self, url: str, host: _Host) -> RobotsRules:
+        parts = urlsplit(url)
+        origin = f"{parts.scheme.lower()}://{parts.netloc.lower()}"
         async with host.robots_lock:
-            if host.robots is None:
-                parts = urlsplit(url)
-                robots_url = f"{parts.scheme}://{parts.netloc}/robots.txt"
-                res = await self.fetch(robots_url, "robots", max_bytes=512 * 1024)
-                if res.outcome == "ok":
-                    rules = rules_from_response(200, res.text)
-                elif res.outcome == "http_error" and res.http_status and res.http_status < 500:
-                    rules = rules_from_response(res.http_status, None)
-                elif res.outcome in ("blocked", "invalid_url"):
-                    rules = RobotsRules(None)  # the page itself will be refused by the policy
-                else:
-                    rules = rules_from_response(None, None)
-                    rules.reason = f"robots.txt unreachable ({res.outcome}: {res.error}); host deferred"
-                host.robots = rules
+            rules = host.robots.get(origin)
+            if rules is None:
+                rules = await self._load_robots(origin, host)
+                host.robots[origin] = rules
                 delay = rules.crawl_delay(self.settings.user_agent)
                 if delay:
                     host.delay = max(host.delay, min(delay, self.settings.max_crawl_delay_s))
-            return host.robots
+            return rules
+
+    async def _load_robots(self, origin: str, host: _Host) -> RobotsRules:
+        """robots.txt from the host store while fresh (RFC 9309 allows a day), else fetched once."""
+        s = self.settings
+        if self.store is not None:
+            cached = self.store.robots(host.key, origin, self.clock())
+            if cached is not None:
+                rules = rules_from_response(int(cached["status"]), cached.get("body"))
+                rules.source = "cache"
+                return rules
+        res = await self.fetch(f"{origin}/robots.txt", "robots", max_bytes=512 * 1024)
+        status: int | None
+        if res.outcome == "ok":
+            status, body = 200, res.text
+        elif res.outcome == "http_error" and res.http_status and res.http_status < 500:
+            status, body = res.http_status, None
+        elif res.outcome in ("blocked", "invalid_url", "bad_content"):
+            status, body = 404, None  # no usable robots.txt: no rules (the page itself is checked separately)
+        else:
+            rules = rules_from_response(None, None)
+            rules.reason = f"robots.txt unreachable ({res.outcome}: {res.error}); host deferred"
+            return rules
+        if self.store is not None and cacheable(status):
+            self.store.save_robots(host.key, origin, status, body, self.clock(), s.robots_ttl_s)
+        return rules_from_response(status, body)
 
 
 def _describe(exc: BaseException) -> str:

@@ -102,6 +102,25 @@ def _mostly_utf8(body: bytes) -> bool:
     return replaced / non_ascii < 0.2 or replaced / len(body) < 0.005
 
 
+_LETTER_RUN = re.compile(r"[^\W\d_]{3,}")
+
+
+def _has_words(body: bytes, charset: str, minimum: int = 3) -> bool:
+    """Does decoding with `charset` give real non-ASCII words (Cyrillic, Greek, accented Latin...)?
+
+    A legacy page mislabelled as UTF-8 does; a UTF-8 page with a few broken bytes decodes to short runs
+    of symbols in any single-byte charset (a stray byte inside an ASCII word makes one odd letter, which
+    is why a word needs two non-ASCII letters to count)."""
+    text = body[:200_000].decode(charset, "replace")
+    count = 0
+    for m in _LETTER_RUN.finditer(text):
+        if sum(1 for c in m.group() if ord(c) > 127) >= 2:
+            count += 1
+            if count >= minimum:
+                return True
+    return False
+
+
 def decode_body(body: bytes, content_type: str | None = None) -> Decoded:
     """Decode a text body, trusting declarations only as far as the bytes agree with them."""
     for bom, name in _BOMS:
@@ -122,7 +141,10 @@ def decode_body(body: bytes, content_type: str | None = None) -> Decoded:
             # Valid UTF-8, or UTF-8 with a few broken sequences: keep it and replace the damage.
             return _done(body, "utf-8", declared, False, source)
         detected = _detect(body)
-        return _done(body, detected or "cp1252", declared, True, "detected")
+        if detected and detected != "utf-8" and _has_words(body, detected):
+            return _done(body, detected, declared, True, "detected")
+        # No other charset turns the bytes into words: damaged UTF-8 (replacement characters), not a lie.
+        return _done(body, "utf-8", declared, False, source)
 
     if declared:
         if declared != "utf-8" and _has_multibyte_utf8(body):

@@ -3,6 +3,11 @@
 Only http(s). Hosts must resolve to public addresses: loopback, private, link-local, multicast, reserved,
 shared (CGNAT) and cloud-metadata addresses are refused unless the config allow-lists them, so a feed
 cannot make us reach into the network we run in (SSRF).
+
+The check that matters happens where the socket is opened: `GuardedBackend` is the HTTP client's network
+backend, so every TCP connection (first request, each redirect hop, robots.txt) resolves the name itself,
+checks every address, and connects only to an address it checked. A name that resolves to a public
+address for the check and to 169.254.169.254 a moment later (DNS rebinding) therefore cannot get through.
 """
 
 from __future__ import annotations
@@ -10,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import httpcore
 
 # Metadata endpoints of the big clouds; refused even inside an allow-listed network unless listed exactly.
 METADATA_ADDRESSES = frozenset(
@@ -98,3 +106,36 @@ class UrlPolicy:
                     "(refused; allow it with fetch.allow_private)",
                 )
         return addrs
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore network backend that connects only to addresses the policy allows.
+
+    Raises `PolicyError` (outcome `blocked`) before any socket is created for a refused address."""
+
+    def __init__(self, policy: UrlPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self.policy = policy
+        self.inner = inner or httpcore.AnyIOBackend()
+        self.connected: Counter[tuple[str, int]] = Counter()  # connections opened per (address, port)
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None, socket_options=None) -> httpcore.AsyncNetworkStream:
+        addrs = await self.policy.resolve(Target("http", host, port))
+        last: Exception | None = None
+        for addr in addrs:  # every address passed the policy; try them in resolver order
+            try:
+                stream = await self.inner.connect_tcp(str(addr), port, timeout=timeout, local_address=local_address,
+                                                      socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+                continue
+            self.connected[(str(addr), port)] += 1
+            return stream
+        raise last or httpcore.ConnectError(f"no address to connect to for {host}")
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options=None) -> httpcore.AsyncNetworkStream:
+        raise PolicyError("blocked", "unix sockets are never fetched")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
