@@ -158,26 +158,26 @@ async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_s
 
 
 def fetch_feeds(config: Config, feed_names: Iterable[str] | None, feed_state: dict[str, Any], run_id: str,
-                progress: Callable[[int], None] | None = None, *, warehouse_root: Path | None = None,
+                progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
                 now: datetime | None = None) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
     names = set(feed_names) if feed_names is not None else None
     feeds = [f for f in config.active_feeds if names is None or f.name in names]
     log_rows: list[dict[str, Any]] = []
     outcomes = asyncio.run(_fetch_feeds_async(config, feeds, feed_state, log_rows, progress,
-                                              _fetch_env(warehouse_root, now)))
+                                              _fetch_env(cache_dir, now)))
     for row in log_rows:
         row["run_id"] = run_id
     return outcomes, log_rows
 
 
-def _fetch_env(warehouse_root: Path | None, now: datetime | None) -> dict[str, Any]:
+def _fetch_env(cache_dir: Path | None, now: datetime | None) -> dict[str, Any]:
     """Host store (robots.txt cache, host deferrals: `<warehouse>/_cache/hosts`) and the clock they use.
     A run given an explicit `now` (a replay, a test of "a later run") sees that time there too."""
     from pipeline.fetch.hoststate import HostStore
 
     env: dict[str, Any] = {}
-    if warehouse_root is not None:
-        env["host_store"] = HostStore(Path(warehouse_root) / "_cache" / "hosts")
+    if cache_dir is not None:
+        env["host_store"] = HostStore(Path(cache_dir) / "hosts")
     if now is not None:
         offset = now.timestamp() - time.time()
         env["clock"] = lambda: time.time() + offset
@@ -431,15 +431,15 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
 
 
 def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
-                progress: Callable[[int], None] | None = None, *, warehouse_root: Path | None = None,
+                progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
                 now: datetime | None = None) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
-    if warehouse_root is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>
-        warehouse_root = staging.parent.parent
+    if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
+        cache_dir = staging.parent.parent / "_cache"
     raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
     log_rows: list[dict[str, Any]] = []
     try:
         outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress,
-                                                  _fetch_env(warehouse_root, now)))
+                                                  _fetch_env(cache_dir, now)))
     finally:
         raw.close()
     for row in log_rows:
@@ -858,7 +858,7 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
         seen = wh.load_seen()
         with Progress("feeds", len(config.active_feeds), enabled=progress) as bar:
             feed_outcomes, log_rows = fetch_feeds(config, None, state["feeds"], run_id, progress=bar.update,
-                                                  warehouse_root=wh.root, now=now)
+                                                  cache_dir=wh.local_cache_dir(), now=now)
         summarize_feeds(summary, feed_outcomes)
         items = [i for fo in feed_outcomes for i in fo.items]
         tasks, linkless, counts = select_pages(items, seen, state["pending"], now or datetime.now(UTC))
@@ -866,7 +866,7 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
         staging = wh.staging_dir(run_id)
         with Progress("pages", len(tasks), enabled=progress) as bar:
             pages, page_log, raw = fetch_pages(config, tasks, staging, "all", run_id, progress=bar.update,
-                                               warehouse_root=wh.root, now=now)
+                                               cache_dir=wh.local_cache_dir(), now=now)
         summary.elapsed_s = time.monotonic() - t0
         commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
                    log_rows=log_rows + page_log, raw_files=[raw] if raw else [], started_at=started,

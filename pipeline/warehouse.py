@@ -1088,6 +1088,13 @@ class Warehouse:
         digest = hashlib.sha1(self.location.encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / "newsingest-staging" / digest / run_id
 
+    def local_cache_dir(self) -> Path:
+        """A local directory for caches outside the commit protocol (robots.txt, host deferrals).
+        Inside a local warehouse; beside the staging area for an object-storage one."""
+        if self._root is not None:
+            return self._root / "_cache"
+        return self.staging_dir("_cache")
+
     def relative(self, path: Path) -> str:
         return str(path.relative_to(self.root))
 
