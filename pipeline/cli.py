@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _die(f"{args.config}: the feed list is empty (add feeds under 'feeds:'); nothing to ingest")
     try:
         summary = run_once(config, args.warehouse, run_id=args.run_id, progress=not args.quiet,
-                           lock_wait_s=args.wait)
+                           lock_wait_s=args.wait, all_feeds=args.all)
     except WarehouseError as exc:
         return _die(str(exc))
     _print_summary(summary, args.warehouse, as_json=args.json)
@@ -100,7 +100,7 @@ def _print_summary(summary, warehouse: str, *, as_json: bool = False, out: TextI
     out.write(
         f"run {summary.run_id} committed to {warehouse}\n"
         f"  feeds     {summary.feeds} ({summary.feeds_ok} fetched, {summary.feeds_not_modified} not modified, "
-        f"{summary.feeds_failed} failed)\n"
+        f"{summary.feeds_failed} failed; {summary.feeds_not_due} not due)\n"
         f"  items     {summary.items} in feeds, {summary.new_items} new\n"
         f"  pages     {summary.pages_fetched} fetched, {summary.pages_failed} failed "
         f"({summary.retries_pending} waiting for a retry, {summary.given_up} given up)\n"
@@ -269,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for the warehouse lock")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.add_argument("--all", action="store_true",
+                    help="poll every feed, not only those due (their adaptive interval ends before the next run)")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("extract", help="HTML page -> JSON with main text and metadata")

@@ -92,15 +92,22 @@ class FeedOutcome:
     last_modified: str | None = None
     duplicates: int = 0
     ttl_s: float | None = None
+    polled_at: datetime | None = None  # when the request started (the polling schedule counts from it)
+    max_age_s: float | None = None  # Cache-Control max-age of the response
+    retry_after_s: float | None = None
+    new_items: int | None = None  # items never seen before, when the caller knows better than the commit
 
 
-def plan_feed_batches(config: Config, max_batches: int = 64) -> list[list[str]]:
-    """Feeds grouped by host into at most `max_batches` batches (one mapped task each), so one host's
-    feeds stay in one task and its politeness limits hold."""
+def plan_feed_batches(config: Config, max_batches: int = 64, names: Iterable[str] | None = None) -> list[list[str]]:
+    """Feeds (all active ones, or those `names`) grouped by host into at most `max_batches` batches (one
+    mapped task each), so one host's feeds stay in one task and its politeness limits hold."""
     from pipeline.fetch.client import host_key
 
+    wanted = set(names) if names is not None else None
     by_host: dict[str, list[str]] = defaultdict(list)
     for feed in config.active_feeds:
+        if wanted is not None and feed.name not in wanted:
+            continue
         by_host[host_key(feed.url)].append(feed.name)
     batches: list[list[str]] = [[] for _ in range(min(max_batches, max(1, len(by_host))))]
     for host_feeds in sorted(by_host.values(), key=len, reverse=True):
@@ -123,7 +130,8 @@ async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_s
             res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
                                       last_modified=prev.get("last_modified") if same_url else None)
             out = FeedOutcome(feed.name, feed.url, res.outcome, http_status=res.http_status, error=res.error,
-                              etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"))
+                              etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"),
+                              polled_at=res.started_at, max_age_s=res.cache_max_age_s, retry_after_s=res.retry_after_s)
             if res.outcome == "ok" and res.body is not None:
                 parsed = parse_feed(res.body, res.final_url or feed.url, feed.name, content_type=res.content_type,
                                     kind=feed.kind, max_items=feed.max_items)
@@ -403,6 +411,7 @@ def load_feed_stage(path: Path) -> tuple[list[FeedOutcome], list[dict[str, Any]]
     outcomes = []
     for d in data["feeds"]:
         items = [_record_from_dict(FeedItem, i) for i in d.pop("items")]
+        d["polled_at"] = _dt(d.get("polled_at"))
         outcomes.append(FeedOutcome(**d, items=items))
     for row in data["log"]:
         row["started_at"] = _dt(row.get("started_at"))
@@ -457,6 +466,7 @@ class RunSummary:
     feeds_ok: int = 0
     feeds_not_modified: int = 0
     feeds_failed: int = 0
+    feeds_not_due: int = 0  # skipped: their adaptive polling interval had not elapsed
     items: int = 0
     new_items: int = 0
     pages_fetched: int = 0
@@ -695,6 +705,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     # Feed validators and health.
     for fo in feed_outcomes:
         st = state["feeds"].setdefault(fo.name, {})
+        record_poll(config, st, fo, seen, state["pending"], now)  # before the validators are replaced
         st["url"] = fo.url
         st["last_attempt_at"] = now.isoformat()
         st["last_outcome"] = fo.outcome
@@ -755,6 +766,54 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     return summary
 
 
+# ---------------------------------------------------------------------------------------------------- polling
+
+
+def due_feed_names(config: Config, state: dict[str, Any], now: datetime) -> list[str]:
+    """Names of the feeds a scheduled run polls now: those due before the next run (`polling.schedule_s`)."""
+    from pipeline.polling import due_feeds
+
+    return [f.name for f in due_feeds(config, state["feeds"], now, horizon_s=config.polling.schedule_s)]
+
+
+def stamp_first_seen(tasks: Iterable[PageTask], feed_outcomes: Sequence[FeedOutcome]) -> None:
+    """A new item is first seen when its feed was polled (not when the run commits): freshness counts
+    from there."""
+    polled = {fo.name: fo.polled_at for fo in feed_outcomes if fo.polled_at}
+    for t in tasks:
+        if t.first_seen_at is None:
+            t.first_seen_at = polled.get(t.item.source)
+
+
+def count_new_items(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str, Any]) -> int:
+    """Items neither stored nor waiting for a retry (each id once)."""
+    new: set[str] = set()
+    for item in items:
+        aid, _ = item_article_id(item)
+        if aid not in new and aid not in pending and not _in_sorted(seen, id_to_u64(aid)):
+            new.add(aid)
+    return len(new)
+
+
+def record_poll(config: Config, st: dict[str, Any], fo: FeedOutcome, seen: np.ndarray, pending: dict[str, Any],
+                now: datetime) -> None:
+    """Update one feed's polling schedule (`st["poll"]`) from what this poll showed."""
+    from pipeline.polling import PollObservation, PollState, poll_state, update
+
+    same_feed = st.get("url") == fo.url
+    prev = poll_state(st) if same_feed else PollState()
+    changed = None
+    if fo.outcome == "ok" and same_feed and (fo.etag or fo.last_modified):
+        changed = (fo.etag, fo.last_modified) != (st.get("etag"), st.get("last_modified"))
+    new_items = fo.new_items if fo.new_items is not None else count_new_items(fo.items, seen, pending)
+    obs = PollObservation(
+        polled_at=fo.polled_at or now, outcome=fo.outcome, new_items=new_items, items=len(fo.items),
+        changed=changed, item_times=tuple(i.published_at for i in fo.items if i.published_at),
+        ttl_s=fo.ttl_s, max_age_s=fo.max_age_s, retry_after_s=fo.retry_after_s,
+    )
+    st["poll"] = update(prev, obs, config.polling, key=fo.name).to_dict()
+
+
 # ---------------------------------------------------------------------------------------------------- one run
 
 
@@ -772,8 +831,12 @@ def summarize_feeds(summary: RunSummary, outcomes: Sequence[FeedOutcome]) -> Non
 
 
 def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str | None = None, trigger: str = "cli",
-             progress: bool = False, lock_wait_s: float = 0.0, now: datetime | None = None) -> RunSummary:
-    """One incremental run in this process: every stage, then the commit."""
+             progress: bool = False, lock_wait_s: float = 0.0, now: datetime | None = None,
+             all_feeds: bool = False) -> RunSummary:
+    """One incremental run in this process: every stage, then the commit.
+
+    Polls the feeds that are due (their adaptive interval ends before the next scheduled run, see
+    `pipeline.polling`), or every active feed with `all_feeds`."""
     from pipeline.progress import Progress
 
     started = datetime.now(UTC)
@@ -787,11 +850,14 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
             return summary
         state = wh.load_state()
         seen = wh.load_seen()
-        with Progress("feeds", len(config.active_feeds), enabled=progress) as bar:
-            feed_outcomes, log_rows = fetch_feeds(config, None, state["feeds"], run_id, progress=bar.update)
+        names = None if all_feeds else due_feed_names(config, state, now or datetime.now(UTC))
+        with Progress("feeds", len(config.active_feeds) if names is None else len(names), enabled=progress) as bar:
+            feed_outcomes, log_rows = fetch_feeds(config, names, state["feeds"], run_id, progress=bar.update)
         summarize_feeds(summary, feed_outcomes)
+        summary.feeds_not_due = len(config.active_feeds) - len(feed_outcomes)
         items = [i for fo in feed_outcomes for i in fo.items]
         tasks, linkless, counts = select_pages(items, seen, state["pending"], now or datetime.now(UTC))
+        stamp_first_seen(tasks + linkless, feed_outcomes)
         summary.new_items = len(tasks) + len(linkless)
         staging = wh.staging_dir(run_id)
         with Progress("pages", len(tasks), enabled=progress) as bar:
