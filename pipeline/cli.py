@@ -242,7 +242,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo.runner import run_demo, serve_demo
 
     if args.serve is not None:
-        return serve_demo(args.serve, write_config=args.write_config)
+        return serve_demo(args.serve, write_config=args.write_config, live=args.live, speed=args.speed,
+                          publication_log=args.publication_log)
     return run_demo(args.warehouse, port=args.port)
 
 
@@ -306,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8787, help="port of the demo web during the ingest (default 8787)")
     sp.add_argument("--serve", type=int, metavar="PORT", help="only serve the demo web on 127.0.0.1:PORT until stopped")
     sp.add_argument("--write-config", metavar="FILE", help="with --serve: write the config that ingests the demo web")
+    sp.add_argument("--live", action="store_true", help="with --serve: outlets keep publishing, each feed at its own "
+                    "rate (busy, steady, bursty, idle, flaky); the config is for `newsingest watch`")
+    sp.add_argument("--speed", type=float, default=1.0, help="with --live: compress the publication schedule")
+    sp.add_argument("--publication-log", metavar="FILE", help="with --live: append each publication (JSON lines)")
     sp.set_defaults(func=cmd_demo)
 
     # Commands that live with their feature: each module has `register(subparsers)` and keeps its
@@ -319,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # One line per feature module that contributes subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
+    "pipeline.watch",
 )
 
 

@@ -246,11 +246,16 @@ def poll_state(feed_state: Mapping[str, Any] | None) -> PollState:
     return PollState.from_dict((feed_state or {}).get("poll"))
 
 
-def is_due(feed: FeedConfig, feed_state: Mapping[str, Any] | None, now: datetime, horizon_s: float = 0.0) -> bool:
+def scheduled_at(feed: FeedConfig, feed_state: Mapping[str, Any] | None) -> datetime | None:
+    """When the feed is due; None when it never was polled (or its URL changed: the state says nothing)."""
     st = feed_state or {}
-    if st.get("url") != feed.url:  # never polled, or the URL changed: its state says nothing
-        return True
-    nxt = poll_state(st).next_poll_at
+    if st.get("url") != feed.url:
+        return None
+    return poll_state(st).next_poll_at
+
+
+def is_due(feed: FeedConfig, feed_state: Mapping[str, Any] | None, now: datetime, horizon_s: float = 0.0) -> bool:
+    nxt = scheduled_at(feed, feed_state)
     return nxt is None or nxt <= now + timedelta(seconds=horizon_s)
 
 
@@ -261,7 +266,7 @@ def due_feeds(config: Config, feed_state: Mapping[str, Any], now: datetime, hori
     in this one rather than late (the schedule is the floor of every interval)."""
     due = [f for f in config.active_feeds if is_due(f, feed_state.get(f.name), now, horizon_s)]
     epoch = datetime.min.replace(tzinfo=now.tzinfo)
-    return sorted(due, key=lambda f: (poll_state(feed_state.get(f.name)).next_poll_at or epoch, f.name))
+    return sorted(due, key=lambda f: (scheduled_at(f, feed_state.get(f.name)) or epoch, f.name))
 
 
 def next_due_at(config: Config, feed_state: Mapping[str, Any], exclude: Iterable[str] = ()) -> datetime | None:
@@ -271,8 +276,7 @@ def next_due_at(config: Config, feed_state: Mapping[str, Any], exclude: Iterable
     for f in config.active_feeds:
         if f.name in skip:
             continue
-        st = feed_state.get(f.name) or {}
-        nxt = poll_state(st).next_poll_at if st.get("url") == f.url else None
+        nxt = scheduled_at(f, feed_state.get(f.name))
         if nxt is None:
             return None
         times.append(nxt)

@@ -115,32 +115,38 @@ def plan_feed_batches(config: Config, max_batches: int = 64, names: Iterable[str
     return [b for b in batches if b]
 
 
+async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: _LogSink) -> FeedOutcome:
+    """One conditional GET of a feed (validators from its state `prev`), parsed into a FeedOutcome."""
+    from pipeline.sources import parse_feed
+
+    same_url = prev.get("url") == feed.url
+    res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
+                              last_modified=prev.get("last_modified") if same_url else None)
+    out = FeedOutcome(feed.name, feed.url, res.outcome, http_status=res.http_status, error=res.error,
+                      etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"),
+                      polled_at=res.started_at, max_age_s=res.cache_max_age_s, retry_after_s=res.retry_after_s)
+    if res.outcome == "ok" and res.body is not None:
+        parsed = parse_feed(res.body, res.final_url or feed.url, feed.name, content_type=res.content_type,
+                            kind=feed.kind, max_items=feed.max_items)
+        out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
+        if not parsed.is_feed:
+            out.outcome, out.error = "bad_content", parsed.error or "not a feed"
+            sink.amend(feed.url, "bad_content", out.error)
+        elif parsed.error:
+            out.error = parsed.error  # ill-formed but usable: keep the items, note why
+    return out
+
+
 async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_state: dict[str, Any],
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None) -> list[FeedOutcome]:
     from pipeline.fetch.client import Fetcher
-    from pipeline.sources import parse_feed
 
     source_of = {f.url: f.name for f in feeds}
     sink = _LogSink(log_rows, source_of)
     async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config)) as fetcher:
 
         async def one(feed: FeedConfig) -> FeedOutcome:
-            prev = feed_state.get(feed.name, {})
-            same_url = prev.get("url") == feed.url
-            res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
-                                      last_modified=prev.get("last_modified") if same_url else None)
-            out = FeedOutcome(feed.name, feed.url, res.outcome, http_status=res.http_status, error=res.error,
-                              etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"),
-                              polled_at=res.started_at, max_age_s=res.cache_max_age_s, retry_after_s=res.retry_after_s)
-            if res.outcome == "ok" and res.body is not None:
-                parsed = parse_feed(res.body, res.final_url or feed.url, feed.name, content_type=res.content_type,
-                                    kind=feed.kind, max_items=feed.max_items)
-                out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
-                if not parsed.is_feed:
-                    out.outcome, out.error = "bad_content", parsed.error or "not a feed"
-                    sink.amend(feed.url, "bad_content", out.error)
-                elif parsed.error:
-                    out.error = parsed.error  # ill-formed but usable: keep the items, note why
+            out = await poll_feed(fetcher, feed, feed_state.get(feed.name, {}), sink)
             if progress:
                 progress(1)
             return out
@@ -702,22 +708,9 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     state = wh.load_state()
     seen = wh.load_seen()
 
-    # Feed validators and health.
+    # Feed validators, health and polling schedule.
     for fo in feed_outcomes:
-        st = state["feeds"].setdefault(fo.name, {})
-        record_poll(config, st, fo, seen, state["pending"], now)  # before the validators are replaced
-        st["url"] = fo.url
-        st["last_attempt_at"] = now.isoformat()
-        st["last_outcome"] = fo.outcome
-        st["last_error"] = fo.error
-        if fo.outcome in ("ok", "not_modified"):
-            st["etag"], st["last_modified"] = fo.etag, fo.last_modified
-            st["last_success_at"] = now.isoformat()
-            st["consecutive_failures"] = 0
-            if fo.ttl_s:
-                st["ttl_s"] = fo.ttl_s
-        else:
-            st["consecutive_failures"] = st.get("consecutive_failures", 0) + 1
+        update_feed_state(config, state["feeds"].setdefault(fo.name, {}), fo, seen, state["pending"], now)
 
     rows = build_articles(config, page_outcomes, linkless, state, run_id, now, summary)
     index_delta = assign_clusters(config, wh, rows, run_id, now, summary)
@@ -760,6 +753,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     ))
     summary.committed = True
     wh.prune_state()
+    write_polling_snapshot(wh, state)
     warning = refresh_database_file(wh.root)
     if warning:
         summary.warnings.append(warning)
@@ -785,6 +779,25 @@ def stamp_first_seen(tasks: Iterable[PageTask], feed_outcomes: Sequence[FeedOutc
             t.first_seen_at = polled.get(t.item.source)
 
 
+def write_polling_snapshot(wh: Warehouse, state: dict[str, Any]) -> None:
+    """Each feed's polling schedule as JSON lines for the `feed_polling` view (derived data, rewritten at
+    every commit; the committed state stays the truth)."""
+    from pipeline.polling import poll_state
+    from pipeline.views import POLLING_FILE
+    from pipeline.warehouse import atomic_write_bytes
+
+    lines = []
+    for name, st in sorted(state["feeds"].items()):
+        ps = poll_state(st)
+        rate = ps.rate_per_s
+        lines.append(json.dumps({
+            "source": name, "url": st.get("url"), "interval_s": ps.interval_s, "next_poll_at": _ts(ps.next_poll_at),
+            "last_poll_at": _ts(ps.last_poll_at), "rate_per_h": rate * 3600 if rate is not None else None,
+            "polls": ps.polls, "new_items": ps.new_items, "failures": ps.failures, "reason": ps.reason,
+        }))
+    atomic_write_bytes(wh.root / POLLING_FILE, ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
+
+
 def count_new_items(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str, Any]) -> int:
     """Items neither stored nor waiting for a retry (each id once)."""
     new: set[str] = set()
@@ -793,6 +806,24 @@ def count_new_items(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[s
         if aid not in new and aid not in pending and not _in_sorted(seen, id_to_u64(aid)):
             new.add(aid)
     return len(new)
+
+
+def update_feed_state(config: Config, st: dict[str, Any], fo: FeedOutcome, seen: np.ndarray,
+                      pending: dict[str, Any], now: datetime) -> None:
+    """One feed's state entry after a poll: validators, health, and when to poll next."""
+    record_poll(config, st, fo, seen, pending, now)  # before the validators are replaced
+    st["url"] = fo.url
+    st["last_attempt_at"] = now.isoformat()
+    st["last_outcome"] = fo.outcome
+    st["last_error"] = fo.error
+    if fo.outcome in ("ok", "not_modified"):
+        st["etag"], st["last_modified"] = fo.etag, fo.last_modified
+        st["last_success_at"] = now.isoformat()
+        st["consecutive_failures"] = 0
+        if fo.ttl_s:
+            st["ttl_s"] = fo.ttl_s
+    else:
+        st["consecutive_failures"] = st.get("consecutive_failures", 0) + 1
 
 
 def record_poll(config: Config, st: dict[str, Any], fo: FeedOutcome, seen: np.ndarray, pending: dict[str, Any],

@@ -229,6 +229,11 @@ class Fetcher:
             self.on_result(result)
         return result
 
+    def forget_robots(self) -> None:
+        """Drop cached robots.txt rules (a long-running process re-reads them now and then)."""
+        for host in self._hosts.values():
+            host.robots = None
+
     # ------------------------------------------------------------------ layers
 
     async def _fetch_layers(self, result: FetchResult, etag: str | None, last_modified: str | None,
