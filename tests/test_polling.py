@@ -305,3 +305,55 @@ def test_next_due_at():
 def test_settings_reject_inverted_bounds():
     with pytest.raises(ValueError, match="exceeds max_interval_s"):
         PollingSettings(min_interval_s=100, max_interval_s=10)
+
+
+# ------------------------------------------------------------------------------------------ in `run`
+
+
+def test_run_polls_only_due_feeds_and_the_schedule_survives_restarts(tmp_path):
+    from pipeline.demo import DemoServer, DemoWeb
+    from pipeline.orchestration import plan_feeds
+    from pipeline.run import run_once
+    from pipeline.views import connect
+    from pipeline.warehouse import Warehouse
+
+    web = DemoWeb(seed=9)
+    names = sorted(f.name for f in web.feeds)
+    feed_paths = {f.path for f in web.feeds}
+    with DemoServer(web) as server:
+        config = parse_config(web.config_yaml(server.base_url) + "polling:\n  schedule_s: 0\n")
+        wh = tmp_path / "wh"
+        first = run_once(config, wh)
+        assert first.feeds == len(names) and first.feeds_not_due == 0
+        state = Warehouse(wh).load_state()
+        for st in state["feeds"].values():
+            ps = PollState.from_dict(st["poll"])
+            assert ps.polls == 1 and ps.interval_s == 900  # a new feed: at most initial_interval_s
+            assert 0.9 * 900 <= (ps.next_poll_at - ps.last_poll_at).total_seconds() <= 900
+        # first_seen_at is when the feed poll listed the item, not when the run committed.
+        con = connect(wh)
+        polled = dict(con.sql("SELECT source, min(started_at) FROM fetch_log WHERE kind = 'feed' GROUP BY 1").fetchall())
+        for source, seen_at, committed_at in con.sql(
+                "SELECT a.source, a.first_seen_at, r.committed_at FROM articles a JOIN runs r USING (run_id)").fetchall():
+            assert seen_at == polled[source] < committed_at
+        assert sorted(r[0] for r in con.sql("SELECT source FROM feed_polling WHERE interval_s = 900").fetchall()) == names
+
+        server.clear_requests()
+        second = run_once(config, wh)  # a new run reads the schedule from the warehouse: nothing is due
+        assert second.committed and second.feeds == 0 and second.feeds_not_due == len(names)
+        assert not [r for r in server.requests if r.path in feed_paths]
+        assert plan_feeds(config, warehouse=str(wh)) == [[]]  # the DAG runs one empty batch (page retries)
+
+        forced = run_once(config, wh, all_feeds=True)
+        assert forced.feeds == forced.feeds_not_modified == len(names)
+        grown = [PollState.from_dict(st["poll"]) for st in Warehouse(wh).load_state()["feeds"].values()]
+        for ps in grown:  # 304: x2, or as far as the rate seen in the items' dates supports
+            expected = 1800 if not ps.rate_n else min(1800, target_interval(ps.rate_per_s, config.polling))
+            assert ps.interval_s == pytest.approx(expected) and ps.interval_s > 900 and ps.not_modified == 1
+        assert sum(ps.interval_s == 1800 for ps in grown) >= len(names) - 2
+
+        # With the DAG's horizon (schedule_s = 900: poll what falls due before the next run) ...
+        dag_config = parse_config(web.config_yaml(server.base_url))
+        assert plan_feeds(dag_config, warehouse=str(wh)) == [[]]  # ... nothing yet (due in ~30 minutes)
+        later = run_once(dag_config, wh, now=datetime.now(UTC) + timedelta(minutes=20))
+        assert later.feeds == len(names)  # 20 minutes on, every feed falls due before the next run

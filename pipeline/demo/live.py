@@ -392,7 +392,7 @@ class LiveDemoWeb:
             truth = DemoPage(path=pub.path, outlet=f.outlet, story_id=f"live-{f.name}-{pub.n:05d}", is_copy=False,
                              truncated=False, title=title, published_at=pub.appeared_at, paragraphs=paras,
                              status="ok", author=author, site_name=style.name, section=f.section,
-                             tags=(f.section, f.topic), feeds=(f.name,))
+                             tags=(f.section, f.topic), feeds=(f.name,), has_jsonld=style.jsonld != "none")
             sp = _Spec(truth=truth, updated_at=pub.appeared_at, caption=f"{title}.",
                        photo_credit=f"{_person(random.Random(pub.path))}/{style.short}")
             self._specs[pub.path] = sp

@@ -16,6 +16,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
@@ -69,10 +71,12 @@ class _Server(ThreadingHTTPServer):
 class DemoServer:
     """A loopback HTTP server for a `DemoWeb`, running in a daemon thread. A context manager."""
 
-    def __init__(self, web: DemoWeb | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, web: DemoWeb | None = None, host: str = "127.0.0.1", port: int = 0,
+                 delay: Callable[[str], float] | None = None) -> None:
         if host not in ("127.0.0.1", "localhost"):
             raise ValueError("the demo server binds to the loopback interface (127.0.0.1) only")
         self.web = web or DemoWeb()
+        self.delay = delay  # seconds to wait before answering a path (a slow publisher)
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", port), self._handler_class())
@@ -149,6 +153,8 @@ class DemoServer:
 
             def _respond(self, head: bool) -> None:
                 path = unquote(urlsplit(self.path).path) or "/"
+                if server.delay is not None:
+                    time.sleep(server.delay(path))
                 res = server.lookup(path)
                 inm = self.headers.get("If-None-Match")
                 ims = self.headers.get("If-Modified-Since")
