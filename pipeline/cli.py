@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _die(f"{args.config}: the feed list is empty (add feeds under 'feeds:'); nothing to ingest")
     try:
         summary = run_once(config, args.warehouse, run_id=args.run_id, progress=not args.quiet,
-                           lock_wait_s=args.wait)
+                           lock_wait_s=args.wait, all_feeds=args.all)
     except WarehouseError as exc:
         return _die(str(exc))
     _print_summary(summary, args.warehouse, as_json=args.json)
@@ -100,7 +100,7 @@ def _print_summary(summary, warehouse: str, *, as_json: bool = False, out: TextI
     out.write(
         f"run {summary.run_id} committed to {warehouse}\n"
         f"  feeds     {summary.feeds} ({summary.feeds_ok} fetched, {summary.feeds_not_modified} not modified, "
-        f"{summary.feeds_failed} failed)\n"
+        f"{summary.feeds_failed} failed; {summary.feeds_not_due} not due)\n"
         f"  items     {summary.items} in feeds, {summary.new_items} new\n"
         f"  pages     {summary.pages_fetched} fetched, {summary.pages_failed} failed "
         f"({summary.retries_pending} waiting for a retry, {summary.given_up} given up)\n"
@@ -246,7 +246,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo.runner import run_demo, serve_demo
 
     if args.serve is not None:
-        return serve_demo(args.serve, write_config=args.write_config)
+        return serve_demo(args.serve, write_config=args.write_config, live=args.live, speed=args.speed,
+                          publication_log=args.publication_log)
     return run_demo(args.warehouse, port=args.port)
 
 
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wait", type=float, default=0.0, metavar="S", help="wait up to S seconds for the warehouse lock")
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sp.add_argument("--all", action="store_true",
+                    help="poll every feed, not only those due (their adaptive interval ends before the next run)")
     sp.set_defaults(func=cmd_run)
 
     sp = sub.add_parser("extract", help="HTML page -> JSON with main text and metadata")
@@ -308,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8787, help="port of the demo web during the ingest (default 8787)")
     sp.add_argument("--serve", type=int, metavar="PORT", help="only serve the demo web on 127.0.0.1:PORT until stopped")
     sp.add_argument("--write-config", metavar="FILE", help="with --serve: write the config that ingests the demo web")
+    sp.add_argument("--live", action="store_true", help="with --serve: outlets keep publishing, each feed at its own "
+                    "rate (busy, steady, bursty, idle, flaky); the config is for `newsingest watch`")
+    sp.add_argument("--speed", type=float, default=1.0, help="with --live: compress the publication schedule")
+    sp.add_argument("--publication-log", metavar="FILE", help="with --live: append each publication (JSON lines)")
     sp.set_defaults(func=cmd_demo)
 
     # Commands that live with their feature: each module has `register(subparsers)` and keeps its
@@ -322,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 # One line per feature module that contributes subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.maintenance",
+    "pipeline.watch",
 )
 
 

@@ -32,12 +32,17 @@ def resolve_config(variable_text: str | None = None) -> Config:
     return load_config(path)
 
 
-def plan_feeds(config: Config, max_batches: int = 64) -> list[list[str]]:
-    from pipeline.run import plan_feed_batches
+def plan_feeds(config: Config, max_batches: int = 64, warehouse: str | None = None) -> list[list[str]]:
+    """Batches of the feeds that are due (see pipeline.polling); one empty batch when none is, so the run
+    still retries due pages and commits."""
+    from pipeline.run import due_feed_names, plan_feed_batches
+    from pipeline.warehouse import Warehouse
 
     if not config.active_feeds:
         raise ConfigError("the config lists no active feeds; nothing to ingest")
-    return plan_feed_batches(config, max_batches=max_batches)
+    state = Warehouse(warehouse or default_warehouse()).load_state()
+    due = due_feed_names(config, state, datetime.now(UTC))
+    return plan_feed_batches(config, max_batches=max_batches, names=due) or [[]]
 
 
 def fetch_feed_batch(config: Config, warehouse: str, run_id: str, batch_index: int, feed_names: list[str]) -> dict[str, Any]:
@@ -60,15 +65,18 @@ def fetch_feed_batch(config: Config, warehouse: str, run_id: str, batch_index: i
 def plan_pages(config: Config, warehouse: str, run_id: str, feed_results: list[dict[str, Any]],
                max_batches: int = 64) -> list[dict[str, Any]]:
     from pipeline.run import load_feed_stage, plan_page_batches, save_page_tasks, select_pages
+    from pipeline.run import stamp_first_seen as stamp
     from pipeline.warehouse import Warehouse
 
     wh = Warehouse(warehouse)
     state = wh.load_state()
-    items = []
+    items, all_outcomes = [], []
     for r in feed_results:
         outcomes, _ = load_feed_stage(Path(r["path"]))
+        all_outcomes.extend(outcomes)
         items.extend(i for o in outcomes for i in o.items)
     tasks, linkless, _counts = select_pages(items, wh.load_seen(), state["pending"], datetime.now(UTC))
+    stamp(tasks + linkless, all_outcomes)
     staging = wh.staging_dir(run_id)
     save_page_tasks(staging / "linkless.json", linkless)
     plans = []

@@ -73,6 +73,7 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     retry_after_s: float | None = None
+    cache_max_age_s: float | None = None  # Cache-Control max-age (a polling hint for feeds)
     error: str | None = None
     elapsed_ms: int = 0
     attempts: int = 0

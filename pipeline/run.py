@@ -10,6 +10,7 @@ the datasets: it cleans, deduplicates, writes Parquet, the new state, and the ma
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -93,15 +94,22 @@ class FeedOutcome:
     duplicates: int = 0
     ttl_s: float | None = None
     over_limit: int = 0  # items beyond the feed's max_items, not taken (the oldest)
+    polled_at: datetime | None = None  # when the request started (the polling schedule counts from it)
+    max_age_s: float | None = None  # Cache-Control max-age of the response
+    retry_after_s: float | None = None
+    new_items: int | None = None  # items never seen before, when the caller knows better than the commit
 
 
-def plan_feed_batches(config: Config, max_batches: int = 64) -> list[list[str]]:
-    """Feeds grouped by host into at most `max_batches` batches (one mapped task each), so one host's
-    feeds stay in one task and its politeness limits hold."""
+def plan_feed_batches(config: Config, max_batches: int = 64, names: Iterable[str] | None = None) -> list[list[str]]:
+    """Feeds (all active ones, or those `names`) grouped by host into at most `max_batches` batches (one
+    mapped task each), so one host's feeds stay in one task and its politeness limits hold."""
     from pipeline.fetch.client import host_key
 
+    wanted = set(names) if names is not None else None
     by_host: dict[str, list[str]] = defaultdict(list)
     for feed in config.active_feeds:
+        if wanted is not None and feed.name not in wanted:
+            continue
         by_host[host_key(feed.url)].append(feed.name)
     batches: list[list[str]] = [[] for _ in range(min(max_batches, max(1, len(by_host))))]
     for host_feeds in sorted(by_host.values(), key=len, reverse=True):
@@ -109,11 +117,47 @@ def plan_feed_batches(config: Config, max_batches: int = 64) -> list[list[str]]:
     return [b for b in batches if b]
 
 
+async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: _LogSink,
+                    parse_slot: asyncio.Semaphore | None = None) -> FeedOutcome:
+    """One conditional GET of a feed (validators from its state `prev`), parsed into a FeedOutcome.
+
+    Parsing is CPU work (feedparser takes seconds on a 20,000-item feed): it runs in a worker thread so the
+    event loop keeps serving other downloads, and `parse_slot` keeps memory to one big document at a time."""
+    from pipeline.sources import parse_feed
+
+    same_url = prev.get("url") == feed.url
+    res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
+                              last_modified=prev.get("last_modified") if same_url else None)
+    out = FeedOutcome(feed.name, feed.url, res.outcome, http_status=res.http_status, error=res.error,
+                      etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"),
+                      polled_at=res.started_at, max_age_s=res.cache_max_age_s, retry_after_s=res.retry_after_s)
+    if res.outcome == "ok" and res.body is not None:
+        body, res.body = res.body, None
+        async with parse_slot or contextlib.nullcontext():
+            parsed = await asyncio.to_thread(parse_feed, body, res.final_url or feed.url, feed.name,
+                                             content_type=res.content_type, kind=feed.kind, max_items=feed.max_items)
+        del body
+        out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
+        out.over_limit = parsed.over_limit
+        if not parsed.is_feed:
+            out.outcome, out.error = "bad_content", parsed.error or "not a feed"
+            sink.amend(feed.url, "bad_content", out.error)
+        else:
+            notes = []
+            if parsed.error:
+                notes.append(f"{parsed.error} (items kept)")  # ill-formed but usable
+            if parsed.over_limit:
+                notes.append(f"{parsed.over_limit} older items beyond max_items={feed.max_items} not taken")
+            if notes:
+                out.error = "; ".join(notes)
+                sink.amend(feed.url, "ok", out.error)  # the outcome stays ok; the note says what we skipped
+    return out
+
+
 async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_state: dict[str, Any],
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
                              fetch_env: dict[str, Any]) -> list[FeedOutcome]:
     from pipeline.fetch.client import Fetcher
-    from pipeline.sources import parse_feed
 
     source_of = {f.url: f.name for f in feeds}
     sink = _LogSink(log_rows, source_of)
@@ -123,33 +167,7 @@ async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_s
     async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
 
         async def one(feed: FeedConfig) -> FeedOutcome:
-            prev = feed_state.get(feed.name, {})
-            same_url = prev.get("url") == feed.url
-            res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
-                                      last_modified=prev.get("last_modified") if same_url else None)
-            out = FeedOutcome(feed.name, feed.url, res.outcome, http_status=res.http_status, error=res.error,
-                              etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"))
-            if res.outcome == "ok" and res.body is not None:
-                body, res.body = res.body, None
-                async with parse_slot:
-                    parsed = await asyncio.to_thread(parse_feed, body, res.final_url or feed.url, feed.name,
-                                                     content_type=res.content_type, kind=feed.kind,
-                                                     max_items=feed.max_items)
-                del body
-                out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
-                out.over_limit = parsed.over_limit
-                if not parsed.is_feed:
-                    out.outcome, out.error = "bad_content", parsed.error or "not a feed"
-                    sink.amend(feed.url, "bad_content", out.error)
-                else:
-                    notes = []
-                    if parsed.error:
-                        notes.append(f"{parsed.error} (items kept)")  # ill-formed but usable
-                    if parsed.over_limit:
-                        notes.append(f"{parsed.over_limit} older items beyond max_items={feed.max_items} not taken")
-                    if notes:
-                        out.error = "; ".join(notes)
-                        sink.amend(feed.url, "ok", out.error)  # the outcome stays ok; the note says what we skipped
+            out = await poll_feed(fetcher, feed, feed_state.get(feed.name, {}), sink, parse_slot)
             if progress:
                 progress(1)
             return out
@@ -463,6 +481,7 @@ def load_feed_stage(path: Path) -> tuple[list[FeedOutcome], list[dict[str, Any]]
     outcomes = []
     for d in data["feeds"]:
         items = [_record_from_dict(FeedItem, i) for i in d.pop("items")]
+        d["polled_at"] = _dt(d.get("polled_at"))
         outcomes.append(FeedOutcome(**d, items=items))
     for row in data["log"]:
         row["started_at"] = _dt(row.get("started_at"))
@@ -518,6 +537,7 @@ class RunSummary:
     feeds_not_modified: int = 0
     feeds_failed: int = 0
     feeds_deferred: int = 0  # not polled: the host asked us to wait (Retry-After); not a failure
+    feeds_not_due: int = 0  # skipped: their adaptive polling interval had not elapsed
     items: int = 0
     new_items: int = 0
     pages_fetched: int = 0
@@ -758,23 +778,9 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     page_outcomes = [po for po in page_outcomes if not _in_sorted(seen, id_to_u64(po.task.article_id))]
     linkless = [t for t in linkless if not _in_sorted(seen, id_to_u64(t.article_id))]
 
-    # Feed validators and health.
+    # Feed validators, health and polling schedule.
     for fo in feed_outcomes:
-        st = state["feeds"].setdefault(fo.name, {})
-        st["url"] = fo.url
-        st["last_attempt_at"] = now.isoformat()
-        st["last_outcome"] = fo.outcome
-        st["last_error"] = fo.error
-        if fo.outcome in ("ok", "not_modified"):
-            st["etag"], st["last_modified"] = fo.etag, fo.last_modified
-            st["last_success_at"] = now.isoformat()
-            st["consecutive_failures"] = 0
-            if fo.ttl_s:
-                st["ttl_s"] = fo.ttl_s
-        elif fo.outcome == "deferred":
-            pass  # not polled: its host asked us to wait; neither a success nor the feed's failure
-        else:
-            st["consecutive_failures"] = st.get("consecutive_failures", 0) + 1
+        update_feed_state(config, state["feeds"].setdefault(fo.name, {}), fo, seen, state["pending"], now)
 
     rows = build_articles(config, page_outcomes, linkless, state, run_id, now, summary)
     log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
@@ -813,10 +819,97 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
         summary.committed = True
         crash_point("after_commit")
     wh.prune_state()
+    write_polling_snapshot(wh, state)
     warning = refresh_database_file(wh)
     if warning:
         summary.warnings.append(warning)
     return summary
+
+
+# ---------------------------------------------------------------------------------------------------- polling
+
+
+def due_feed_names(config: Config, state: dict[str, Any], now: datetime) -> list[str]:
+    """Names of the feeds a scheduled run polls now: those due before the next run (`polling.schedule_s`)."""
+    from pipeline.polling import due_feeds
+
+    return [f.name for f in due_feeds(config, state["feeds"], now, horizon_s=config.polling.schedule_s)]
+
+
+def stamp_first_seen(tasks: Iterable[PageTask], feed_outcomes: Sequence[FeedOutcome]) -> None:
+    """A new item is first seen when its feed was polled (not when the run commits): freshness counts
+    from there."""
+    polled = {fo.name: fo.polled_at for fo in feed_outcomes if fo.polled_at}
+    for t in tasks:
+        if t.first_seen_at is None:
+            t.first_seen_at = polled.get(t.item.source)
+
+
+def write_polling_snapshot(wh: Warehouse, state: dict[str, Any]) -> None:
+    """Each feed's polling schedule as JSON lines for the `feed_polling` view (derived data, rewritten at
+    every commit; the committed state stays the truth)."""
+    from pipeline.polling import poll_state
+    from pipeline.views import POLLING_FILE
+
+    lines = []
+    for name, st in sorted(state["feeds"].items()):
+        ps = poll_state(st)
+        rate = ps.rate_per_s
+        lines.append(json.dumps({
+            "source": name, "url": st.get("url"), "interval_s": ps.interval_s, "next_poll_at": _ts(ps.next_poll_at),
+            "last_poll_at": _ts(ps.last_poll_at), "rate_per_h": rate * 3600 if rate is not None else None,
+            "polls": ps.polls, "new_items": ps.new_items, "failures": ps.failures, "reason": ps.reason,
+        }))
+    wh.storage.write_bytes(POLLING_FILE, ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
+
+
+def count_new_items(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str, Any]) -> int:
+    """Items neither stored nor waiting for a retry (each id once)."""
+    new: set[str] = set()
+    for item in items:
+        aid, _ = item_article_id(item)
+        if aid not in new and aid not in pending and not _in_sorted(seen, id_to_u64(aid)):
+            new.add(aid)
+    return len(new)
+
+
+def update_feed_state(config: Config, st: dict[str, Any], fo: FeedOutcome, seen: np.ndarray,
+                      pending: dict[str, Any], now: datetime) -> None:
+    """One feed's state entry after a poll: validators, health, and when to poll next."""
+    record_poll(config, st, fo, seen, pending, now)  # before the validators are replaced
+    st["url"] = fo.url
+    st["last_attempt_at"] = now.isoformat()
+    st["last_outcome"] = fo.outcome
+    st["last_error"] = fo.error
+    if fo.outcome in ("ok", "not_modified"):
+        st["etag"], st["last_modified"] = fo.etag, fo.last_modified
+        st["last_success_at"] = now.isoformat()
+        st["consecutive_failures"] = 0
+        if fo.ttl_s:
+            st["ttl_s"] = fo.ttl_s
+    elif fo.outcome == "deferred":
+        pass  # not polled: its host asked us to wait; neither a success nor the feed's failure
+    else:
+        st["consecutive_failures"] = st.get("consecutive_failures", 0) + 1
+
+
+def record_poll(config: Config, st: dict[str, Any], fo: FeedOutcome, seen: np.ndarray, pending: dict[str, Any],
+                now: datetime) -> None:
+    """Update one feed's polling schedule (`st["poll"]`) from what this poll showed."""
+    from pipeline.polling import PollObservation, PollState, poll_state, update
+
+    same_feed = st.get("url") == fo.url
+    prev = poll_state(st) if same_feed else PollState()
+    changed = None
+    if fo.outcome == "ok" and same_feed and (fo.etag or fo.last_modified):
+        changed = (fo.etag, fo.last_modified) != (st.get("etag"), st.get("last_modified"))
+    new_items = fo.new_items if fo.new_items is not None else count_new_items(fo.items, seen, pending)
+    obs = PollObservation(
+        polled_at=fo.polled_at or now, outcome=fo.outcome, new_items=new_items, items=len(fo.items),
+        changed=changed, item_times=tuple(i.published_at for i in fo.items if i.published_at),
+        ttl_s=fo.ttl_s, max_age_s=fo.max_age_s, retry_after_s=fo.retry_after_s,
+    )
+    st["poll"] = update(prev, obs, config.polling, key=fo.name).to_dict()
 
 
 # ---------------------------------------------------------------------------------------------------- one run
@@ -841,8 +934,12 @@ def summarize_feeds(summary: RunSummary, outcomes: Sequence[FeedOutcome]) -> Non
 
 
 def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str | None = None, trigger: str = "cli",
-             progress: bool = False, lock_wait_s: float = 0.0, now: datetime | None = None) -> RunSummary:
-    """One incremental run in this process: every stage, then the commit."""
+             progress: bool = False, lock_wait_s: float = 0.0, now: datetime | None = None,
+             all_feeds: bool = False) -> RunSummary:
+    """One incremental run in this process: every stage, then the commit.
+
+    Polls the feeds that are due (their adaptive interval ends before the next scheduled run, see
+    `pipeline.polling`), or every active feed with `all_feeds`."""
     from pipeline.progress import Progress
 
     started = datetime.now(UTC)
@@ -856,12 +953,15 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
             return summary
         state = wh.load_state()
         seen = wh.load_seen()
-        with Progress("feeds", len(config.active_feeds), enabled=progress) as bar:
-            feed_outcomes, log_rows = fetch_feeds(config, None, state["feeds"], run_id, progress=bar.update,
+        names = None if all_feeds else due_feed_names(config, state, now or datetime.now(UTC))
+        with Progress("feeds", len(config.active_feeds) if names is None else len(names), enabled=progress) as bar:
+            feed_outcomes, log_rows = fetch_feeds(config, names, state["feeds"], run_id, progress=bar.update,
                                                   cache_dir=wh.local_cache_dir(), now=now)
         summarize_feeds(summary, feed_outcomes)
+        summary.feeds_not_due = len(config.active_feeds) - len(feed_outcomes)
         items = [i for fo in feed_outcomes for i in fo.items]
         tasks, linkless, counts = select_pages(items, seen, state["pending"], now or datetime.now(UTC))
+        stamp_first_seen(tasks + linkless, feed_outcomes)
         summary.new_items = len(tasks) + len(linkless)
         staging = wh.staging_dir(run_id)
         with Progress("pages", len(tasks), enabled=progress) as bar:

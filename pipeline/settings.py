@@ -112,11 +112,54 @@ class DedupSettings(_Strict):
         return self
 
 
+class PollingSettings(_Strict):
+    """When each feed is polled (see pipeline/polling.py): an interval adapted to how often the feed gets
+    new items, between `min_interval_s` and `max_interval_s`. Defaults suit public feeds."""
+
+    min_interval_s: float = Field(60.0, gt=0, description="never poll one feed more often than this")
+    max_interval_s: float = Field(86400.0, gt=0, description="poll even a feed that never changes this often")
+    initial_interval_s: float = Field(900.0, gt=0, description="longest wait before a new feed's second poll")
+    reference_interval_s: float = Field(
+        120.0, gt=0,
+        description="a feed with one new item every this many seconds is polled that often; a feed k times "
+        "busier sqrt(k) times more often (the interval that minimises requests plus waiting time)",
+    )
+    rate_half_life_s: float = Field(6 * 3600.0, gt=0, description="memory of the item arrival-rate estimate")
+    growth: float = Field(2.0, ge=1.0, description="interval factor after a poll that found nothing new")
+    error_backoff: float = Field(2.0, ge=1.0, description="interval factor per consecutive failure")
+    respect_hints: bool = Field(True, description="<ttl>, sy:updatePeriod, Cache-Control max-age as lower bounds")
+    jitter: float = Field(0.1, ge=0, lt=1, description="up to this share earlier, spreads the polls of many feeds")
+    schedule_s: float = Field(
+        900.0, ge=0,
+        description="period of the scheduler that runs `newsingest run` or the ingest DAG: a feed due before "
+        "the next scheduled run is polled in this one (the schedule is the floor)",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PollingSettings:
+        if self.min_interval_s > self.max_interval_s:
+            raise ValueError(f"polling.min_interval_s ({self.min_interval_s:g}) exceeds max_interval_s "
+                             f"({self.max_interval_s:g})")
+        return self
+
+
+class WatchSettings(_Strict):
+    """`newsingest watch`: micro-batches committed every `commit_interval_s` or `commit_max_articles`."""
+
+    commit_interval_s: float = Field(10.0, gt=0, description="commit new articles at most this long after the first")
+    commit_max_articles: int = Field(200, ge=1, description="commit as soon as the open batch holds this many")
+    idle_commit_s: float = Field(300.0, gt=0, description="commit polls without new articles (state, fetch log) this often")
+    lock_wait_s: float = Field(60.0, ge=0, description="wait this long for the warehouse lock at each commit")
+    drain_s: float = Field(20.0, ge=0, description="on SIGINT/SIGTERM, let polls in flight finish this long")
+
+
 class Config(_Strict):
     feeds: list[FeedConfig] = Field(default_factory=list)
     fetch: FetchSettings = Field(default_factory=FetchSettings)
     extract: ExtractSettings = Field(default_factory=ExtractSettings)
     dedup: DedupSettings = Field(default_factory=DedupSettings)
+    polling: PollingSettings = Field(default_factory=PollingSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -24,6 +24,31 @@ from typing import Any
 from pipeline.schema import ARTICLE_SCHEMA, FETCH_LOG_SCHEMA
 from pipeline.warehouse import DB_FILE, PARTITION_KEYS, Snapshot, Warehouse, open_warehouse
 
+POLLING_FILE = "_polling.jsonl"  # written at each commit (run.write_polling_snapshot)
+_POLLING_COLUMNS = {
+    "source": "VARCHAR", "url": "VARCHAR", "interval_s": "DOUBLE", "next_poll_at": "TIMESTAMPTZ",
+    "last_poll_at": "TIMESTAMPTZ", "rate_per_h": "DOUBLE", "polls": "BIGINT", "new_items": "BIGINT",
+    "failures": "BIGINT", "reason": "VARCHAR",
+}
+
+def polling_table(wh: Warehouse) -> Any:
+    """Each feed's adaptive polling schedule as of the last commit (see run.write_polling_snapshot)."""
+    import json
+
+    import pyarrow as pa
+
+    types = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "BIGINT": pa.int64(),
+             "TIMESTAMPTZ": pa.timestamp("us", tz="UTC")}
+    schema = pa.schema([pa.field(n, types[t]) for n, t in _POLLING_COLUMNS.items()])
+    raw = wh.storage.read_bytes(POLLING_FILE) or b""
+    rows = [json.loads(line) for line in raw.decode("utf-8").splitlines() if line.strip()]
+    for row in rows:
+        for key in ("next_poll_at", "last_poll_at"):
+            if row.get(key):
+                row[key] = datetime.fromisoformat(row[key])
+    return pa.Table.from_pylist([{n: r.get(n) for n in _POLLING_COLUMNS} for r in rows], schema=schema)
+
+
 _DUCK_TYPES = {
     "string": "VARCHAR",
     "large_string": "VARCHAR",
@@ -112,7 +137,8 @@ def install_views(con: Any, target: Warehouse | str | os.PathLike[str], snap: Sn
     """Create the tables and views of one snapshot in a DuckDB connection; returns the snapshot."""
     wh = open_warehouse(target)
     snap = snap or wh.snapshot()
-    for name, table in (("runs", runs_table(snap)), ("live_files", live_files_table(snap))):
+    for name, table in (("runs", runs_table(snap)), ("live_files", live_files_table(snap)),
+                        ("feed_polling", polling_table(wh))):
         con.register(f"_{name}_src", table)
         con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}_src")
         con.unregister(f"_{name}_src")
@@ -147,6 +173,24 @@ def derived_view_sql() -> list[str]:
         "arg_min(title, first_seen_at) AS title, list(DISTINCT source ORDER BY source) AS outlets "
         "FROM articles GROUP BY ALL"
     )
+    # Freshness per source, over articles published after we started watching the feed (the backlog a
+    # first poll finds says nothing about freshness) and first seen in the last 7 days: discovery lag
+    # (first_seen_at - published_at: how long the item sat in the feed before a poll saw it) and
+    # feed-to-queryable latency (commit of its run - published_at).
+    stmts.append(
+        "CREATE OR REPLACE VIEW source_freshness AS "
+        "WITH watched AS (SELECT source, min(first_seen_at) AS watched_since FROM articles GROUP BY source), "
+        "lags AS (SELECT a.source, "
+        "  greatest(0, date_diff('millisecond', a.published_at, a.first_seen_at) / 1000.0) AS discovery_s, "
+        "  greatest(0, date_diff('millisecond', a.published_at, r.committed_at) / 1000.0) AS queryable_s "
+        "  FROM articles a JOIN runs r USING (run_id) JOIN watched w USING (source) "
+        "  WHERE a.published_at IS NOT NULL AND a.published_at >= w.watched_since "
+        "  AND a.first_seen_at >= now() - INTERVAL 7 DAY) "
+        "SELECT source, count(*) AS fresh_articles, "
+        "quantile_cont(discovery_s, 0.5) AS discovery_p50_s, quantile_cont(discovery_s, 0.95) AS discovery_p95_s, "
+        "quantile_cont(queryable_s, 0.5) AS queryable_p50_s, quantile_cont(queryable_s, 0.95) AS queryable_p95_s "
+        "FROM lags GROUP BY source"
+    )
     stmts.append(
         "CREATE OR REPLACE VIEW source_health AS "
         "WITH feeds AS (SELECT source, started_at, outcome, error, run_id FROM fetch_log WHERE kind = 'feed'), "
@@ -168,9 +212,12 @@ def derived_view_sql() -> list[str]:
         "coalesce(t.articles_ok, 0) AS articles_ok, coalesce(t.duplicates, 0) AS duplicates, "
         "coalesce(t.articles_last_day, 0) AS articles_last_day, coalesce(t.articles_per_day, 0) AS articles_per_day, "
         # every new feed item becomes one row (failed pages included), so rows per day are items per day
-        "coalesce(t.articles_per_day, 0) AS items_per_day "
+        "coalesce(t.articles_per_day, 0) AS items_per_day, "
+        "fr.discovery_p50_s, fr.discovery_p95_s, fr.queryable_p50_s, fr.queryable_p95_s, "
+        "p.interval_s AS poll_interval_s, p.next_poll_at, p.rate_per_h AS new_items_per_h "
         "FROM last_any a LEFT JOIN last_ok o USING (source) LEFT JOIN fails f USING (source) "
-        "LEFT JOIN arts t USING (source) ORDER BY a.source"
+        "LEFT JOIN arts t USING (source) LEFT JOIN source_freshness fr USING (source) "
+        "LEFT JOIN feed_polling p USING (source) ORDER BY a.source"
     )
     return stmts
 

@@ -9,6 +9,7 @@ with DemoServer(web) as server:
     truth = web.page("/daily-courier/news/local/....html")  # ground truth for one article URL
 """
 
+from pipeline.demo.live import LiveDemoWeb, LiveFeed, Publication
 from pipeline.demo.server import DemoServer, RecordedRequest, serve_forever
 from pipeline.demo.web import DemoFeed, DemoOutlet, DemoPage, DemoStory, DemoWeb, Resource, default_now
 
@@ -19,6 +20,9 @@ __all__ = [
     "DemoServer",
     "DemoStory",
     "DemoWeb",
+    "LiveDemoWeb",
+    "LiveFeed",
+    "Publication",
     "RecordedRequest",
     "Resource",
     "default_now",

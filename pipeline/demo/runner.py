@@ -85,7 +85,8 @@ def run_demo(warehouse: str, port: int = 8787, out=sys.stdout) -> int:
     return 0
 
 
-def serve_demo(port: int, write_config: str | None = None) -> int:
+def serve_demo(port: int, write_config: str | None = None, *, live: bool = False, speed: float = 1.0,
+               publication_log: str | None = None) -> int:
     from pipeline.demo.server import serve_forever
 
-    return serve_forever(port, write_config=write_config)
+    return serve_forever(port, write_config=write_config, live=live, speed=speed, publication_log=publication_log)

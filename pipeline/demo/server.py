@@ -16,12 +16,15 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pipeline.demo.web import DemoWeb, Resource
@@ -68,10 +71,12 @@ class _Server(ThreadingHTTPServer):
 class DemoServer:
     """A loopback HTTP server for a `DemoWeb`, running in a daemon thread. A context manager."""
 
-    def __init__(self, web: DemoWeb | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, web: DemoWeb | None = None, host: str = "127.0.0.1", port: int = 0,
+                 delay: Callable[[str], float] | None = None) -> None:
         if host not in ("127.0.0.1", "localhost"):
             raise ValueError("the demo server binds to the loopback interface (127.0.0.1) only")
         self.web = web or DemoWeb()
+        self.delay = delay  # seconds to wait before answering a path (a slow publisher)
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._httpd = _Server(("127.0.0.1", port), self._handler_class())
@@ -102,6 +107,17 @@ class DemoServer:
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def lookup(self, path: str) -> Resource | None:
+        """The resource at ``path`` now: a live web (``web.respond``) renders what exists at this moment."""
+        respond = getattr(self.web, "respond", None)
+        if respond is not None:
+            return respond(path, self.base_url)
+        return self.site.get(path)
+
+    def request_count(self, since: datetime | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if since is None or r.at >= since)
 
     def config_yaml(self) -> str:
         return self.web.config_yaml(self.base_url)
@@ -137,7 +153,9 @@ class DemoServer:
 
             def _respond(self, head: bool) -> None:
                 path = unquote(urlsplit(self.path).path) or "/"
-                res = server.site.get(path)
+                if server.delay is not None:
+                    time.sleep(server.delay(path))
+                res = server.lookup(path)
                 inm = self.headers.get("If-None-Match")
                 ims = self.headers.get("If-Modified-Since")
                 if res is None:
@@ -166,7 +184,10 @@ class DemoServer:
                         self.send_header("ETag", res.etag)
                     if res.last_modified:
                         self.send_header("Last-Modified", format_datetime(res.last_modified, usegmt=True))
-                    self.send_header("Cache-Control", "max-age=60")
+                    for name, value in res.headers:
+                        self.send_header(name, value)
+                    if not any(name.lower() == "cache-control" for name, _ in res.headers):
+                        self.send_header("Cache-Control", "max-age=60")
                 if status == 304:  # no body, and no Content-Length that would describe one
                     self.end_headers()
                     return
@@ -179,12 +200,20 @@ class DemoServer:
         return Handler
 
 
-def serve_forever(port: int, write_config: str | None = None, seed: int | None = None) -> int:
+def serve_forever(port: int, write_config: str | None = None, seed: int | None = None, *, live: bool = False,
+                  speed: float = 1.0, publication_log: str | None = None) -> int:
     """Serve the demo web on 127.0.0.1:PORT until SIGINT/SIGTERM (``newsingest demo --serve PORT``).
 
-    Prints the base URL, and the config (or writes it to ``write_config``). Returns an exit code.
+    Prints the base URL, and the config (or writes it to ``write_config``). Returns an exit code. With
+    ``live``, the outlets keep publishing (``LiveDemoWeb``) and ``publication_log`` gets one JSON line per
+    publication as it appears.
     """
-    web = DemoWeb() if seed is None else DemoWeb(seed=seed)
+    if live:
+        from pipeline.demo.live import LiveDemoWeb
+
+        web: Any = LiveDemoWeb(speed=speed) if seed is None else LiveDemoWeb(seed=seed, speed=speed)
+    else:
+        web = DemoWeb() if seed is None else DemoWeb(seed=seed)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -201,9 +230,23 @@ def serve_forever(port: int, write_config: str | None = None, seed: int | None =
                 print(config, end="")
             print(f"demo web serving at {server.base_url}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
             sys.stdout.flush()
+            logged = 0
             while not stop.wait(0.5):
-                pass
+                if live and publication_log:
+                    logged = _append_publications(web, server.base_url, Path(publication_log), logged)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     return 0
+
+
+def _append_publications(web: Any, base_url: str, path: Path, logged: int) -> int:
+    """Append the publications not logged yet; returns how many are logged."""
+    import json
+
+    pubs = web.publications()
+    if len(pubs) > logged:
+        with open(path, "a", encoding="utf-8") as f:
+            for p in pubs[logged:]:
+                f.write(json.dumps(p.to_dict(base_url)) + "\n")
+    return len(pubs)

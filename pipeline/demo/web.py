@@ -128,6 +128,7 @@ class Resource:
     status: int = 200
     last_modified: datetime | None = None
     etag: str | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # extra response headers (e.g. Cache-Control, Retry-After)
 
 
 def default_now() -> datetime:
@@ -2173,11 +2174,23 @@ class DemoWeb:
     # feeds
 
     def _render_feed(self, f: DemoFeed, base: str) -> tuple[str, str]:
+        items = [(self._specs[p], link.replace("{base}", base)) for p, link in self._feed_items[f.name]]
+        return self._render_feed_doc(f, items, base)
+
+    def _render_feed_doc(
+        self,
+        f: DemoFeed,
+        items: list[tuple[_Spec, str]],
+        base: str,
+        *,
+        title: str | None = None,
+        ttl_minutes: int | None = 15,
+    ) -> tuple[str, str]:
+        """A feed document listing ``items`` (spec, link as written), newest first (also for live.py)."""
         slug = f.path.split("/")[1]
         style = _STYLE[slug]
-        items = [(self._specs[p], link.replace("{base}", base)) for p, link in self._feed_items[f.name]]
-        newest = max(sp.updated_at for sp, _ in items)
-        title = style.name + (" - Top stories" if f.name.endswith("-top") else "")
+        newest = max((sp.updated_at for sp, _ in items), default=self.now)
+        title = title or style.name + (" - Top stories" if f.name.endswith("-top") else "")
         home = f"{base}/{slug}/"
 
         def teaser(sp: _Spec) -> str:
@@ -2255,8 +2268,9 @@ class DemoWeb:
             "<language>en</language>",
             f"<lastBuildDate>{format_datetime(newest.astimezone(tz))}</lastBuildDate>",
             f'<atom:link href="{_e(base + f.path)}" rel="self" type="application/rss+xml"/>',
-            "<ttl>15</ttl>",
         ]
+        if ttl_minutes is not None:
+            out.append(f"<ttl>{ttl_minutes}</ttl>")
         for sp, link in items:
             t = sp.truth
             out += ["<item>", f"<title>{_e(t.title)}</title>", f"<link>{_e(link)}</link>"]

@@ -162,6 +162,21 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+def parse_max_age(value: str | None) -> float | None:
+    """Seconds of `max-age` in a Cache-Control header (None when absent, or no-cache/no-store)."""
+    if not value:
+        return None
+    directives = [d.strip().lower() for d in value.split(",")]
+    if "no-store" in directives or "no-cache" in directives:
+        return None
+    for d in directives:
+        name, _, arg = d.partition("=")
+        if name.strip() == "max-age":
+            arg = arg.strip().strip('"')
+            return float(arg) if arg.isdigit() else None
+    return None
+
+
 def host_key(url: str) -> str:
     """The politeness key: host and port as written (two ports of one machine are two servers)."""
     parts = urlsplit(url)
@@ -249,6 +264,11 @@ class Fetcher:
         if self.on_result is not None:
             self.on_result(result)
         return result
+
+    def forget_robots(self) -> None:
+        """Drop cached robots.txt rules (a long-running process re-reads them now and then)."""
+        for host in self._hosts.values():
+            host.robots.clear()
 
     # ------------------------------------------------------------------ layers
 
@@ -441,6 +461,7 @@ class Fetcher:
             result.content_type = response.headers.get("content-type")
             result.etag = response.headers.get("etag")
             result.last_modified = response.headers.get("last-modified")
+            result.cache_max_age_s = parse_max_age(response.headers.get("cache-control"))
             if response.status_code == 304:
                 result.outcome, result.error = "not_modified", None
                 return None
