@@ -119,15 +119,15 @@ def bench_project(out: Path) -> None:
         benign["feeds"].append({"name": "benign-controls",
                                 "url": main + "/feed/select.xml?case=good&case=tracking-params&case=redirect-chain-3"})
         (out / "benign.yaml").write_text(yaml.safe_dump(benign))
-        base = run_newsingest(["run", "--config", str(out / "benign.yaml"), "--warehouse", str(out / "wh-benign"),
+        base = run_newsingest(["run", "--all", "--config", str(out / "benign.yaml"), "--warehouse", str(out / "wh-benign"),
                                "--quiet", "--json"], out / "benign")
         print_run("baseline: benign feeds of the same server", base, out / "wh-benign")
 
         mark = _log_lines(log)
-        first = run_newsingest(["run", "--config", str(config), "--warehouse", str(out / "wh"), "--quiet", "--json"],
+        first = run_newsingest(["run", "--all", "--config", str(config), "--warehouse", str(out / "wh"), "--quiet", "--json"],
                                out / "run1")
         mark2 = _log_lines(log)
-        second = run_newsingest(["run", "--config", str(config), "--warehouse", str(out / "wh"), "--quiet", "--json"],
+        second = run_newsingest(["run", "--all", "--config", str(config), "--warehouse", str(out / "wh"), "--quiet", "--json"],
                                 out / "run2")
         records = _project_records(log)  # before the naive baseline below adds its own request
         run1_records, run2_records = records[mark:mark2], records[mark2:]
@@ -234,10 +234,10 @@ def bench_shared(path: Path, out: Path) -> None:
                   "fetch": REFERENCE_FETCH}
         cfg = out / "shared.yaml"
         cfg.write_text(yaml.safe_dump(config))
-        first = run_newsingest(["run", "--config", str(cfg), "--warehouse", str(out / "wh-shared"), "--quiet", "--json"],
+        first = run_newsingest(["run", "--all", "--config", str(cfg), "--warehouse", str(out / "wh-shared"), "--quiet", "--json"],
                                out / "shared1")
         n1 = len(shared_server_records(log, port))
-        second = run_newsingest(["run", "--config", str(cfg), "--warehouse", str(out / "wh-shared"), "--quiet",
+        second = run_newsingest(["run", "--all", "--config", str(cfg), "--warehouse", str(out / "wh-shared"), "--quiet",
                                  "--json"], out / "shared2")
         records = shared_server_records(log, port)
         print_run("run 1", first, out / "wh-shared")
@@ -274,7 +274,7 @@ def bench_shared(path: Path, out: Path) -> None:
                                         "fetch": REFERENCE_FETCH}))
         n2 = len(shared_server_records(log, port))
         for k in (1, 2):
-            run_newsingest(["run", "--config", str(cfg2), "--warehouse", str(out / "wh-shared-changing"), "--quiet",
+            run_newsingest(["run", "--all", "--config", str(cfg2), "--warehouse", str(out / "wh-shared-changing"), "--quiet",
                             "--json"], out / f"shared-changing{k}")
         polls = [r for r in shared_server_records(log, port)[n2:] if r["path"] == "/changing-feed.xml"]
         print("  /changing-feed.xml alone, two runs: " + "; ".join(

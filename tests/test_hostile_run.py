@@ -25,7 +25,7 @@ DEADLINE_MS = REFERENCE_FETCH["deadline_s"] * 1000
 
 
 def run_cli(config: Path, warehouse: Path, workdir: Path) -> RunStats:
-    stats = run_newsingest(["run", "--config", str(config), "--warehouse", str(warehouse), "--quiet", "--json"],
+    stats = run_newsingest(["run", "--all", "--config", str(config), "--warehouse", str(warehouse), "--quiet", "--json"],
                            workdir, timeout_s=240)
     assert stats.summary is not None, stats.output[-2000:]
     return stats

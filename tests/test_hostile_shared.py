@@ -142,7 +142,7 @@ def test_newsingest_runs_over_the_reference_feeds(shared_server):
     cfg = tmp / "shared.yaml"
     cfg.write_text(yaml.safe_dump(config), encoding="utf-8")
     before = len(shared_server_records(shared_server["log"], shared_server["port"]))
-    args = ["run", "--config", str(cfg), "--warehouse", str(tmp / "wh"), "--quiet", "--json"]
+    args = ["run", "--all", "--config", str(cfg), "--warehouse", str(tmp / "wh"), "--quiet", "--json"]
     first = run_newsingest(args, tmp / "run1")
     middle = len(shared_server_records(shared_server["log"], shared_server["port"]))
     second = run_newsingest(args, tmp / "run2")
@@ -185,7 +185,7 @@ def test_conditional_get_against_the_reference_changing_feed(shared_server):
     cfg = tmp / "changing.yaml"
     cfg.write_text(yaml.safe_dump({"feeds": [{"name": "changing", "url": base + "/changing-feed.xml"}],
                                    "fetch": REFERENCE_FETCH}), encoding="utf-8")
-    args = ["run", "--config", str(cfg), "--warehouse", str(tmp / "wh-changing"), "--quiet", "--json"]
+    args = ["run", "--all", "--config", str(cfg), "--warehouse", str(tmp / "wh-changing"), "--quiet", "--json"]
     before = len(shared_server_records(shared_server["log"], shared_server["port"]))
     first = run_newsingest(args, tmp / "changing1", audit=False)
     second = run_newsingest(args, tmp / "changing2", audit=False)
