@@ -251,7 +251,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from pipeline import __version__
-    from pipeline.settings import default_warehouse
 
     p = argparse.ArgumentParser(prog="newsingest", description="Streaming news ingestion: feeds to Parquet and DuckDB.")
     p.add_argument("--version", action="version", version=f"newsingest {__version__}")
@@ -259,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def warehouse_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--warehouse", default=default_warehouse(),
+        # resolved in main(): importing pipeline.settings (pydantic) here would slow every command's start
+        sp.add_argument("--warehouse", default=None,
                         help="warehouse directory (default: $NEWSINGEST_WAREHOUSE or ./warehouse)")
 
     sp = sub.add_parser("run", help="one incremental run: feeds -> pages -> text -> dedup -> Parquet")
@@ -323,6 +323,10 @@ COMMAND_MODULES: tuple[str, ...] = (
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "warehouse", "") is None:
+        from pipeline.settings import default_warehouse
+
+        args.warehouse = default_warehouse()
     _setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
