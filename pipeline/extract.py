@@ -908,6 +908,35 @@ def _author_candidates(
     return _dedup(names, 10)
 
 
+def _syndicated_from(root: lxml.html.HtmlElement, ld: _JsonLd, site_name: str | None) -> str | None:
+    """The agency or outlet the article's byline credits ("By <a>Jane Roe</a> | Continental Press Wire"),
+    unless it is the publishing outlet itself. Only a credit next to the author's name counts: a dateline
+    tag such as "(CPW)" is too ambiguous to name an outlet."""
+    from pipeline.clean import byline_credit
+
+    own = {n.casefold().removeprefix("the ") for n in (site_name,) if n}
+    for obj in (ld.article, ld.page):
+        publisher = ld.resolve(obj.get("publisher")) if obj is not None else None
+        name = _ld_text(publisher.get("name")) if isinstance(publisher, dict) else None
+        if name:
+            own.add(name.casefold().removeprefix("the "))
+    first_article = next(root.iter("article"), None)
+    found: list[tuple[bool, str]] = []  # (outside the page's first <article>, credit)
+    for el in _AUTHOR_XPATH(root):
+        if el.tag in ("meta", "link", "script", "style"):
+            continue
+        container = next(el.iterancestors("article"), None)
+        if (container is not None and container is not first_article) or _in_chrome(el, container):
+            continue  # a teaser's byline, or one in a widget
+        text = _norm_space(" ".join(el.itertext()))
+        if not text or len(text) > 120:
+            continue
+        credit = byline_credit(text)
+        if credit and credit.casefold().removeprefix("the ") not in own:
+            found.append((container is None and first_article is not None, credit))
+    return min(found, key=lambda f: f[0])[1] if found else None
+
+
 def _strip_site_from_title(title: str, site_name: str | None) -> str:
     """ "Headline | Site" -> "Headline" (also "Site - Headline"), when the site name is known."""
     if not site_name:
@@ -1668,6 +1697,7 @@ def _extract(
         status="ok",
         title=title,
         authors=_authors(root, metas, ld, site_name),
+        syndicated_from=_syndicated_from(root, ld, site_name),
         published_at=published_at,
         published_source=published_source,
         canonical_url=_canonical(root, metas, url),
@@ -1740,6 +1770,7 @@ def extracted_to_dict(e: Extracted) -> dict[str, Any]:
         "site_name": e.site_name,
         "description": e.description,
         "tags": list(e.tags),
+        "syndicated_from": e.syndicated_from,
         "error": e.error,
     }
 
