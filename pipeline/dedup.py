@@ -484,7 +484,7 @@ class _Flat(NamedTuple):
     n_tokens: np.ndarray
     minhash: np.ndarray  # (n, num_perm) uint32
     keys: np.ndarray  # sampled shingle hashes, text by text, in order of occurrence
-    doc: np.ndarray  # the text of each key
+    doc: np.ndarray  # int32: the text of each key
 
 
 def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: int, minhash: bool = True) -> _Flat:
@@ -508,10 +508,10 @@ def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: 
     if sample_mod > 1:
         sel = (sh % _U64(sample_mod)) == 0
         sh, sh_doc = sh[sel], sh_doc[sel]
-    return _Flat(hashes, n_tok, mh, sh, sh_doc)
+    return _Flat(hashes, n_tok, mh, sh, sh_doc.astype(np.int32))
 
 
-def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 25) -> _Flat:
+def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 21) -> _Flat:
     """:func:`_fingerprint_arrays` over slices of about ``budget`` characters (bounds the temporary arrays)."""
     parts: list[_Flat] = []
     lo, size = 0, 0
@@ -522,13 +522,19 @@ def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, mi
             lo, size = hi, 0
     if len(parts) == 1:
         return parts[0]
-    offsets = np.cumsum([0] + [len(p.hashes) for p in parts[:-1]])
+    offsets = np.cumsum([0] + [len(p.hashes) for p in parts[:-1]]).tolist()
+    keys = np.concatenate([p.keys for p in parts])
+    doc = np.empty(keys.size, dtype=np.int32)
+    at = 0
+    for p, off in zip(parts, offsets, strict=True):
+        doc[at : at + p.doc.size] = p.doc + np.int32(off)
+        at += p.doc.size
     return _Flat(
         [h for p in parts for h in p.hashes],
         np.concatenate([p.n_tokens for p in parts]),
         np.concatenate([p.minhash for p in parts]),
-        np.concatenate([p.keys for p in parts]),
-        np.concatenate([p.doc + off for p, off in zip(parts, offsets, strict=True)]),
+        keys,
+        doc,
     )
 
 
@@ -1259,42 +1265,6 @@ def _pair_code(doc: np.ndarray, key: np.ndarray) -> np.ndarray:
     return (doc.astype(np.uint64) << _U64(40)) | (key >> _U64(24)) | _U64(1 << 63)
 
 
-class _HashMap:
-    """Open-addressing map from nonzero uint64 codes to int64 values; vectorised build and lookup."""
-
-    def __init__(self, codes: np.ndarray, values: np.ndarray):
-        bits = max(10, int(np.ceil(np.log2(max(codes.size, 1) * 2.5))))
-        self.shift = _U64(64 - bits)
-        self.mask = (1 << bits) - 1
-        self.keys = np.zeros(1 << bits, dtype=np.uint64)
-        self.values = np.zeros(1 << bits, dtype=np.int64)
-        todo = np.arange(codes.size)
-        slot = self._slot(codes)
-        while todo.size:
-            free = self.keys[slot] == 0
-            self.keys[slot[free]] = codes[todo[free]]  # among equal slots the last write wins
-            placed = self.keys[slot] == codes[todo]
-            self.values[slot[placed]] = values[todo[placed]]
-            todo, slot = todo[~placed], (slot[~placed] + 1) & self.mask
-
-    def _slot(self, codes: np.ndarray) -> np.ndarray:
-        return ((codes * _U64(0x9E3779B97F4A7C15)) >> self.shift).astype(np.intp)
-
-    def get(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found, value) for each code; value is -1 where not found."""
-        value = np.full(codes.size, -1, dtype=np.int64)
-        todo = np.arange(codes.size)
-        slot = self._slot(codes)
-        while todo.size:
-            t = self.keys[slot]
-            q = codes[todo]
-            hit = t == q
-            value[todo[hit]] = self.values[slot[hit]]
-            more = (t != 0) & ~hit
-            todo, slot = todo[more], (slot[more] + 1) & self.mask
-        return value >= 0, value
-
-
 def _distinct_per_group(group: np.ndarray, value: np.ndarray, n_values: int) -> np.ndarray:
     """Number of distinct values in each group (groups are 0..max, values 0..n_values-1)."""
     if group.size == 0:
@@ -1345,14 +1315,16 @@ class _Batch:
             renum = np.cumsum(keep) - 1
             order = renum[order[~dup]]
             keys, doc, ks = keys[keep], doc[keep], ks[~dup]
-        self.K, self.D, self.order = keys, doc, order
-        lens = np.bincount(doc, minlength=n)
+        # int32 positions and document numbers: half the memory of the default int64
+        self.K, self.D, self.order = keys, doc.astype(np.int32, copy=False), order.astype(np.int32)
+        del doc, order
+        lens = np.bincount(self.D, minlength=n)
         self.eligible = (flat.n_tokens >= int(settings.min_words)) & (lens > 0)
         self.times = times
         self.window = int(settings.window_days) * 86_400_000_000
         new = np.ones(ks.size, dtype=bool)
         new[1:] = ks[1:] != ks[:-1]
-        self.gid_sorted = np.cumsum(new) - 1  # group (distinct key) of each sorted entry
+        self.gid_sorted = np.cumsum(new, dtype=np.int32) - 1  # group (distinct key) of each sorted entry
         self.n_groups = int(self.gid_sorted[-1]) + 1 if ks.size else 0
         self.src_idx = self._source_index(srcs)
 
@@ -1385,7 +1357,8 @@ class _Batch:
             has = has[src >= 0]
             src = src[src >= 0]
             cl = root[self.D[self.order[has]]]
-            _, grp = np.unique(self.gid_sorted[has] * (int(self.src_idx.max()) + 1) + src, return_inverse=True)
+            _, grp = np.unique(self.gid_sorted[has].astype(np.int64) * (int(self.src_idx.max()) + 1) + src,
+                               return_inverse=True)
             per_src = _distinct_per_group(grp, cl, n)
             freq[has] |= per_src[grp] >= int(st.source_template_clusters)
         return self.entry_values(freq)
@@ -1394,32 +1367,51 @@ class _Batch:
         """Candidate pairs (i later than j) and how many sampled shingles they share, template or not.
 
         Each holder of a shingle is paired with the first ``posting_cap`` earlier holders (as the index's
-        capped postings do), so a shingle used by thousands of pages costs a few pairs per page.
+        capped postings do), so a shingle used by thousands of pages costs a few pairs per page. The pairs
+        are counted in blocks of later documents, which bounds the temporary arrays.
         """
         n = self.n
         use = self.eligible[self.D[self.order]]
         o = self.order[use]
-        ko, do = self.K[o], self.D[o]
-        new = np.ones(o.size, dtype=bool)
+        ko = self.K[o]
+        do = self.D[o]
+        del o
+        new = np.ones(ko.size, dtype=bool)
         new[1:] = ko[1:] != ko[:-1]
-        gs = np.maximum.accumulate(np.where(new, np.arange(o.size), 0))
-        rank = np.arange(o.size) - gs
-        codes = []
-        for r in range(self.tu.posting_cap):
-            m = np.flatnonzero(rank > r)
-            if m.size == 0:
-                break
-            codes.append(do[m] * n + do[gs[m] + r])
-        if not codes:
-            empty = np.zeros(0, dtype=np.int64)
+        del ko
+        rank = np.arange(new.size, dtype=np.int32)
+        gs = np.maximum.accumulate(np.where(new, rank, 0))  # first entry of the key
+        rank -= gs  # position among the key's holders (doc order)
+        later = np.flatnonzero(rank > 0)
+        later = later[np.argsort(do[later], kind="stable")]
+        empty = np.zeros(0, dtype=np.int64)
+        if later.size == 0:
             return empty, empty, empty
-        code = np.sort(np.concatenate(codes))
-        head = np.ones(code.size, dtype=bool)
-        head[1:] = code[1:] != code[:-1]
-        at = np.flatnonzero(head)
-        cnt = np.diff(np.append(at, code.size))
-        code = code[at]
-        return code // n, code % n, cnt
+        # blocks of entries that never split one later document's entries
+        later_doc = do[later]
+        step = max(1, self._BLOCK // self.tu.posting_cap)  # each entry makes up to posting_cap pairs
+        cuts = np.unique(np.searchsorted(later_doc, later_doc[::step], side="left"))
+        cuts = np.append(cuts, later.size)
+        out_i, out_j, out_c = [], [], []
+        for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+            e = later[a:b]
+            codes = []
+            for r in range(1, self.tu.posting_cap + 1):
+                e = e[rank[e] >= r]
+                if e.size == 0:
+                    break
+                codes.append(do[e].astype(np.int64) * n + do[gs[e] + r - 1])
+            code = np.sort(np.concatenate(codes))
+            head = np.ones(code.size, dtype=bool)
+            head[1:] = code[1:] != code[:-1]
+            at = np.flatnonzero(head)
+            out_c.append(np.diff(np.append(at, code.size)))
+            code = code[at]
+            out_i.append(code // n)
+            out_j.append(code % n)
+        return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_c)
+
+    _BLOCK = 1 << 19  # entries (raw_pairs) or looked-up keys (pairs) handled at once: bounds temporaries
 
     def pairs(self, raw: tuple[np.ndarray, np.ndarray, np.ndarray], template: np.ndarray) -> dict[str, np.ndarray]:
         """Verdicts for the candidate pairs worth verifying, on informative (non-template) shingles."""
@@ -1435,21 +1427,41 @@ class _Batch:
         empty = np.zeros(0, dtype=np.int64)
         if i.size == 0:
             return {"i": empty, "j": empty}
-        # exact statistics: look the shorter text's informative keys up in the longer one, whose map
-        # gives each key's rank in the longer text (where the shared part starts and ends)
+        # exact statistics: look the shorter text's informative keys up in the longer one. The table is
+        # every informative (document, key) code, sorted, with the key's rank in its text (where the
+        # shared part starts and ends in the longer text).
         inf_pos = np.flatnonzero(inf)
         inf_doc = self.D[inf_pos]
-        inf_start = np.searchsorted(inf_doc, np.arange(n))
-        table = _HashMap(_pair_code(inf_doc, self.K[inf_pos]), np.arange(inf_pos.size) - inf_start[inf_doc])
+        inf_start = np.searchsorted(inf_doc, np.arange(n)).astype(np.int32)
+        table = _pair_code(inf_doc, self.K[inf_pos])
+        t_order = np.argsort(table)
+        table = table[t_order]
+        t_rank = np.arange(inf_pos.size, dtype=np.int32)
+        t_rank -= inf_start[inf_doc]
+        t_rank = t_rank[t_order]
+        del t_order, inf_doc
         i_longer = n_inf[i] >= n_inf[j]
         longer = np.where(i_longer, i, j)
         shorter = np.where(i_longer, j, i)
-        idx, owner, _ = _ragged(inf_start[shorter], n_inf[shorter])
-        found, rank = table.get(_pair_code(longer[owner], self.K[inf_pos[idx]]))
-        inter = np.bincount(owner, weights=found, minlength=i.size)
-        heads = np.cumsum(n_inf[shorter]) - n_inf[shorter]
-        first = np.minimum.reduceat(np.where(found, rank, np.iinfo(np.int64).max // 4), heads)
-        last = np.maximum.reduceat(rank, heads)
+        sizes = n_inf[shorter]
+        inter = np.zeros(i.size)
+        first = np.zeros(i.size, dtype=np.int64)
+        last = np.zeros(i.size, dtype=np.int64)
+        ends = np.cumsum(sizes)
+        lo = 0
+        while lo < i.size:  # pairs in chunks of about _BLOCK looked-up keys
+            hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - sizes[lo] + self._BLOCK, side="right")))
+            sz = sizes[lo:hi]
+            idx, owner, _ = _ragged(inf_start[shorter[lo:hi]], sz)
+            q = _pair_code(longer[lo:hi][owner], self.K[inf_pos[idx]])
+            pos = np.minimum(np.searchsorted(table, q), table.size - 1)
+            found = table[pos] == q
+            rank = t_rank[pos]
+            heads = np.cumsum(sz) - sz
+            inter[lo:hi] = np.bincount(owner, weights=found, minlength=hi - lo)
+            first[lo:hi] = np.minimum.reduceat(np.where(found, rank, np.iinfo(np.int32).max), heads)
+            last[lo:hi] = np.maximum.reduceat(np.where(found, rank, -1), heads)
+            lo = hi
         span = np.maximum(n_inf[longer], 1)
         ok, c, cov = _judge(n_inf[i], n_inf[j], inter, first / span, self.st, tu)
         return {
@@ -1589,6 +1601,7 @@ def dedup_documents(
         url_first.append(j if j != i else -1)
     batch = _Batch(flat, np.array(times, dtype=np.int64), srcs, st, tu)
     hashes, ntok = flat.hashes, flat.n_tokens.tolist()
+    del flat  # the batch keeps what it needs (its document numbers as int32)
     raw = batch.raw_pairs()
     no_template = np.zeros(batch.K.size, dtype=bool)
     first_root, _, _ = batch.assign(batch.pairs(raw, no_template), hashes, ntok, url_first)
