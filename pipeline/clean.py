@@ -420,6 +420,10 @@ _OUTLET_ENDINGS = frozenset(
     "tribune journal gazette courier chronicle observer telegraph guardian independent daily weekly radio tv "
     "television broadcasting ledger monitor dispatch express standard review bulletin record inquirer".split()
 )
+_STRONG_OUTLET_ENDINGS = frozenset(
+    "wire newswire news agency service media network networks syndicate times tribune journal gazette "
+    "chronicle telegraph radio tv television broadcasting".split()
+)
 _ROLE_WORDS = frozenset(
     "writer writers reporter reporters correspondent correspondents editor editors columnist contributor "
     "contributors staff desk producer analyst photographer photographers intern chief senior special associate "
@@ -448,6 +452,8 @@ def is_outlet_credit(part: str) -> bool:
         return w.isalpha() and w.isupper() and 2 <= len(w) <= 3 and w not in _TITLES
     if low[-1] not in _OUTLET_ENDINGS:
         return False
+    if len(words) == 2 and low[0] != "the" and low[-1] not in _STRONG_OUTLET_ENDINGS:
+        return False  # "Frank Press", "Heath Ledger": two words ending like an outlet may be a person
     return all(w[0].isupper() or w[0].isdigit() or lw in ("of", "the", "and", "&", "de", "for") for w, lw in zip(words, low, strict=True))
 
 

@@ -489,6 +489,9 @@ def test_byline_lookalikes_stay(line: str) -> None:
         ("By Jane Roe, Special to the Ledger", ["Jane Roe"], None),
         ("By Jane Roe, KYIV", ["Jane Roe", "Kyiv"], None),
         ("By Jane Roe, John Doe", ["Jane Roe", "John Doe"], None),
+        ("By Jane Roe, Frank Press", ["Jane Roe", "Frank Press"], None),
+        ("By Jane Roe, Sky News", ["Jane Roe"], "Sky News"),
+        ("By Jane Roe, The Washington Post", ["Jane Roe"], "The Washington Post"),
     ],
 )
 def test_byline_outlet_credit_is_syndication(line: str, authors: list[str], credit: str | None) -> None:
