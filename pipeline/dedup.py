@@ -1327,6 +1327,10 @@ class _Batch:
         self.gid_sorted = np.cumsum(new, dtype=np.int32) - 1  # group (distinct key) of each sorted entry
         self.n_groups = int(self.gid_sorted[-1]) + 1 if ks.size else 0
         self.src_idx = self._source_index(srcs)
+        # entries by (document, key): what `pairs` looks keys up in, sorted once for both passes
+        dk = _pair_code(self.D, self.K)
+        self.dk_order = np.argsort(dk).astype(np.int32)
+        self.dk = dk[self.dk_order]
 
     @staticmethod
     def _source_index(srcs: list[int]) -> np.ndarray | None:
@@ -1428,18 +1432,17 @@ class _Batch:
         if i.size == 0:
             return {"i": empty, "j": empty}
         # exact statistics: look the shorter text's informative keys up in the longer one. The table is
-        # every informative (document, key) code, sorted, with the key's rank in its text (where the
-        # shared part starts and ends in the longer text).
+        # every informative (document, key) code, sorted, with the key's rank among its text's informative
+        # keys (where the shared part starts and ends in the longer text).
         inf_pos = np.flatnonzero(inf)
-        inf_doc = self.D[inf_pos]
-        inf_start = np.searchsorted(inf_doc, np.arange(n)).astype(np.int32)
-        table = _pair_code(inf_doc, self.K[inf_pos])
-        t_order = np.argsort(table)
-        table = table[t_order]
-        t_rank = np.arange(inf_pos.size, dtype=np.int32)
-        t_rank -= inf_start[inf_doc]
-        t_rank = t_rank[t_order]
-        del t_order, inf_doc
+        inf_start = np.searchsorted(self.D[inf_pos], np.arange(n)).astype(np.int32)
+        sel = inf[self.dk_order]
+        table = self.dk[sel]
+        ent = self.dk_order[sel]
+        del sel
+        t_rank = np.cumsum(inf, dtype=np.int32)[ent]
+        t_rank -= inf_start[self.D[ent]] + 1
+        del ent
         i_longer = n_inf[i] >= n_inf[j]
         longer = np.where(i_longer, i, j)
         shorter = np.where(i_longer, j, i)
