@@ -643,39 +643,21 @@ def _pa_array(values: list[str]) -> Any:
     return pa.array(values, type=pa.string())
 
 
-INDEX_PARTITION = "seen_date"
-
-
-def index_partition(wh: Warehouse, day: datetime) -> Path:
-    """Where a run committed on `day` writes its index entries: one partition per commit date, so a load
-    opens the partitions of the window only (an entry is never first seen after its run commits)."""
-    return wh.dataset_dir("dedup_index") / f"{INDEX_PARTITION}={day.astimezone(UTC).date().isoformat()}"
-
-
 def _load_index(wh: Warehouse, window_start: datetime) -> Any:
-    """Index entries of committed runs inside the window only: cost follows the window, not the history.
-
-    Partitions (commit dates) before the window are never opened; rows first seen before `window_start`
-    inside the partitions read are dropped by `DedupIndex.from_arrow(since=...)`."""
+    """Index entries of committed runs inside the window only: cost follows the window, not the history."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline.warehouse import _run_of
-
-    base = wh.dataset_dir("dedup_index")
-    if not base.is_dir():
-        return None
-    first_day = window_start.astimezone(UTC).date().isoformat()
-    paths = []
-    for part in base.iterdir():
-        key, _, day = part.name.partition("=")
-        if part.is_dir() and key == INDEX_PARTITION and day >= first_day:
-            paths.extend(part.glob("part-*.parquet"))
     tables = []
-    for p in sorted(paths):
-        run = _run_of(p.name)
-        if run and wh.is_committed(run):
-            tables.append(pq.read_table(p, partitioning=None))
+    cutoff = window_start.isoformat()
+    for run in wh.committed_runs():
+        if run.get("committed_at", "") < cutoff:
+            continue
+        for rel in run.get("files", []):
+            if rel.startswith("dedup_index/"):
+                p = wh.root / rel
+                if p.exists():
+                    tables.append(pq.read_table(p))
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="default")
@@ -759,7 +741,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
         if target.exists():
             files.append(wh.relative(target))
     if index_delta is not None and index_delta.num_rows:
-        path = index_partition(wh, now) / f"part-{run_id}-0.parquet"
+        path = wh.dataset_dir("dedup_index") / f"part-{run_id}-0.parquet"
         write_parquet_atomic(path, index_delta)
         files.append(wh.relative(path))
 

@@ -3,8 +3,9 @@ files, the persisted rolling index, DuckDB views).
 
 * a copy ingested in a later run joins the cluster of the article a former run stored (its id is the
   cluster id), and the former run's rows are never rewritten;
-* the index a run loads holds only entries of the window: partitions of older commit dates are never
-  opened, and a copy arriving after the window starts a cluster of its own;
+* the index a run loads holds only entries of the window (entries of runs committed before it are not
+  read, nor those of runs that never committed), and a copy arriving after the window starts a cluster of
+  its own;
 * `articles_unique` picks the origin: the outlet a copy credits in `syndicated_from`, else the earliest
   publication.
 """
@@ -19,7 +20,7 @@ import pytest
 
 from pipeline.demo import DemoServer, DemoWeb
 from pipeline.records import Article
-from pipeline.run import _articles_table, _load_index, index_partition, run_once
+from pipeline.run import _articles_table, _load_index, run_once
 from pipeline.settings import parse_config
 from pipeline.urls import canonicalize_url
 from pipeline.views import connect
@@ -112,32 +113,30 @@ def test_copy_after_the_window_starts_its_own_cluster(demo, tmp_path):
         by_story.setdefault(truth[r["canonical_url"]].story_id, set()).add(r["cluster_id"])
     assert all(len(c) == 1 for c in by_story.values())
     assert any(sum(1 for r in new_rows if truth[r["canonical_url"]].story_id == s) >= 2 for s in by_story)
-    # run 1's index partition is outside the window of a run 20 days later: never opened
+    # run 1's index entries are outside the window of a run 20 days later: not loaded
     wh = Warehouse(tmp_path / "warehouse")
-    assert index_partition(wh, t1).is_dir()
     later = _load_index(wh, t1 + timedelta(days=20) - timedelta(days=14))
-    assert later is not None and not (set(later["doc_id"].to_pylist()) & old_ids)
-    assert _load_index(wh, t1 + timedelta(days=40)) is None
+    assert later is None or not (set(later["doc_id"].to_pylist()) & old_ids)
 
 
-def test_load_index_skips_uncommitted_runs_and_old_partitions(tmp_path):
+def test_load_index_reads_committed_runs_only(tmp_path):
     from pipeline.dedup import DedupIndex
 
     wh = Warehouse(tmp_path / "wh")
-    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    now = datetime.now(UTC)
     text = " ".join(f"word{i} filler text number {i} of a made up story." for i in range(40))
-    for run, day, committed in (("r-old", 0, True), ("r-new", 10, True), ("r-crashed", 10, False)):
+    for run, committed in (("r-done", True), ("r-crashed", False)):
         index = DedupIndex()
-        index.add(f"{run}-doc", text + run, seen_at=t0 + timedelta(days=day))
-        path = index_partition(wh, t0 + timedelta(days=day)) / f"part-{run}-0.parquet"
+        index.add(f"{run}-doc", text + run, seen_at=now)
+        path = wh.dataset_dir("dedup_index") / f"part-{run}-0.parquet"
         write_parquet_atomic(path, index.to_arrow())
         if committed:
-            wh.commit(RunEntry(run, t0.isoformat(), t0.isoformat(), {}, [wh.relative(path)], None, None))
-    loaded = _load_index(wh, t0 + timedelta(days=5))
-    assert loaded["doc_id"].to_pylist() == ["r-new-doc"]
-    both = _load_index(wh, t0 - timedelta(days=1))
-    assert sorted(both["doc_id"].to_pylist()) == ["r-new-doc", "r-old-doc"]
-    assert pq.read_table(path, partitioning=None).num_rows == 1  # the crashed run's file exists, unread
+            stamp = now.isoformat()
+            wh.commit(RunEntry(run, stamp, stamp, {}, [wh.relative(path)], None, None))
+    loaded = _load_index(wh, now - timedelta(days=1))
+    assert loaded["doc_id"].to_pylist() == ["r-done-doc"]  # the crashed run's file exists but is not read
+    assert pq.read_table(path, partitioning=None).num_rows == 1
+    assert _load_index(wh, now + timedelta(days=1)) is None  # committed before the window
 
 
 # ------------------------------------------------------------------------------------ articles_unique
