@@ -362,10 +362,12 @@ def test_cli_imports_only_numpy_and_the_standard_library() -> None:
 
 
 def test_cli_dedup_path_starts_without_pydantic() -> None:
-    """`newsingest dedup --jsonl` parses its arguments and runs without importing pydantic or pyarrow."""
+    """`newsingest dedup --jsonl` parses its arguments and runs without importing pydantic or pyarrow, and
+    without the feature modules' subcommands (here a module that would import pydantic at once)."""
     code = (
         "import sys, io; from pipeline import cli; sys.stdin = io.StringIO('{\"id\": 1, \"text\": \"x\"}\\n'); "
-        "rc = cli.main(['dedup', '--jsonl']); "
+        "cli.COMMAND_MODULES = ('pipeline.run',); "
+        "rc = cli.main(['-v', 'dedup', '--jsonl']); "
         "print(sorted(m for m in ('pyarrow', 'pydantic', 'yaml', 'pipeline.settings', 'trafilatura') if m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[1]
