@@ -850,14 +850,22 @@ def _drop_affiliations(names: list[str], publisher_names: set[str]) -> list[str]
 
 
 def _authors(
-    root: lxml.html.HtmlElement, metas: dict[str, list[str]], ld: _JsonLd, site_name: str | None
+    root: lxml.html.HtmlElement,
+    metas: dict[str, list[str]],
+    ld: _JsonLd,
+    site_name: str | None,
+    author_els: list[etree._Element],
 ) -> list[str]:
     publisher_names = {n.casefold() for n in (site_name,) if n}
-    return _drop_affiliations(_author_candidates(root, metas, ld, publisher_names), publisher_names)
+    return _drop_affiliations(_author_candidates(root, metas, ld, publisher_names, author_els), publisher_names)
 
 
 def _author_candidates(
-    root: lxml.html.HtmlElement, metas: dict[str, list[str]], ld: _JsonLd, publisher_names: set[str]
+    root: lxml.html.HtmlElement,
+    metas: dict[str, list[str]],
+    ld: _JsonLd,
+    publisher_names: set[str],
+    author_els: list[etree._Element],
 ) -> list[str]:
     """Author names: JSON-LD (people first; organisations other than the publisher only when no
     person is named), then author meta tags, then byline elements of the article."""
@@ -901,7 +909,7 @@ def _author_candidates(
             return names
     names = []
     first_article = next(root.iter("article"), None)
-    for el in _author_elements(root):
+    for el in author_els:
         if el.tag in ("meta", "link", "script", "style"):
             continue
         container = next(el.iterancestors("article"), None)
@@ -920,7 +928,9 @@ def _author_candidates(
     return _dedup(names, 10)
 
 
-def _syndicated_from(root: lxml.html.HtmlElement, ld: _JsonLd, site_name: str | None) -> str | None:
+def _syndicated_from(
+    root: lxml.html.HtmlElement, ld: _JsonLd, site_name: str | None, author_els: list[etree._Element]
+) -> str | None:
     """The agency or outlet the article's byline credits ("By <a>Jane Roe</a> | Continental Press Wire"),
     unless it is the publishing outlet itself. Only a credit next to the author's name counts: a dateline
     tag such as "(CPW)" is too ambiguous to name an outlet."""
@@ -934,7 +944,7 @@ def _syndicated_from(root: lxml.html.HtmlElement, ld: _JsonLd, site_name: str | 
             own.add(name.casefold().removeprefix("the "))
     first_article = next(root.iter("article"), None)
     found: list[tuple[bool, str]] = []  # (outside the page's first <article>, credit)
-    for el in _author_elements(root):
+    for el in author_els:
         if el.tag in ("meta", "link", "script", "style"):
             continue
         container = next(el.iterancestors("article"), None)
@@ -1132,9 +1142,11 @@ def _signature(el: etree._Element) -> str:
         )
         if v
     ]
-    if not parts:
-        return ""
-    signature = " ".join(parts)
+    return _normalise_signature(" ".join(parts)) if parts else ""
+
+
+@lru_cache(maxsize=8192)  # pages repeat the same class strings many times
+def _normalise_signature(signature: str) -> str:
     if not signature.islower():
         signature = _CAMEL_RE.sub("-", signature).lower()
     return signature.replace("_", "-")
@@ -1270,9 +1282,20 @@ def _paragraphise(root: lxml.html.HtmlElement) -> None:
         div.extend(pieces)
 
 
-_VISIBLE_TEXT_XPATH = etree.XPath(
-    ".//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template)]"
-)
+_UNSEEN_TEXT_TAGS = ("script", "style", "noscript", "template")
+
+
+def _visible_text_len(body: etree._Element) -> int:
+    """Characters of text the page shows (text nodes stripped, script/style/noscript/template left out):
+    all text minus the unseen elements' own text, which is much cheaper than testing each text node's
+    ancestors."""
+    total = sum(len(t.strip()) for t in body.itertext())
+    for el in body.iter(*_UNSEEN_TEXT_TAGS):
+        if not any(anc.tag in _UNSEEN_TEXT_TAGS for anc in el.iterancestors()):
+            total -= sum(len(t.strip()) for t in el.itertext())  # its tail is shown text: not subtracted
+    return total
+
+
 _ATTRIBUTED_XPATH = etree.XPath(
     ".//*[@class or @id or @role or @aria-label or @hidden or @itemprop or @data-component or @data-module]"
 )
@@ -1345,7 +1368,7 @@ class _PageScan:
                 if len(items) >= 2 and all(li.find(".//a") is not None and _elem_text(li) for li in items):
                     if sum(_link_text_share(li) for li in items) / len(items) >= 0.75:
                         candidates.append(el)
-        self.body_len = sum(len(t.strip()) for t in _VISIBLE_TEXT_XPATH(body)) or 1
+        self.body_len = _visible_text_len(body) or 1
         stats = _PageStats(body, self.body_len)
         accepted = {el for el in candidates if not _holds_the_article(el, stats)}
         self.prune = [el for el in accepted if not any(anc in accepted for anc in el.iterancestors())]
@@ -1487,10 +1510,25 @@ def _is_free(ld: _JsonLd) -> bool | None:
     return None
 
 
+# a substring of every alternative of _CONSENT_TEXT_RE: a cheap test before the slow case-insensitive regex
+_CONSENT_HINTS = (
+    "cookie", "consent", "gdpr", "privacy", "personali", "partners", "accept", "reject", "manage", "datenschutz",
+    "einwilligung", "zustimmen", "akzeptieren", "partenaires", "aceptar", "consenso", "accetta", "toestemming",
+    "legitimate interest",
+)  # fmt: skip
+
+
+def _may_mention_consent(text: str) -> bool:
+    low = text.lower()
+    return any(hint in low for hint in _CONSENT_HINTS)
+
+
 def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
     """True when what the page offers is a cookie/consent notice and no article: the extracted
     text is mostly consent language, or a consent box makes up much of the page. (A cookie banner
     on a page of navigation and teasers is a `no_article` page, not a wall.)"""
+    if not scan.consent_text and not _may_mention_consent(text):
+        return False
     if not _CONSENT_TEXT_RE.search(text) and not scan.consent_text:
         return False
     lines = [line for line in text.split("\n") if line.strip()]
@@ -1691,7 +1729,11 @@ def _extract(
     if too_deep:
         return _fail("error", "nesting too deep")
 
+    # Element proxies stay alive while the page is processed: lxml.html otherwise runs a Python class
+    # lookup each time a pass over the tree meets an element again.
+    _proxies = list(root.iter())
     # metadata from the intact tree
+    author_els = _author_elements(root)
     metas = _meta_index(root)
     ld = _JsonLd(root)
     site_name = _site_name(metas, ld)
@@ -1705,8 +1747,8 @@ def _extract(
     record = Extracted(
         status="ok",
         title=title,
-        authors=_authors(root, metas, ld, site_name),
-        syndicated_from=_syndicated_from(root, ld, site_name),
+        authors=_authors(root, metas, ld, site_name, author_els),
+        syndicated_from=_syndicated_from(root, ld, site_name, author_els),
         published_at=published_at,
         published_source=published_source,
         canonical_url=_canonical(root, metas, url),
