@@ -10,10 +10,16 @@ be explained. Two mechanisms:
 2. `SiteTemplate`: what repeats across *different* articles of one site is page furniture. It is kept as
    per-site state (`to_dict` / `from_dict`) between runs.
 
-Metadata leaves the body: the title, bylines (authors and date), syndication credits ("(MENAFN- X) ")
-and the date encoded in MENAFN tracking ids. Publication date precedence: byline > tracking id > a date-only
-line between title and body; a date line above the title is the page-render date and is never used. Times
-without a zone are taken as UTC.
+Metadata leaves the body: the title, bylines (authors and date), syndication credits ("(MENAFN- X) ", and
+a wire or outlet credited in a byline: "By Jane Roe, Continental Press Wire") and the date encoded in
+MENAFN tracking ids. Publication date precedence: byline > tracking id > a date-only line between title and
+body; a date line above the title is the page-render date and is never used.
+
+Time zones: a time that states its zone ("19:16 GMT", "10:30 +02:00") becomes an aware UTC datetime. A
+time that does not ("Thursday, 12 December 2024, 19:16") is the outlet's local wall-clock time in a zone
+the text does not give; it is returned as a *naive* datetime (ISO 8601 without an offset), never silently
+labelled UTC. The pipeline prefers a zoned date from the page or the feed over it and stores it as UTC
+only as a last resort (`published_source` "text").
 
 Safety principle: removing a real paragraph is worse than leaking a footer. Rules match whole lines with
 narrow patterns, and patterns that could also describe a sentence (cookies, copyright, disclaimers,
@@ -41,9 +47,11 @@ __all__ = [
     "REASONS",
     "CleanResult",
     "SiteTemplate",
+    "byline_credit",
     "classify_line",
     "clean_documents",
     "clean_text",
+    "is_outlet_credit",
     "normalize_line",
 ]
 
@@ -266,7 +274,7 @@ def _tz_offset(tz: str) -> timezone | None:
 
 def _find_date(s: str) -> _DateHit | None:
     """The earliest absolute date (with an optional weekday before and time/zone after) in `s`.
-    Times without a zone are taken as UTC; times with a zone are converted to UTC."""
+    Times with a zone are converted to UTC (aware); dates and times without one are naive (local time)."""
     if not _YEAR_RE.search(s):
         return None
     best: _DateHit | None = None
@@ -280,7 +288,7 @@ def _find_date(s: str) -> _DateHit | None:
                 continue
             if not 1990 <= value.year <= 2100:
                 continue
-            end, tz = m.end(), UTC
+            end, tz = m.end(), None
             t = _TIME_AFTER_RE.match(s, end)
             if t and int(t["h"]) < 24 and int(t["mi"]) < 60:
                 hour = int(t["h"])
@@ -289,8 +297,9 @@ def _find_date(s: str) -> _DateHit | None:
                 value = value.replace(hour=hour, minute=int(t["mi"]), second=int(t["s"] or 0))
                 end = t.end()
                 if t["tz"]:
-                    tz = _tz_offset(t["tz"]) or UTC
-            value = value.replace(tzinfo=tz).astimezone(UTC)
+                    tz = _tz_offset(t["tz"])
+            if tz is not None:
+                value = value.replace(tzinfo=tz).astimezone(UTC)
             start = m.start()
             before = s[max(0, start - 16) : start]
             wd = _WEEKDAY_BEFORE_RE.search(before)
@@ -332,7 +341,7 @@ def _tracking_id_date(core: str) -> datetime | None:
     if not m:
         return None
     try:
-        value = datetime(int(m["y"]), int(m["m"]), int(m["d"]), tzinfo=UTC)
+        value = datetime(int(m["y"]), int(m["m"]), int(m["d"]))  # a calendar date: no zone
     except ValueError:
         return None
     return value if 1990 <= value.year <= 2100 else None
@@ -395,8 +404,130 @@ def _split_names(part: str, *, labelled: bool) -> list[str] | None:
     return names
 
 
-def _parse_byline(core: str) -> tuple[list[str], datetime | None] | None:
-    """('Author: Jane Doe' | 'By A and B' | 'A , B<date>') -> (names, date) or None.
+# Credits in a byline ("By Jane Roe, Reuters", "Author: Tom Ash | Continental Press Wire"): news agencies
+# known by name, and organisation names that end like an outlet. Roles ("Staff Writer") are not credits.
+_AGENCIES = frozenset(
+    name.strip()
+    for name in """reuters|associated press|ap|afp|agence france-presse|agence france presse|dpa|deutsche presse-agentur|
+    bloomberg|bloomberg news|efe|agencia efe|ansa|xinhua|xinhua news agency|kyodo|kyodo news|jiji press|pa|
+    pa media|press association|upi|united press international|ukrinform|interfax|interfax-ukraine|tass|ria novosti|
+    yonhap|anadolu|anadolu agency|aa|ani|pti|press trust of india|ians|aap|australian associated press|cna|
+    bernama|europa press|notimex|anp|belga|apa|tt|ntb|ritzau|stt|ctk|pap|mti|hina|bta|ata|mena|wafa|kuna|wam|
+    spa|irna|ips|canadian press|the canadian press|cp|newsday|cnn wire|nexstar media wire""".split("|")
+)
+_OUTLET_ENDINGS = frozenset(
+    "press wire newswire news agency service services media network networks syndicate times post herald "
+    "tribune journal gazette courier chronicle observer telegraph guardian independent daily weekly radio tv "
+    "television broadcasting ledger monitor dispatch express standard review bulletin record inquirer".split()
+)
+_STRONG_OUTLET_ENDINGS = frozenset(
+    "wire newswire news agency service media network networks syndicate times tribune journal gazette "
+    "chronicle telegraph radio tv television broadcasting".split()
+)
+_ROLE_WORDS = frozenset(
+    "writer writers reporter reporters correspondent correspondents editor editors columnist contributor "
+    "contributors staff desk producer analyst photographer photographers intern chief senior special associate "
+    "managing executive freelance freelancer journalist author reporting editorial team bureau for to with in "
+    "at from".split()
+)
+_CREDIT_SPLIT_RE = re.compile(r"\s*(?:[,|/]|\s[-–—]\s)\s*")
+_TITLES = frozenset("MD PHD CEO CFO MP MEP QC KC JR SR II III IV RN DDS".split())
+
+
+def is_outlet_credit(part: str) -> bool:
+    """Whether a byline segment names a news agency or an outlet ("Reuters", "AP", "Continental Press
+    Wire", "The Harbor Herald"), as opposed to a person or a role ("Staff Writer", "Special to X")."""
+    words = _core(part).strip(" .:;").split()
+    if not 1 <= len(words) <= 6:
+        return False
+    low = [w.lower().strip(".,'’") for w in words]
+    if any(w in _ROLE_WORDS for w in low):
+        return False
+    key = " ".join(low)
+    if key in _AGENCIES or key.removeprefix("the ") in _AGENCIES:
+        return True
+    if len(words) == 1:
+        w = words[0].strip(".")
+        # an unknown acronym of two or three letters ("CPW"); longer capitals are often a place ("KYIV")
+        return w.isalpha() and w.isupper() and 2 <= len(w) <= 3 and w not in _TITLES
+    if low[-1] not in _OUTLET_ENDINGS:
+        return False
+    if len(words) == 2 and low[0] != "the" and low[-1] not in _STRONG_OUTLET_ENDINGS:
+        return False  # "Frank Press", "Heath Ledger": two words ending like an outlet may be a person
+    return all(w[0].isupper() or w[0].isdigit() or lw in ("of", "the", "and", "&", "de", "for") for w, lw in zip(words, low, strict=True))
+
+
+_ROLE_NOUNS = frozenset(
+    "writer writers reporter reporters correspondent correspondents editor editors columnist contributor "
+    "contributors staff producer analyst photographer intern journalist".split()
+)
+
+
+def _is_role(part: str) -> bool:
+    """'Staff Writer', 'Senior Correspondent', 'Special to the Ledger', 'for The Courier'."""
+    low = [w.lower().strip(".,") for w in part.split()]
+    if not 1 <= len(low) <= 6:
+        return False
+    return any(w in _ROLE_NOUNS for w in low) or low[:2] == ["special", "to"] or low[0] == "for"
+
+
+def _agency_prefix(part: str) -> str | None:
+    """The news agency a role names ("AP National Political Writer" -> "AP", "Reuters correspondent")."""
+    words = part.split()
+    for n in (3, 2, 1):
+        if len(words) > n and " ".join(w.lower().strip(".,") for w in words[:n]) in _AGENCIES:
+            name = " ".join(words[:n])
+            return name.upper() if len(name) <= 4 and name.isalpha() else name
+    return None
+
+
+def _split_credit(names_part: str) -> tuple[str, str | None]:
+    """(names, credit) of a byline's name part: the last segment when it names an outlet, or the agency of a
+    trailing role ("AP National Writer"); other roles ("Staff Writer") are dropped. A byline that is nothing
+    but a news agency ("By Reuters") is all credit."""
+    whole = _WS_RE.sub(" ", names_part).strip(" ,;|·-–—.")
+    if whole and " ".join(w.lower() for w in whole.split()).removeprefix("the ") in _AGENCIES:
+        return "", whole
+    credit = None
+    for _ in range(2):  # "Jane Roe, Staff Writer, Reuters"
+        stripped = names_part.rstrip(" ,;|·-–—")
+        parts = _CREDIT_SPLIT_RE.split(stripped.lstrip(" ,;|·-–—"))
+        if len(parts) < 2:
+            break
+        last = parts[-1]
+        if credit is None and is_outlet_credit(last):
+            credit = _WS_RE.sub(" ", last).strip(" .")
+        elif _is_role(last):
+            credit = credit or _agency_prefix(last)
+        else:
+            break
+        names_part = stripped[: stripped.rfind(last)].rstrip(" ,;|/·-–—")
+    return names_part, credit
+
+
+def byline_credit(byline: str) -> str | None:
+    """The agency or outlet a byline credits ("By Jane Roe | Continental Press Wire" -> "Continental Press
+    Wire"), or None (also for a role: "By Jane Roe, Staff Writer")."""
+    core = _core(byline)
+    if not core or _words(core) > 25:
+        return None
+    label = _BYLINE_LABEL_RE.match(core)
+    rest = core[label.end() :] if label else core
+    hit = _find_date(rest)
+    if hit is not None and not rest[hit.end :].strip(" ,;|·-–—()"):
+        rest = rest[: hit.start]
+    return _split_credit(rest)[1]
+
+
+def _same_outlet(a: str, b: str) -> bool:
+    def key(x: str) -> str:
+        return normalize_line(x).removeprefix("the ")
+
+    return key(a) == key(b)
+
+
+def _parse_byline(core: str) -> tuple[list[str], datetime | None, str | None] | None:
+    """('Author: Jane Doe' | 'By A and B, Agency' | 'A , B<date>') -> (names, date, outlet credit) or None.
 
     Unlabelled lines count only when they are nothing but person names followed by a date."""
     if _words(core) > 25:
@@ -412,10 +543,15 @@ def _parse_byline(core: str) -> tuple[list[str], datetime | None] | None:
     names_part = rest[: hit.start] if hit else rest
     if not labelled and hit is None:
         return None
+    credit = None
+    if labelled:
+        names_part, credit = _split_credit(names_part)
+        if credit and not names_part.strip():
+            return [], hit.value if hit else None, credit  # "By Reuters"
     names = _split_names(names_part, labelled=labelled)
     if names is None:
         return None
-    return names, hit.value if hit else None
+    return names, hit.value if hit else None, credit
 
 
 # Wire-copy tags in parentheses that are not syndication credits.
@@ -1080,7 +1216,8 @@ class CleanResult:
     text: str  # cleaned body: one paragraph per line, lines joined with "\n"
     title: str | None
     authors: list[str] = field(default_factory=list)
-    published_at: datetime | None = None  # UTC; times without a zone are taken as UTC
+    # aware UTC when the text states a zone; naive (the outlet's local time, zone unknown) when it does not
+    published_at: datetime | None = None
     published_source: str | None = None  # "byline" | "tracking_id" | "date_line"
     syndicated_from: str | None = None
     removed: list[tuple[str, str]] = field(default_factory=list)  # (line, reason), in text order
@@ -1130,8 +1267,13 @@ def _title_matches(line: _Line, tnorm: str) -> bool:
     return False
 
 
-def clean_text(text: str, *, title: str | None = None, template: SiteTemplate | None = None) -> CleanResult:
-    """Remove boilerplate lines from one document and move its metadata out of the body."""
+def clean_text(
+    text: str, *, title: str | None = None, template: SiteTemplate | None = None, site_name: str | None = None
+) -> CleanResult:
+    """Remove boilerplate lines from one document and move its metadata out of the body.
+
+    `site_name` is the publishing outlet, when known: a byline crediting the outlet itself is not a
+    syndication credit."""
     lines = [_make_line(i, s.strip()) for i, s in enumerate((text or "").splitlines())]
     lines = [ln for ln in lines if ln.core]
     for pos, ln in enumerate(lines):
@@ -1161,6 +1303,7 @@ def clean_text(text: str, *, title: str | None = None, template: SiteTemplate | 
     # 2. Context-free rules, bylines, tracking ids.
     authors: list[str] = []
     byline_date: datetime | None = None
+    byline_credit: str | None = None
     tracking_date: datetime | None = None
     for ln in lines:
         ln.reason = _classify_core(ln.core)
@@ -1178,6 +1321,9 @@ def clean_text(text: str, *, title: str | None = None, template: SiteTemplate | 
                     if name not in authors:
                         authors.append(name)
                 byline_date = byline_date or byline[1]
+                credit = byline[2]
+                if credit and not (site_name and _same_outlet(credit, site_name)):
+                    byline_credit = byline_credit or credit
 
     # 3. Numbered breadcrumb runs: "1. HOME", "2. WORLD", "3. <title>".
     for i, ln in enumerate(lines):
@@ -1367,15 +1513,15 @@ def clean_text(text: str, *, title: str | None = None, template: SiteTemplate | 
         authors=authors,
         published_at=published,
         published_source=source,
-        syndicated_from=syndicated_from,
+        syndicated_from=syndicated_from or byline_credit,
         removed=removed,
     )
 
 
 def clean_documents(docs: Iterable[dict]) -> Iterator[dict]:
-    """The `newsingest clean --jsonl` contract: input dicts {"id", "text", "source"?, "title"?};
-    output dicts {"id", "title", "text", "authors", "published_at" (ISO 8601 or None), "published_source",
-    "syndicated_from", "removed": [[line, reason], ...]}.
+    """The `newsingest clean --jsonl` contract: input dicts {"id", "text", "source"?, "title"?, "site_name"?};
+    output dicts {"id", "title", "text", "authors", "published_at" (ISO 8601 or None; without an offset when
+    the text gives no time zone), "published_source", "syndicated_from", "removed": [[line, reason], ...]}.
 
     Documents sharing a `source` are cleaned together so site templates can be learned: first all of a
     source's documents are observed, then each is cleaned with the learned template (documents without a
@@ -1393,6 +1539,7 @@ def clean_documents(docs: Iterable[dict]) -> Iterator[dict]:
             doc.get("text") or "",
             title=doc.get("title"),
             template=templates.get(str(source)) if source else None,
+            site_name=doc.get("site_name") if isinstance(doc.get("site_name"), str) else None,
         )
         yield {
             "id": doc.get("id"),

@@ -254,9 +254,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ parser
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, feature_modules: bool = True) -> argparse.ArgumentParser:
+    """The whole command line; `feature_modules=False` leaves out the subcommands of COMMAND_MODULES (their
+    imports would slow the start of the stateless `dedup` and `clean` commands)."""
     from pipeline import __version__
-    from pipeline.settings import default_warehouse
 
     p = argparse.ArgumentParser(prog="newsingest", description="Streaming news ingestion: feeds to Parquet and DuckDB.")
     p.add_argument("--version", action="version", version=f"newsingest {__version__}")
@@ -264,7 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def warehouse_arg(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--warehouse", default=default_warehouse(),
+        # resolved in main(): importing pipeline.settings (pydantic) here would slow every command's start
+        sp.add_argument("--warehouse", default=None,
                         help="warehouse directory (default: $NEWSINGEST_WAREHOUSE or ./warehouse)")
 
     sp = sub.add_parser("run", help="one incremental run: feeds -> pages -> text -> dedup -> Parquet")
@@ -321,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     # top level light (heavy imports inside the command functions).
     import importlib
 
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if feature_modules else ():
         importlib.import_module(name).register(sub)
     return p
 
@@ -333,9 +335,20 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+# Built-in commands that other projects run in loops over their datasets: they start without loading the
+# feature modules (and pydantic with them).
+LIGHT_COMMANDS = frozenset({"dedup", "clean"})
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(feature_modules=command not in LIGHT_COMMANDS)
     args = parser.parse_args(argv)
+    if getattr(args, "warehouse", "") is None:
+        from pipeline.settings import default_warehouse
+
+        args.warehouse = default_warehouse()
     _setup_logging(args.verbose)
     try:
         return int(args.func(args) or 0)

@@ -17,7 +17,8 @@ Verification compares the *informative* sampled shingles of two texts. Template 
 evidence: those used by ``template_clusters`` distinct clusters (outlet templates such as "Reuters
 content is the intellectual property of Reuters.", newsletter promos, stock phrases), or by
 ``source_template_clusters`` clusters of one ``source``. Counting clusters rather than documents keeps a
-wire story that fifty outlets copied informative. Guards against false merges (:class:`DedupTuning`):
+wire story that fifty outlets copied informative. Guards against false merges (fields of
+``DedupSettings``, plus the internal :class:`DedupTuning`):
 
 * texts under ``min_words`` tokens (or with fewer than ``min_evidence`` informative sampled shingles)
   are only exact-matched;
@@ -79,10 +80,9 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class _DefaultSettings:
-    """The defaults of ``pipeline.settings.DedupSettings`` (importing pydantic costs 0.3 s at start-up).
-
-    A test checks that both agree.
-    """
+    """The defaults of ``pipeline.settings.DedupSettings`` (importing pydantic costs 0.1-0.3 s at start-up,
+    a tenth of a ``newsingest dedup --jsonl`` run on 4,000 documents). A test checks that both agree;
+    the meaning of each field is documented there."""
 
     window_days: int = 14
     shingle_size: int = 5
@@ -90,26 +90,20 @@ class _DefaultSettings:
     bands: int = 32
     min_containment: float = 0.6
     min_words: int = 30
+    sample_mod: int = 2
+    template_clusters: int = 8
+    source_template_clusters: int = 2
+    full_coverage: float = 0.8
+    min_length_ratio: float = 0.2
+    max_lead_skip: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
 class DedupTuning:
-    """Knobs of the near-duplicate verifier that ``DedupSettings`` does not (yet) carry."""
+    """Internal knobs of the verifier and the index, below what a config should need to touch."""
 
-    sample_mod: int = 2
-    """keep shingles whose hash % sample_mod == 0 as verification evidence (1 = all)."""
-    template_clusters: int = 8
-    """a shingle used by this many distinct clusters in the window is template text, not evidence."""
-    source_template_clusters: int = 2
-    """... or by this many distinct clusters of one source (outlet boilerplate)."""
     min_evidence: int = 6
     """fewer informative sampled shingles in the shorter text than this: exact matching only."""
-    full_coverage: float = 0.8
-    """the shorter covers at least this share of the longer: a copy wherever the text sits."""
-    min_length_ratio: float = 0.2
-    """below full_coverage, the shorter must be at least this share of the longer (digests) ..."""
-    max_lead_skip: float = 0.2
-    """... and the shared text must start within this share of the longer (lead = truncation)."""
     composite_share: float = 0.15
     """a text where each of two clusters covers this share is a multi-story page."""
     posting_cap: int = 6
@@ -490,7 +484,7 @@ class _Flat(NamedTuple):
     n_tokens: np.ndarray
     minhash: np.ndarray  # (n, num_perm) uint32
     keys: np.ndarray  # sampled shingle hashes, text by text, in order of occurrence
-    doc: np.ndarray  # the text of each key
+    doc: np.ndarray  # int32: the text of each key
 
 
 def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: int, minhash: bool = True) -> _Flat:
@@ -514,10 +508,10 @@ def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: 
     if sample_mod > 1:
         sel = (sh % _U64(sample_mod)) == 0
         sh, sh_doc = sh[sel], sh_doc[sel]
-    return _Flat(hashes, n_tok, mh, sh, sh_doc)
+    return _Flat(hashes, n_tok, mh, sh, sh_doc.astype(np.int32))
 
 
-def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 25) -> _Flat:
+def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 21) -> _Flat:
     """:func:`_fingerprint_arrays` over slices of about ``budget`` characters (bounds the temporary arrays)."""
     parts: list[_Flat] = []
     lo, size = 0, 0
@@ -528,13 +522,19 @@ def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, mi
             lo, size = hi, 0
     if len(parts) == 1:
         return parts[0]
-    offsets = np.cumsum([0] + [len(p.hashes) for p in parts[:-1]])
+    offsets = np.cumsum([0] + [len(p.hashes) for p in parts[:-1]]).tolist()
+    keys = np.concatenate([p.keys for p in parts])
+    doc = np.empty(keys.size, dtype=np.int32)
+    at = 0
+    for p, off in zip(parts, offsets, strict=True):
+        doc[at : at + p.doc.size] = p.doc + np.int32(off)
+        at += p.doc.size
     return _Flat(
         [h for p in parts for h in p.hashes],
         np.concatenate([p.n_tokens for p in parts]),
         np.concatenate([p.minhash for p in parts]),
-        np.concatenate([p.keys for p in parts]),
-        np.concatenate([p.doc + off for p, off in zip(parts, offsets, strict=True)]),
+        keys,
+        doc,
     )
 
 
@@ -551,7 +551,7 @@ def _first_occurrences(keys: np.ndarray, doc: np.ndarray) -> np.ndarray:
 def fingerprints(texts: Sequence[str], settings: DedupSettings | None = None, *, sample_mod: int | None = None) -> list[Fingerprint]:
     """Fingerprints of many texts in one vectorised pass (same result as :func:`fingerprint` per text)."""
     st = settings if settings is not None else _DefaultSettings()
-    mod = int(sample_mod if sample_mod is not None else DedupTuning().sample_mod)
+    mod = int(sample_mod if sample_mod is not None else st.sample_mod)
     n_docs = len(texts)
     if n_docs == 0:
         return []
@@ -626,7 +626,7 @@ def fingerprint(text: str, settings: DedupSettings | None = None, *, sample_mod:
 
 
 def _judge(
-    n_a: np.ndarray, n_b: np.ndarray, inter: np.ndarray, skip: np.ndarray, min_containment: float, tu: DedupTuning
+    n_a: np.ndarray, n_b: np.ndarray, inter: np.ndarray, skip: np.ndarray, st: Any, tu: DedupTuning
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vectorised verdicts for pairs of texts.
 
@@ -638,10 +638,10 @@ def _judge(
     n_long = np.maximum(n_a, n_b).astype(np.float64)
     c = inter / np.maximum(n_short, 1)
     cov = inter / np.maximum(n_long, 1)
-    ok = (n_short >= tu.min_evidence) & (c >= min_containment)
+    ok = (n_short >= tu.min_evidence) & (c >= float(st.min_containment))
     # the shorter covers only part of the longer: a truncated copy is its lead, not a digest item
-    lead = (n_short >= tu.min_length_ratio * n_long) & (skip <= tu.max_lead_skip)
-    ok &= (cov >= tu.full_coverage) | lead
+    lead = (n_short >= float(st.min_length_ratio) * n_long) & (skip <= float(st.max_lead_skip))
+    ok &= (cov >= float(st.full_coverage)) | lead
     return ok, c, cov
 
 
@@ -876,7 +876,7 @@ class DedupIndex:
         known = self._by_id.get(doc_id)
         if known is not None:
             return self._existing(known)
-        fp = fingerprint(text, self.settings, sample_mod=self.tuning.sample_mod)
+        fp = fingerprint(text, self.settings)
         if content_hash is not None:
             fp = fp._replace(content_hash=content_hash)
         return self.add_fingerprint(doc_id, fp, source=source, seen_at=seen_at)
@@ -884,7 +884,7 @@ class DedupIndex:
     def add_many(self, docs: Iterable[dict]) -> list[DedupMatch]:
         """:meth:`add` for ``{id, text, content_hash?, source?, seen_at?}`` dicts, fingerprinted as a batch."""
         items = list(docs)
-        fps = fingerprints([str(d.get("text") or "") for d in items], self.settings, sample_mod=self.tuning.sample_mod)
+        fps = fingerprints([str(d.get("text") or "") for d in items], self.settings)
         out = []
         for d, fp in zip(items, fps, strict=True):
             if d.get("content_hash"):
@@ -949,10 +949,10 @@ class DedupIndex:
 
     def _template(self, keys: np.ndarray, src: int) -> np.ndarray:
         """Template shingles: used by many clusters of the window, or by several of one source."""
-        tu = self.tuning
-        freq = self._sketch.query(keys) >= tu.template_clusters
+        st = self.settings
+        freq = self._sketch.query(keys) >= int(st.template_clusters)
         if src:
-            freq |= self._sketch.query(_source_keys(keys, src)) >= tu.source_template_clusters
+            freq |= self._sketch.query(_source_keys(keys, src)) >= int(st.source_template_clusters)
         return freq
 
     def _band_keys(self, mh: np.ndarray) -> np.ndarray:
@@ -1017,18 +1017,18 @@ class DedupIndex:
             else:
                 at = np.flatnonzero(in_x)
                 first[q], last[q] = at[0] / y.size, (at[-1] + 1) / y.size
-        ok, c, cov = _judge(n_x, n_y, inter, first, float(st.min_containment), tu)
+        ok, c, cov = _judge(n_x, n_y, inter, first, st, tu)
         x_longer = n_x > n_y
         parts = [
             (self._cluster[s], first[q], last[q])
             for q, s in enumerate(cands)
-            if x_longer[q] and c[q] >= st.min_containment and tu.composite_share <= cov[q] < tu.full_coverage
+            if x_longer[q] and c[q] >= st.min_containment and tu.composite_share <= cov[q] < st.full_coverage
         ]
         if len(parts) >= 2 and _is_composite(parts):
             return None, True  # a page holding several stories is a copy of none of them
         if self._multi:  # ... and no story joins such a page through a partial match
             for q, s in enumerate(cands):
-                if s in self._multi and not x_longer[q] and cov[q] < tu.full_coverage:
+                if s in self._multi and not x_longer[q] and cov[q] < st.full_coverage:
                     ok[q] = False
         score = np.where(ok, c + 0.25 * cov, -1.0)
         q = int(np.argmax(score))
@@ -1153,7 +1153,7 @@ class DedupIndex:
             "version": 1,
             "shingle_size": int(st.shingle_size),
             "num_perm": int(st.num_perm),
-            "sample_mod": int(self.tuning.sample_mod),
+            "sample_mod": int(st.sample_mod),
         }
 
     def to_arrow(self) -> pa.Table:
@@ -1265,42 +1265,6 @@ def _pair_code(doc: np.ndarray, key: np.ndarray) -> np.ndarray:
     return (doc.astype(np.uint64) << _U64(40)) | (key >> _U64(24)) | _U64(1 << 63)
 
 
-class _HashMap:
-    """Open-addressing map from nonzero uint64 codes to int64 values; vectorised build and lookup."""
-
-    def __init__(self, codes: np.ndarray, values: np.ndarray):
-        bits = max(10, int(np.ceil(np.log2(max(codes.size, 1) * 2.5))))
-        self.shift = _U64(64 - bits)
-        self.mask = (1 << bits) - 1
-        self.keys = np.zeros(1 << bits, dtype=np.uint64)
-        self.values = np.zeros(1 << bits, dtype=np.int64)
-        todo = np.arange(codes.size)
-        slot = self._slot(codes)
-        while todo.size:
-            free = self.keys[slot] == 0
-            self.keys[slot[free]] = codes[todo[free]]  # among equal slots the last write wins
-            placed = self.keys[slot] == codes[todo]
-            self.values[slot[placed]] = values[todo[placed]]
-            todo, slot = todo[~placed], (slot[~placed] + 1) & self.mask
-
-    def _slot(self, codes: np.ndarray) -> np.ndarray:
-        return ((codes * _U64(0x9E3779B97F4A7C15)) >> self.shift).astype(np.intp)
-
-    def get(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(found, value) for each code; value is -1 where not found."""
-        value = np.full(codes.size, -1, dtype=np.int64)
-        todo = np.arange(codes.size)
-        slot = self._slot(codes)
-        while todo.size:
-            t = self.keys[slot]
-            q = codes[todo]
-            hit = t == q
-            value[todo[hit]] = self.values[slot[hit]]
-            more = (t != 0) & ~hit
-            todo, slot = todo[more], (slot[more] + 1) & self.mask
-        return value >= 0, value
-
-
 def _distinct_per_group(group: np.ndarray, value: np.ndarray, n_values: int) -> np.ndarray:
     """Number of distinct values in each group (groups are 0..max, values 0..n_values-1)."""
     if group.size == 0:
@@ -1351,16 +1315,22 @@ class _Batch:
             renum = np.cumsum(keep) - 1
             order = renum[order[~dup]]
             keys, doc, ks = keys[keep], doc[keep], ks[~dup]
-        self.K, self.D, self.order = keys, doc, order
-        lens = np.bincount(doc, minlength=n)
+        # int32 positions and document numbers: half the memory of the default int64
+        self.K, self.D, self.order = keys, doc.astype(np.int32, copy=False), order.astype(np.int32)
+        del doc, order
+        lens = np.bincount(self.D, minlength=n)
         self.eligible = (flat.n_tokens >= int(settings.min_words)) & (lens > 0)
         self.times = times
         self.window = int(settings.window_days) * 86_400_000_000
         new = np.ones(ks.size, dtype=bool)
         new[1:] = ks[1:] != ks[:-1]
-        self.gid_sorted = np.cumsum(new) - 1  # group (distinct key) of each sorted entry
+        self.gid_sorted = np.cumsum(new, dtype=np.int32) - 1  # group (distinct key) of each sorted entry
         self.n_groups = int(self.gid_sorted[-1]) + 1 if ks.size else 0
         self.src_idx = self._source_index(srcs)
+        # entries by (document, key): what `pairs` looks keys up in, sorted once for both passes
+        dk = _pair_code(self.D, self.K)
+        self.dk_order = np.argsort(dk).astype(np.int32)
+        self.dk = dk[self.dk_order]
 
     @staticmethod
     def _source_index(srcs: list[int]) -> np.ndarray | None:
@@ -1376,56 +1346,76 @@ class _Batch:
 
     def template_by_clusters(self, root: np.ndarray) -> np.ndarray:
         """Keys used by many clusters, or by several clusters of one source (the index's definition)."""
-        tu, n = self.tu, self.n
+        st, n = self.st, self.n
         freq = np.zeros(self.K.size, dtype=bool)
         size = np.bincount(self.gid_sorted, minlength=self.n_groups)[self.gid_sorted]
         # only keys held by enough documents can be held by enough clusters
-        big = np.flatnonzero(size >= tu.template_clusters)
+        big = np.flatnonzero(size >= int(st.template_clusters))
         if big.size:
             gid = self.gid_sorted[big]
             distinct = _distinct_per_group(gid, root[self.D[self.order[big]]], n)
-            freq[big] = distinct[gid] >= tu.template_clusters
+            freq[big] = distinct[gid] >= int(st.template_clusters)
         if self.src_idx is not None:
-            has = np.flatnonzero(size >= tu.source_template_clusters)
+            has = np.flatnonzero(size >= int(st.source_template_clusters))
             src = self.src_idx[self.D[self.order[has]]]
             has = has[src >= 0]
             src = src[src >= 0]
             cl = root[self.D[self.order[has]]]
-            _, grp = np.unique(self.gid_sorted[has] * (int(self.src_idx.max()) + 1) + src, return_inverse=True)
+            _, grp = np.unique(self.gid_sorted[has].astype(np.int64) * (int(self.src_idx.max()) + 1) + src,
+                               return_inverse=True)
             per_src = _distinct_per_group(grp, cl, n)
-            freq[has] |= per_src[grp] >= tu.source_template_clusters
+            freq[has] |= per_src[grp] >= int(st.source_template_clusters)
         return self.entry_values(freq)
 
     def raw_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidate pairs (i later than j) and how many sampled shingles they share, template or not.
 
         Each holder of a shingle is paired with the first ``posting_cap`` earlier holders (as the index's
-        capped postings do), so a shingle used by thousands of pages costs a few pairs per page.
+        capped postings do), so a shingle used by thousands of pages costs a few pairs per page. The pairs
+        are counted in blocks of later documents, which bounds the temporary arrays.
         """
         n = self.n
         use = self.eligible[self.D[self.order]]
         o = self.order[use]
-        ko, do = self.K[o], self.D[o]
-        new = np.ones(o.size, dtype=bool)
+        ko = self.K[o]
+        do = self.D[o]
+        del o
+        new = np.ones(ko.size, dtype=bool)
         new[1:] = ko[1:] != ko[:-1]
-        gs = np.maximum.accumulate(np.where(new, np.arange(o.size), 0))
-        rank = np.arange(o.size) - gs
-        codes = []
-        for r in range(self.tu.posting_cap):
-            m = np.flatnonzero(rank > r)
-            if m.size == 0:
-                break
-            codes.append(do[m] * n + do[gs[m] + r])
-        if not codes:
-            empty = np.zeros(0, dtype=np.int64)
+        del ko
+        rank = np.arange(new.size, dtype=np.int32)
+        gs = np.maximum.accumulate(np.where(new, rank, 0))  # first entry of the key
+        rank -= gs  # position among the key's holders (doc order)
+        later = np.flatnonzero(rank > 0)
+        later = later[np.argsort(do[later], kind="stable")]
+        empty = np.zeros(0, dtype=np.int64)
+        if later.size == 0:
             return empty, empty, empty
-        code = np.sort(np.concatenate(codes))
-        head = np.ones(code.size, dtype=bool)
-        head[1:] = code[1:] != code[:-1]
-        at = np.flatnonzero(head)
-        cnt = np.diff(np.append(at, code.size))
-        code = code[at]
-        return code // n, code % n, cnt
+        # blocks of entries that never split one later document's entries
+        later_doc = do[later]
+        step = max(1, self._BLOCK // self.tu.posting_cap)  # each entry makes up to posting_cap pairs
+        cuts = np.unique(np.searchsorted(later_doc, later_doc[::step], side="left"))
+        cuts = np.append(cuts, later.size)
+        out_i, out_j, out_c = [], [], []
+        for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+            e = later[a:b]
+            codes = []
+            for r in range(1, self.tu.posting_cap + 1):
+                e = e[rank[e] >= r]
+                if e.size == 0:
+                    break
+                codes.append(do[e].astype(np.int64) * n + do[gs[e] + r - 1])
+            code = np.sort(np.concatenate(codes))
+            head = np.ones(code.size, dtype=bool)
+            head[1:] = code[1:] != code[:-1]
+            at = np.flatnonzero(head)
+            out_c.append(np.diff(np.append(at, code.size)))
+            code = code[at]
+            out_i.append(code // n)
+            out_j.append(code % n)
+        return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_c)
+
+    _BLOCK = 1 << 19  # entries (raw_pairs) or looked-up keys (pairs) handled at once: bounds temporaries
 
     def pairs(self, raw: tuple[np.ndarray, np.ndarray, np.ndarray], template: np.ndarray) -> dict[str, np.ndarray]:
         """Verdicts for the candidate pairs worth verifying, on informative (non-template) shingles."""
@@ -1441,23 +1431,42 @@ class _Batch:
         empty = np.zeros(0, dtype=np.int64)
         if i.size == 0:
             return {"i": empty, "j": empty}
-        # exact statistics: look the shorter text's informative keys up in the longer one, whose map
-        # gives each key's rank in the longer text (where the shared part starts and ends)
+        # exact statistics: look the shorter text's informative keys up in the longer one. The table is
+        # every informative (document, key) code, sorted, with the key's rank among its text's informative
+        # keys (where the shared part starts and ends in the longer text).
         inf_pos = np.flatnonzero(inf)
-        inf_doc = self.D[inf_pos]
-        inf_start = np.searchsorted(inf_doc, np.arange(n))
-        table = _HashMap(_pair_code(inf_doc, self.K[inf_pos]), np.arange(inf_pos.size) - inf_start[inf_doc])
+        inf_start = np.searchsorted(self.D[inf_pos], np.arange(n)).astype(np.int32)
+        sel = inf[self.dk_order]
+        table = self.dk[sel]
+        ent = self.dk_order[sel]
+        del sel
+        t_rank = np.cumsum(inf, dtype=np.int32)[ent]
+        t_rank -= inf_start[self.D[ent]] + 1
+        del ent
         i_longer = n_inf[i] >= n_inf[j]
         longer = np.where(i_longer, i, j)
         shorter = np.where(i_longer, j, i)
-        idx, owner, _ = _ragged(inf_start[shorter], n_inf[shorter])
-        found, rank = table.get(_pair_code(longer[owner], self.K[inf_pos[idx]]))
-        inter = np.bincount(owner, weights=found, minlength=i.size)
-        heads = np.cumsum(n_inf[shorter]) - n_inf[shorter]
-        first = np.minimum.reduceat(np.where(found, rank, np.iinfo(np.int64).max // 4), heads)
-        last = np.maximum.reduceat(rank, heads)
+        sizes = n_inf[shorter]
+        inter = np.zeros(i.size)
+        first = np.zeros(i.size, dtype=np.int64)
+        last = np.zeros(i.size, dtype=np.int64)
+        ends = np.cumsum(sizes)
+        lo = 0
+        while lo < i.size:  # pairs in chunks of about _BLOCK looked-up keys
+            hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - sizes[lo] + self._BLOCK, side="right")))
+            sz = sizes[lo:hi]
+            idx, owner, _ = _ragged(inf_start[shorter[lo:hi]], sz)
+            q = _pair_code(longer[lo:hi][owner], self.K[inf_pos[idx]])
+            pos = np.minimum(np.searchsorted(table, q), table.size - 1)
+            found = table[pos] == q
+            rank = t_rank[pos]
+            heads = np.cumsum(sz) - sz
+            inter[lo:hi] = np.bincount(owner, weights=found, minlength=hi - lo)
+            first[lo:hi] = np.minimum.reduceat(np.where(found, rank, np.iinfo(np.int32).max), heads)
+            last[lo:hi] = np.maximum.reduceat(np.where(found, rank, -1), heads)
+            lo = hi
         span = np.maximum(n_inf[longer], 1)
-        ok, c, cov = _judge(n_inf[i], n_inf[j], inter, first / span, float(self.st.min_containment), tu)
+        ok, c, cov = _judge(n_inf[i], n_inf[j], inter, first / span, self.st, tu)
         return {
             "i": i, "j": j, "ok": ok, "c": c, "cov": cov, "i_longer": i_longer & (n_inf[i] > n_inf[j]),
             "first": first / span, "last": (last + 1) / span,
@@ -1470,7 +1479,7 @@ class _Batch:
             return out
         tu = self.tu
         part = (pairs["c"] >= float(self.st.min_containment)) & (pairs["cov"] >= tu.composite_share)
-        part &= pairs["cov"] < tu.full_coverage
+        part &= pairs["cov"] < float(self.st.full_coverage)
         longer = np.where(pairs["i_longer"], pairs["i"], pairs["j"])[part]
         if longer.size < 2:
             return out
@@ -1495,7 +1504,7 @@ class _Batch:
         Returns (first document of the cluster, the neighbour each document was matched to, how).
         A page holding several stories links to none of them through a partial match.
         """
-        n, tu = self.n, self.tu
+        n = self.n
         parent = list(range(n))
 
         def find(x: int) -> int:
@@ -1533,7 +1542,7 @@ class _Batch:
         if pairs["i"].size:
             comp = self.composite(pairs)
             longer = np.where(pairs["i_longer"], pairs["i"], pairs["j"])
-            keep = pairs["ok"] & ~(comp[longer] & (pairs["cov"] < tu.full_coverage))
+            keep = pairs["ok"] & ~(comp[longer] & (pairs["cov"] < float(self.st.full_coverage)))
             score = pairs["c"] + 0.25 * pairs["cov"]
             pi, pj, ps = pairs["i"][keep].tolist(), pairs["j"][keep].tolist(), score[keep].tolist()
             for i, j, sc in zip(pi, pj, ps, strict=True):
@@ -1576,7 +1585,7 @@ def dedup_documents(
         ids = [d["id"] for d in items]
     except KeyError:
         raise ValueError("every document needs an 'id'") from None
-    flat = _fingerprint_chunks([str(d.get("text") or "") for d in items], st, int(tu.sample_mod), minhash=False)
+    flat = _fingerprint_chunks([str(d.get("text") or "") for d in items], st, int(st.sample_mod), minhash=False)
     times: list[int] = []
     srcs: list[int] = []
     url_first: list[int] = []
@@ -1595,6 +1604,7 @@ def dedup_documents(
         url_first.append(j if j != i else -1)
     batch = _Batch(flat, np.array(times, dtype=np.int64), srcs, st, tu)
     hashes, ntok = flat.hashes, flat.n_tokens.tolist()
+    del flat  # the batch keeps what it needs (its document numbers as int32)
     raw = batch.raw_pairs()
     no_template = np.zeros(batch.K.size, dtype=bool)
     first_root, _, _ = batch.assign(batch.pairs(raw, no_template), hashes, ntok, url_first)

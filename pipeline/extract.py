@@ -818,11 +818,23 @@ _AUTHOR_META_KEYS = (
     "author", "article:author", "og:article:author", "parsely-author", "sailthru.author", "dc.creator",
     "dcterms.creator", "byl", "citation_author", "cxenseparse:author", "twitter:creator",
 )  # fmt: skip
-_AUTHOR_XPATH = etree.XPath(
-    "//*[@rel='author' or @itemprop='author' or contains(concat(' ', normalize-space(@class), ' '), ' byline ')"
-    " or contains(concat(' ', normalize-space(@class), ' '), ' author-name ')"
-    " or contains(concat(' ', normalize-space(@class), ' '), ' author ')]"
+# a cheap substring test in XPath, then the exact class tokens in Python (concat/normalize-space per
+# element made this the slowest step of metadata extraction)
+_AUTHOR_CANDIDATES_XPATH = etree.XPath(
+    "//*[@rel='author' or @itemprop='author' or contains(@class, 'byline') or contains(@class, 'author')]"
 )
+_AUTHOR_CLASSES = frozenset(("byline", "author-name", "author"))
+
+
+def _author_elements(root: lxml.html.HtmlElement) -> list[etree._Element]:
+    """Elements with rel="author", itemprop="author", or a class token byline / author-name / author."""
+    return [
+        el
+        for el in _AUTHOR_CANDIDATES_XPATH(root)
+        if el.get("rel") == "author"
+        or el.get("itemprop") == "author"
+        or not _AUTHOR_CLASSES.isdisjoint((el.get("class") or "").split())
+    ]
 
 
 def _drop_affiliations(names: list[str], publisher_names: set[str]) -> list[str]:
@@ -838,14 +850,22 @@ def _drop_affiliations(names: list[str], publisher_names: set[str]) -> list[str]
 
 
 def _authors(
-    root: lxml.html.HtmlElement, metas: dict[str, list[str]], ld: _JsonLd, site_name: str | None
+    root: lxml.html.HtmlElement,
+    metas: dict[str, list[str]],
+    ld: _JsonLd,
+    site_name: str | None,
+    author_els: list[etree._Element],
 ) -> list[str]:
     publisher_names = {n.casefold() for n in (site_name,) if n}
-    return _drop_affiliations(_author_candidates(root, metas, ld, publisher_names), publisher_names)
+    return _drop_affiliations(_author_candidates(root, metas, ld, publisher_names, author_els), publisher_names)
 
 
 def _author_candidates(
-    root: lxml.html.HtmlElement, metas: dict[str, list[str]], ld: _JsonLd, publisher_names: set[str]
+    root: lxml.html.HtmlElement,
+    metas: dict[str, list[str]],
+    ld: _JsonLd,
+    publisher_names: set[str],
+    author_els: list[etree._Element],
 ) -> list[str]:
     """Author names: JSON-LD (people first; organisations other than the publisher only when no
     person is named), then author meta tags, then byline elements of the article."""
@@ -889,7 +909,7 @@ def _author_candidates(
             return names
     names = []
     first_article = next(root.iter("article"), None)
-    for el in _AUTHOR_XPATH(root):
+    for el in author_els:
         if el.tag in ("meta", "link", "script", "style"):
             continue
         container = next(el.iterancestors("article"), None)
@@ -906,6 +926,37 @@ def _author_candidates(
         if len(names) >= 10:
             break
     return _dedup(names, 10)
+
+
+def _syndicated_from(
+    root: lxml.html.HtmlElement, ld: _JsonLd, site_name: str | None, author_els: list[etree._Element]
+) -> str | None:
+    """The agency or outlet the article's byline credits ("By <a>Jane Roe</a> | Continental Press Wire"),
+    unless it is the publishing outlet itself. Only a credit next to the author's name counts: a dateline
+    tag such as "(CPW)" is too ambiguous to name an outlet."""
+    from pipeline.clean import byline_credit
+
+    own = {n.casefold().removeprefix("the ") for n in (site_name,) if n}
+    for obj in (ld.article, ld.page):
+        publisher = ld.resolve(obj.get("publisher")) if obj is not None else None
+        name = _ld_text(publisher.get("name")) if isinstance(publisher, dict) else None
+        if name:
+            own.add(name.casefold().removeprefix("the "))
+    first_article = next(root.iter("article"), None)
+    found: list[tuple[bool, str]] = []  # (outside the page's first <article>, credit)
+    for el in author_els:
+        if el.tag in ("meta", "link", "script", "style"):
+            continue
+        container = next(el.iterancestors("article"), None)
+        if (container is not None and container is not first_article) or _in_chrome(el, container):
+            continue  # a teaser's byline, or one in a widget
+        text = _norm_space(" ".join(el.itertext()))
+        if not text or len(text) > 120:
+            continue
+        credit = byline_credit(text)
+        if credit and credit.casefold().removeprefix("the ") not in own:
+            found.append((container is None and first_article is not None, credit))
+    return min(found, key=lambda f: f[0])[1] if found else None
 
 
 def _strip_site_from_title(title: str, site_name: str | None) -> str:
@@ -1030,28 +1081,17 @@ _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
 class _Words:
     """A vocabulary of class/id words, matched as whole dash-separated components of a signature
-    ("article-share-bar" holds "share"; "read-next" is matched as a phrase of two components)."""
+    ("article-share-bar" holds "share"; "read-next" is matched as a phrase of two components), with one
+    regular expression (a set of components per element was the slowest part of the page scan)."""
 
-    __slots__ = ("words",)
+    __slots__ = ("rx",)
 
     def __init__(self, words: Iterable[str]) -> None:
-        self.words = frozenset(words)
+        alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+        self.rx = re.compile(rf"(?<![^\s-])(?:{alternatives})(?![^\s-])")
 
-    def search(self, components: frozenset[str]) -> bool:
-        return not self.words.isdisjoint(components)
-
-
-def _components(signature: str) -> frozenset[str]:
-    """Words and 2-3 word phrases of a signature's tokens: "share-bar-top x" -> share, bar, top,
-    share-bar, bar-top, share-bar-top, x."""
-    out: set[str] = set()
-    for token in signature.split():
-        parts = [p for p in token.split("-") if p]
-        out.update(parts)
-        for n in (2, 3):
-            for i in range(len(parts) - n + 1):
-                out.add("-".join(parts[i : i + n]))
-    return frozenset(out)
+    def search(self, signature: str) -> bool:
+        return self.rx.search(signature) is not None
 
 
 _BOILERPLATE = _Words(_BOILERPLATE_WORDS)
@@ -1063,6 +1103,14 @@ _PAYWALL_WORDS = _Words(
     ("paywall", "regwall", "piano", "tp-container", "subscriber-only", "subscribers-only", "premium-wall",
      "article-locked", "content-gate", "meter", "metered", "paid-content", "subscription-wall", "subscribe-wall")
 )  # fmt: skip
+
+
+@lru_cache(maxsize=8192)  # pages repeat the same class strings many times
+def _signature_flags(signature: str) -> tuple[bool, bool, bool]:
+    """(consent box, paywall box, boilerplate block) for an element's signature."""
+    return _CONSENT_WORDS.search(signature), _PAYWALL_WORDS.search(signature), _BOILERPLATE.search(signature)
+
+
 _METADATA_ITEMPROPS = {"datepublished", "datemodified", "datecreated", "author", "creator", "publisher"}
 _PRUNE_ROLES = {"complementary", "dialog", "alertdialog", "search", "menubar", "toolbar", "navigation"}
 _NEVER_PRUNED = {"html", "body", "head", "main"}
@@ -1094,9 +1142,11 @@ def _signature(el: etree._Element) -> str:
         )
         if v
     ]
-    if not parts:
-        return ""
-    signature = " ".join(parts)
+    return _normalise_signature(" ".join(parts)) if parts else ""
+
+
+@lru_cache(maxsize=8192)  # pages repeat the same class strings many times
+def _normalise_signature(signature: str) -> str:
     if not signature.islower():
         signature = _CAMEL_RE.sub("-", signature).lower()
     return signature.replace("_", "-")
@@ -1232,9 +1282,20 @@ def _paragraphise(root: lxml.html.HtmlElement) -> None:
         div.extend(pieces)
 
 
-_VISIBLE_TEXT_XPATH = etree.XPath(
-    ".//text()[not(ancestor::script or ancestor::style or ancestor::noscript or ancestor::template)]"
-)
+_UNSEEN_TEXT_TAGS = ("script", "style", "noscript", "template")
+
+
+def _visible_text_len(body: etree._Element) -> int:
+    """Characters of text the page shows (text nodes stripped, script/style/noscript/template left out):
+    all text minus the unseen elements' own text, which is much cheaper than testing each text node's
+    ancestors."""
+    total = sum(len(t.strip()) for t in body.itertext())
+    for el in body.iter(*_UNSEEN_TEXT_TAGS):
+        if not any(anc.tag in _UNSEEN_TEXT_TAGS for anc in el.iterancestors()):
+            total -= sum(len(t.strip()) for t in el.itertext())  # its tail is shown text: not subtracted
+    return total
+
+
 _ATTRIBUTED_XPATH = etree.XPath(
     ".//*[@class or @id or @role or @aria-label or @hidden or @itemprop or @data-component or @data-module]"
 )
@@ -1263,17 +1324,17 @@ class _PageScan:
             if tag in _NEVER_PRUNED:
                 continue
             signature = _signature(el)
-            components = _components(signature) if signature else frozenset()
+            consent_box, paywall_box, boilerplate = _signature_flags(signature) if signature else (False,) * 3
             role = (el.get("role") or "").lower()
-            if _CONSENT_WORDS.search(components) or role in ("dialog", "alertdialog"):
+            if consent_box or role in ("dialog", "alertdialog"):
                 text = _elem_text(el)
                 if text and _CONSENT_TEXT_RE.search(text) and not any(text in c for c in consent):
                     consent.append(text)
-            elif _PAYWALL_WORDS.search(components):
+            elif paywall_box:
                 text = _elem_text(el)
                 if text:
                     paywall.append(text)
-            if el.get("hidden") is not None or role in _PRUNE_ROLES or _BOILERPLATE.search(components):
+            if el.get("hidden") is not None or role in _PRUNE_ROLES or boilerplate:
                 candidates.append(el)
                 continue
             itemprop = el.get("itemprop")
@@ -1307,7 +1368,7 @@ class _PageScan:
                 if len(items) >= 2 and all(li.find(".//a") is not None and _elem_text(li) for li in items):
                     if sum(_link_text_share(li) for li in items) / len(items) >= 0.75:
                         candidates.append(el)
-        self.body_len = sum(len(t.strip()) for t in _VISIBLE_TEXT_XPATH(body)) or 1
+        self.body_len = _visible_text_len(body) or 1
         stats = _PageStats(body, self.body_len)
         accepted = {el for el in candidates if not _holds_the_article(el, stats)}
         self.prune = [el for el in accepted if not any(anc in accepted for anc in el.iterancestors())]
@@ -1449,10 +1510,25 @@ def _is_free(ld: _JsonLd) -> bool | None:
     return None
 
 
+# a substring of every alternative of _CONSENT_TEXT_RE: a cheap test before the slow case-insensitive regex
+_CONSENT_HINTS = (
+    "cookie", "consent", "gdpr", "privacy", "personali", "partners", "accept", "reject", "manage", "datenschutz",
+    "einwilligung", "zustimmen", "akzeptieren", "partenaires", "aceptar", "consenso", "accetta", "toestemming",
+    "legitimate interest",
+)  # fmt: skip
+
+
+def _may_mention_consent(text: str) -> bool:
+    low = text.lower()
+    return any(hint in low for hint in _CONSENT_HINTS)
+
+
 def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
     """True when what the page offers is a cookie/consent notice and no article: the extracted
     text is mostly consent language, or a consent box makes up much of the page. (A cookie banner
     on a page of navigation and teasers is a `no_article` page, not a wall.)"""
+    if not scan.consent_text and not _may_mention_consent(text):
+        return False
     if not _CONSENT_TEXT_RE.search(text) and not scan.consent_text:
         return False
     lines = [line for line in text.split("\n") if line.strip()]
@@ -1653,7 +1729,11 @@ def _extract(
     if too_deep:
         return _fail("error", "nesting too deep")
 
+    # Element proxies stay alive while the page is processed: lxml.html otherwise runs a Python class
+    # lookup each time a pass over the tree meets an element again.
+    _proxies = list(root.iter())
     # metadata from the intact tree
+    author_els = _author_elements(root)
     metas = _meta_index(root)
     ld = _JsonLd(root)
     site_name = _site_name(metas, ld)
@@ -1667,7 +1747,8 @@ def _extract(
     record = Extracted(
         status="ok",
         title=title,
-        authors=_authors(root, metas, ld, site_name),
+        authors=_authors(root, metas, ld, site_name, author_els),
+        syndicated_from=_syndicated_from(root, ld, site_name, author_els),
         published_at=published_at,
         published_source=published_source,
         canonical_url=_canonical(root, metas, url),
@@ -1740,6 +1821,7 @@ def extracted_to_dict(e: Extracted) -> dict[str, Any]:
         "site_name": e.site_name,
         "description": e.description,
         "tags": list(e.tags),
+        "syndicated_from": e.syndicated_from,
         "error": e.error,
     }
 

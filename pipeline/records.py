@@ -98,6 +98,7 @@ class Extracted:
     description: str | None = None
     tags: list[str] = field(default_factory=list)
     error: str | None = None
+    syndicated_from: str | None = None  # the agency or outlet a byline credits ("By X | Reuters")
 
 
 @dataclass(slots=True)

@@ -647,7 +647,7 @@ def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkles
         for po, text in pages:
             ex = po.extracted
             assert ex is not None
-            cleaned = clean_text(text, title=ex.title or po.task.item.title, template=template)
+            cleaned = clean_text(text, title=ex.title or po.task.item.title, template=template, site_name=ex.site_name)
             row = base_row(po.task, "ok", po)
             _, item_canonical = item_article_id(po.task.item)
             row.canonical_url = canonicalize_url(ex.canonical_url) if ex.canonical_url else item_canonical
@@ -658,13 +658,8 @@ def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkles
             row.authors = ex.authors or cleaned.authors or row.authors
             row.language, row.site_name, row.description = ex.language, ex.site_name, ex.description
             row.tags = ex.tags or row.tags
-            row.syndicated_from = cleaned.syndicated_from
-            if ex.published_at and ex.published_source in ("jsonld", "meta", "time"):
-                row.published_at, row.published_source = ex.published_at, ex.published_source
-            elif cleaned.published_at:
-                row.published_at, row.published_source = cleaned.published_at, cleaned.published_source or "text"
-            elif ex.published_at:
-                row.published_at, row.published_source = ex.published_at, ex.published_source
+            row.syndicated_from = cleaned.syndicated_from or ex.syndicated_from
+            row.published_at, row.published_source = _publication_time(ex, cleaned.published_at)
             if row.word_count < config.extract.min_words:
                 row.extraction_status, row.text = "too_short", None
                 summary.not_article += 1
@@ -674,14 +669,28 @@ def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkles
     return rows
 
 
+def _publication_time(ex: Extracted, text_time: datetime | None) -> tuple[datetime | None, str | None]:
+    """(published_at in UTC, source): the page's machine-readable date (JSON-LD, meta, <time>), then a date
+    the article text states with its zone, then the feed's, then a date the text states without a zone
+    (taken as UTC: the only guess left), then the URL's."""
+    if ex.published_at and ex.published_source in ("jsonld", "meta", "time"):
+        return ex.published_at, ex.published_source
+    if text_time is not None and text_time.tzinfo is not None:
+        return text_time.astimezone(UTC), "text"
+    if ex.published_at and ex.published_source == "feed":
+        return ex.published_at, "feed"
+    if text_time is not None:
+        return text_time.replace(tzinfo=UTC), "text"
+    return ex.published_at, ex.published_source if ex.published_at else None
+
+
 def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: str, now: datetime,
                     summary: RunSummary) -> Any:
     """Near-duplicate detection against the rolling index; returns this run's index entries (Arrow)."""
     from pipeline.dedup import DedupIndex, content_hash
 
     window_start = now - timedelta(days=config.dedup.window_days)
-    index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup)
-    index.prune(older_than=window_start)
+    index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start)
     new_ids: list[str] = []
     for row in sorted(rows, key=lambda r: (r.published_at or r.first_seen_at, r.article_id)):
         if row.extraction_status != "ok" or not row.text:

@@ -98,12 +98,47 @@ class ExtractSettings(_Strict):
 
 
 class DedupSettings(_Strict):
+    """Near-duplicate detection (pipeline.dedup). `pipeline.dedup._DefaultSettings` mirrors these defaults
+    so that `newsingest dedup --jsonl` starts without pydantic; a test keeps the two in step.
+
+    Verification compares consistent samples of word shingles. A pair of texts is a copy when the shorter
+    is contained in the longer at `min_containment`; when it covers less than `full_coverage` of the
+    longer, it must also be the longer's lead (a truncated copy), not a passage further down (a digest
+    item, the background paragraphs of a follow-up). Shingles shared by many stories are template text
+    (outlet footers, disclaimers, promos) and never count as evidence.
+    """
+
     window_days: int = Field(14, ge=1, description="how long an article stays a dedup candidate")
-    shingle_size: int = Field(5, ge=1)
-    num_perm: int = Field(128, ge=16)
-    bands: int = Field(32, ge=1)
+    shingle_size: int = Field(5, ge=1, le=63, description="words per shingle")
+    num_perm: int = Field(128, ge=16, description="MinHash permutations (candidate search)")
+    bands: int = Field(32, ge=1, description="LSH bands; must divide num_perm")
     min_containment: float = Field(0.6, gt=0, le=1, description="share of the shorter text found in the longer")
     min_words: int = Field(30, ge=1, description="shorter texts are never near-duplicate candidates")
+    sample_mod: int = Field(
+        2, ge=1, le=64,
+        description="shingles whose hash % sample_mod == 0 are the verification evidence and what the index "
+        "stores (1 = all; 2 halves index size and verification time at a small cost in precision on short "
+        "texts). Changing it requires rebuilding the dedup index",
+    )
+    template_clusters: int = Field(
+        8, ge=2, description="a shingle used by this many different clusters in the window is template text"
+    )
+    source_template_clusters: int = Field(
+        2, ge=2, description="... or by this many different clusters of one source (that outlet's boilerplate)"
+    )
+    full_coverage: float = Field(
+        0.8, gt=0, le=1,
+        description="the shorter text covers at least this share of the longer: a copy wherever it sits",
+    )
+    min_length_ratio: float = Field(
+        0.2, ge=0, le=1,
+        description="below full_coverage, the shorter must be at least this share of the longer's length ...",
+    )
+    max_lead_skip: float = Field(
+        0.2, ge=0, le=1,
+        description="... and the shared text must start within this share of the longer (a truncated copy "
+        "keeps the lead; a roundup quoting a paragraph or a follow-up reusing background does not)",
+    )
 
     @model_validator(mode="after")
     def _bands_divide(self) -> DedupSettings:

@@ -441,7 +441,7 @@ def test_byline_with_glued_date_and_caps_names() -> None:
     line = "Olena Kovalenko , PETRO MARCHENKOFriday, 7 March 2025, 08:05"
     result = clean_text("\n".join(["Council approves new budget", line, P1, P2]))
     assert result.authors == ["Olena Kovalenko", "Petro Marchenko"]
-    assert result.published_at == datetime(2025, 3, 7, 8, 5, tzinfo=UTC)
+    assert result.published_at == datetime(2025, 3, 7, 8, 5)  # the outlet's local time: no zone given
     assert result.published_source == "byline"
     assert reasons(result)[line] == "byline"
 
@@ -475,6 +475,57 @@ def test_byline_lookalikes_stay(line: str) -> None:
     assert result.authors == []
 
 
+@pytest.mark.parametrize(
+    ("line", "authors", "credit"),
+    [
+        ("Author: Tom Ash, Continental Press Wire", ["Tom Ash"], "Continental Press Wire"),
+        ("By Tom Ash | Continental Press Wire", ["Tom Ash"], "Continental Press Wire"),
+        ("By Jane Roe and John Doe, Reuters", ["Jane Roe", "John Doe"], "Reuters"),
+        ("By JANE ROE, AP", ["Jane Roe"], "AP"),
+        ("By Jane Roe, Senior Correspondent, Reuters", ["Jane Roe"], "Reuters"),
+        ("By Jane Roe - The Harbor Herald", ["Jane Roe"], "The Harbor Herald"),
+        # roles, places and second authors are not credits
+        ("By Jane Roe, Staff Writer", ["Jane Roe"], None),
+        ("By Jane Roe, Special to the Ledger", ["Jane Roe"], None),
+        ("By Jane Roe, KYIV", ["Jane Roe", "Kyiv"], None),
+        ("By Jane Roe, John Doe", ["Jane Roe", "John Doe"], None),
+        ("By Jane Roe, Frank Press", ["Jane Roe", "Frank Press"], None),
+        ("By Jane Roe, Sky News", ["Jane Roe"], "Sky News"),
+        ("By Jane Roe, The Washington Post", ["Jane Roe"], "The Washington Post"),
+    ],
+)
+def test_byline_outlet_credit_is_syndication(line: str, authors: list[str], credit: str | None) -> None:
+    result = clean_text("\n".join(["Council approves new budget", line, P1, P2]))
+    assert result.authors == authors and reasons(result)[line] == "byline"
+    assert result.syndicated_from == credit
+    assert kept_lines(result) == [P1, P2]
+
+
+def test_byline_crediting_the_outlet_itself_is_not_syndication() -> None:
+    text = "\n".join(["Council approves new budget", "By Jane Roe, Reuters", P1, P2])
+    assert clean_text(text, site_name="Reuters").syndicated_from is None
+    assert clean_text(text, site_name="The Daily Courier").syndicated_from == "Reuters"
+    # a credit in the text's first line (aggregators) wins over the byline's
+    text = "\n".join(["By Jane Roe, Reuters", "(MENAFN- Example Wire) " + P1, P2])
+    assert clean_text(text).syndicated_from == "Example Wire"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Author: Jane Roe, 7 March 2025, 08:05", datetime(2025, 3, 7, 8, 5)),
+        ("Author: Jane Roe, 7 March 2025, 08:05 GMT", datetime(2025, 3, 7, 8, 5, tzinfo=UTC)),
+        ("Author: Jane Roe, 7 March 2025, 10:05 +02:00", datetime(2025, 3, 7, 8, 5, tzinfo=UTC)),
+        ("Author: Jane Roe, 7 March 2025, 3:05 pm EST", datetime(2025, 3, 7, 20, 5, tzinfo=UTC)),
+        ("Author: Jane Roe, 7 March 2025", datetime(2025, 3, 7)),
+    ],
+)
+def test_time_zone_is_kept_only_when_the_text_gives_one(line: str, expected: datetime) -> None:
+    result = clean_text("\n".join(["Council approves new budget", line, P1, P2]))
+    assert result.published_at == expected
+    assert (result.published_at.tzinfo is None) == (expected.tzinfo is None)
+
+
 def test_syndication_credit_and_tracking_id_date() -> None:
     body = "The council approved the budget on Monday, Example Wire reports, citing officials."
     text = "\n".join(
@@ -484,7 +535,7 @@ def test_syndication_credit_and_tracking_id_date() -> None:
     result = clean_text(text)
     assert kept_lines(result) == [body, P2]
     assert result.syndicated_from == "Example Wire"  # casing taken from the running text
-    assert result.published_at == datetime(2025, 3, 5, tzinfo=UTC)
+    assert result.published_at == datetime(2025, 3, 5)  # a calendar date, no zone
     assert result.published_source == "tracking_id"
     assert ("(MENAFN- ExAmple WIRE)", "syndication_credit") in result.removed
 
@@ -688,3 +739,21 @@ def test_clean_documents_learns_per_source() -> None:
     other = next(o for o in out if o["id"] == "other")
     assert FOOTER in other["text"].splitlines()
     assert set(other) >= {"id", "title", "text", "authors", "published_at", "syndicated_from", "removed"}
+
+
+def test_pipeline_date_precedence_prefers_zoned_dates() -> None:
+    """What `build_articles` stores (always UTC): page metadata, then a zoned date from the text, then the
+    feed's, then a zoneless text date read as UTC, then the URL's."""
+    from pipeline.records import Extracted
+    from pipeline.run import _publication_time
+
+    meta = datetime(2025, 3, 7, 7, 0, tzinfo=UTC)
+    feed = datetime(2025, 3, 7, 6, 5, tzinfo=UTC)
+    url = datetime(2025, 3, 7, tzinfo=UTC)
+    naive, zoned = datetime(2025, 3, 7, 8, 5), datetime(2025, 3, 7, 8, 5, tzinfo=UTC)
+    assert _publication_time(Extracted("ok", published_at=meta, published_source="meta"), zoned) == (meta, "meta")
+    assert _publication_time(Extracted("ok", published_at=feed, published_source="feed"), zoned) == (zoned, "text")
+    assert _publication_time(Extracted("ok", published_at=feed, published_source="feed"), naive) == (feed, "feed")
+    assert _publication_time(Extracted("ok", published_at=url, published_source="url"), naive) == (zoned, "text")
+    assert _publication_time(Extracted("ok", published_at=url, published_source="url"), None) == (url, "url")
+    assert _publication_time(Extracted("ok"), None) == (None, None)

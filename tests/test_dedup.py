@@ -361,10 +361,46 @@ def test_cli_imports_only_numpy_and_the_standard_library() -> None:
     assert proc.stdout.strip() == "[]"
 
 
+def test_cli_dedup_path_starts_without_pydantic() -> None:
+    """`newsingest dedup --jsonl` parses its arguments and runs without importing pydantic or pyarrow, and
+    without the feature modules' subcommands (here a module that would import pydantic at once)."""
+    code = (
+        "import sys, io; from pipeline import cli; sys.stdin = io.StringIO('{\"id\": 1, \"text\": \"x\"}\\n'); "
+        "cli.COMMAND_MODULES = ('pipeline.run',); "
+        "rc = cli.main(['-v', 'dedup', '--jsonl']); "
+        "print(sorted(m for m in ('pyarrow', 'pydantic', 'yaml', 'pipeline.settings', 'trafilatura') if m in sys.modules))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert proc.stdout.splitlines() == ['{"id": 1, "cluster": 1, "duplicate_of": null}', "[]"]
+
+
 def test_default_settings_mirror_dedup_settings() -> None:
     defaults = dedup._DefaultSettings()
+    assert set(dedup._DefaultSettings.__dataclass_fields__) == set(DedupSettings.model_fields)
     for name, field in DedupSettings.model_fields.items():
         assert getattr(defaults, name) == field.default, name
+
+
+def test_verifier_settings_are_honoured() -> None:
+    docs = [{"id": "origin", "text": ORIGIN}, {"id": "trunc", "text": TRUNCATED}]
+    assert run(docs)["trunc"]["cluster"] == "origin"
+    # the truncated re-post is about 3/8 of the origin: too short once the ratio asks for 9/10 ...
+    assert run(docs, DedupSettings(min_length_ratio=0.9))["trunc"]["cluster"] == "trunc"
+    # ... unless a partial coverage of that size counts as a copy wherever it sits
+    assert run(docs, DedupSettings(min_length_ratio=0.9, full_coverage=0.3))["trunc"]["cluster"] == "origin"
+    index = DedupIndex(DedupSettings(min_length_ratio=0.9))
+    index.add("origin", ORIGIN, seen_at=T0)
+    assert index.add("trunc", TRUNCATED, seen_at=T0).cluster_id == "trunc"
+    with pytest.raises(ValueError):
+        DedupSettings(source_template_clusters=1)
+
+
+def test_index_refuses_a_table_built_with_another_sample_rate() -> None:
+    index = DedupIndex()
+    index.add("origin", ORIGIN, seen_at=T0)
+    with pytest.raises(ValueError, match="sample_mod"):
+        DedupIndex.from_arrow(index.to_arrow(), DedupSettings(sample_mod=4))
 
 
 # ---------------------------------------------------------------------------------------- the index

@@ -24,11 +24,11 @@ GOLDEN = Path(__file__).parent / "golden" / "extract"
 GOLDEN_NAMES = sorted(p.stem for p in GOLDEN.glob("*.html"))
 EXACT_FIELDS = (
     "title", "status", "published_at", "published_source", "authors", "language", "canonical_url",
-    "site_name", "description", "tags",
+    "site_name", "description", "tags", "syndicated_from",
 )  # fmt: skip
 OUTPUT_KEYS = [
     "id", "title", "text", "published_at", "published_source", "authors", "language", "status",
-    "canonical_url", "site_name", "description", "tags", "error",
+    "canonical_url", "site_name", "description", "tags", "syndicated_from", "error",
 ]  # fmt: skip
 
 PARAGRAPHS = [

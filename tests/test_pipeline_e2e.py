@@ -83,8 +83,10 @@ def test_text_metadata_and_boilerplate(first_run):
             assert junk not in text, (page.path, junk)
         assert row["published_at"] is not None
         assert abs((row["published_at"] - page.published_at).total_seconds()) < 60, page.path
-        if page.syndicated_from and page.outlet == "newsflow-markets":  # credit in the text, MENAFN style
-            assert (row["syndicated_from"] or "").lower() == page.syndicated_from.lower(), page.path
+        # copies credit their origin: in the text, MENAFN style (the aggregator), or in the byline
+        # ("By X | Continental Press Wire", "Author: X, Continental Press Wire"); originals credit nobody
+        assert (row["syndicated_from"] or "").lower() == (page.syndicated_from or "").lower(), page.path
+        assert row["published_source"] in ("jsonld", "meta", "time", "url", "feed", "text"), page.path
         ok += 1
     assert ok >= 40
 
@@ -106,6 +108,25 @@ def test_syndicated_copies_cluster_and_distinct_stories_stay_apart(first_run):
     assert not merged, f"different stories merged: {merged}"
     copies = sum(1 for p in web.ok_pages if p.is_copy and p.status == "ok")
     assert summary.duplicates >= 8 and summary.duplicates == copies  # the utm twin is one page: never a row
+
+
+def test_articles_unique_picks_the_origin_of_every_story(first_run):
+    """One row per story, and it is the original: the outlet the copies credit, even when a copy was
+    published (or seen) earlier."""
+    web, server, _config, wh, _summary = first_run
+    truth = _truth_by_url(web, server.base_url)
+    con = connect(wh)
+    unique = con.sql("SELECT * FROM articles_unique WHERE extraction_status = 'ok'").to_arrow_table().to_pylist()
+    stories = [truth[r["canonical_url"]].story_id for r in unique]
+    assert len(stories) == len(set(stories))
+    origins = {p.story_id: p for p in web.pages if p.status == "ok" and not p.is_copy}
+    copied = {p.story_id for p in web.pages if p.status == "ok" and p.is_copy}
+    assert len(copied) >= 4
+    for row in unique:
+        page = truth[row["canonical_url"]]
+        assert not page.is_copy, f"articles_unique shows the copy {page.path} of story {page.story_id}"
+        assert page.path == origins[page.story_id].path
+    assert {truth[r["canonical_url"]].story_id for r in unique} >= copied
 
 
 def test_parquet_partitions_schema_and_views(first_run):
