@@ -67,7 +67,7 @@ class Reader(threading.Thread):
     def poll_once(self) -> None:
         from pipeline.views import connect
 
-        if not (self.warehouse / "_runs").is_dir():
+        if not (self.warehouse / "_log").is_dir():  # nothing committed yet
             return
         at = datetime.now(UTC)
         try:

@@ -39,7 +39,7 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen | None = None, wh
 
 
 def stored(wh: Path) -> list[tuple[str, str]]:
-    if not (wh / "_runs").is_dir():
+    if not (wh / "_log").is_dir():  # nothing committed yet
         return []
     return connect(wh).sql("SELECT url, article_id FROM articles").fetchall()
 
