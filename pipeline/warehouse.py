@@ -119,10 +119,12 @@ class Warehouse:
         path = self.root / "_lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait_s
+        acquired = False
         try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    acquired = True
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
@@ -137,8 +139,9 @@ class Warehouse:
                           f"{datetime.now(UTC).isoformat(timespec='seconds')})".encode(), 0)
             yield
         finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+            if acquired:  # a refused writer must not erase the holder's description
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             os.close(fd)  # closing releases the flock
 
     def lock_holder(self) -> str | None:
