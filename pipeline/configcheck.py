@@ -499,7 +499,7 @@ def config_reference_markdown() -> str:
     for prefix, model in sections:
         title = f"`{prefix}`" if prefix else "top level"
         doc = " ".join((model.__doc__ or "").split()) if model.__doc__ and model is not BaseModel else ""
-        lines.append(f"### {title}")
+        lines.append(f"#### {title}")
         lines.append("")
         if doc and not doc.startswith("!!!") and "Usage docs:" not in doc:
             lines.append(doc)
