@@ -283,7 +283,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         rel = con.sql(args.sql)
     except Exception as exc:
-        return _die(f"query failed: {str(exc).splitlines()[0]}")
+        return _die(f"query failed: {str(exc).splitlines()[0]}; fix the SQL (views: articles, articles_unique, "
+                    "clusters, runs, fetch_log, source_health; columns in docs/consumer-guide.md)")
     if rel is None:
         return EXIT_OK
     table = rel.to_arrow_table()
