@@ -6,6 +6,7 @@ Imports are lazy: `newsingest dedup --jsonl` must start fast, and `--help` must 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -14,13 +15,28 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # the run itself could not proceed
-EXIT_USAGE = 2
+EXIT_OK = 0  # done (a run with failed feeds or pages still exits 0: they are recorded and retried)
+EXIT_FAILED = 1  # the command could not do its work (bad config, locked or unusable warehouse, ...)
+EXIT_USAGE = 2  # wrong arguments or input format
+
+EXIT_CODES_HELP = """exit codes:
+  0  done; a run that completed exits 0 even when feeds or pages failed (they are recorded and retried)
+  1  could not run: invalid config, empty feed list, missing/unwritable/locked warehouse, failed query
+  2  usage error: unknown option, bad argument, malformed input lines
+  130 interrupted (Ctrl-C)"""
+
+_LOG_JSON = False  # set by _setup_logging: errors then go out as JSON lines like every other log line
 
 
 def _die(message: str, code: int = EXIT_FAILED) -> int:
-    print(f"newsingest: error: {message}", file=sys.stderr)
+    if _LOG_JSON:
+        from datetime import UTC, datetime
+
+        print(json.dumps({"ts": datetime.now(UTC).isoformat(timespec="seconds"), "level": "ERROR",
+                          "logger": "newsingest", "msg": message, "exit_code": code}, ensure_ascii=False),
+              file=sys.stderr)
+    else:
+        print(f"newsingest: error: {message}", file=sys.stderr)
     return code
 
 
@@ -46,18 +62,40 @@ def _write_jsonl(rows, out: TextIO) -> None:
     out.flush()
 
 
+def log_format() -> str:
+    """`json` when stderr is not a terminal or we run under Airflow, else `text`; NEWSINGEST_LOG_FORMAT wins."""
+    forced = os.environ.get("NEWSINGEST_LOG_FORMAT", "").strip().lower()
+    if forced in ("json", "text"):
+        return forced
+    if os.environ.get("AIRFLOW_CTX_DAG_ID") or not sys.stderr.isatty():
+        return "json"
+    return "text"
+
+
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonLines(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, plus any `extra={...}` fields (feed, url, ...)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
+                               "msg": record.getMessage()}
+        out.update({k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS and not k.startswith("_")})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
 def _setup_logging(verbose: bool) -> None:
+    global _LOG_JSON
     level = logging.DEBUG if verbose else logging.INFO
-    if sys.stderr.isatty():
+    _LOG_JSON = log_format() == "json"
+    if not _LOG_JSON:
         logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     else:  # machine-readable lines for Airflow, systemd and pipes
-        class _Json(logging.Formatter):
-            def format(self, record: logging.LogRecord) -> str:
-                return json.dumps({"ts": self.formatTime(record), "level": record.levelname, "logger": record.name,
-                                   "msg": record.getMessage()}, ensure_ascii=False)
-
         handler = logging.StreamHandler()
-        handler.setFormatter(_Json())
+        handler.setFormatter(JsonLines())
         logging.basicConfig(level=level, handlers=[handler])
     # Per-request lines from the HTTP client and per-page notes from trafilatura drown the signal: our own
     # fetch log records every request with its outcome.
@@ -68,22 +106,89 @@ def _setup_logging(verbose: bool) -> None:
 # ------------------------------------------------------------------------------------------------ commands
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.run import run_once
-    from pipeline.settings import ConfigError, load_config
-    from pipeline.warehouse import WarehouseError
+def _checked_config(path: str, *, need_feeds: bool):
+    """The validated config, or an exit code after a message that lists every problem with its line."""
+    from pipeline.configcheck import NO_FEEDS, check_config_file
+
+    result = check_config_file(path)
+    for w in result.warnings:
+        logging.getLogger("newsingest.config").warning(w.format(result.origin))
+    errors = [p for p in result.errors if need_feeds or p.code != NO_FEEDS]
+    if errors:
+        if len(errors) == 1 and errors[0].code in ("missing_file", "unreadable_file", NO_FEEDS):
+            return _die(errors[0].format(result.origin))
+        lines = "\n".join("  " + p.format(result.origin) for p in errors)
+        return _die(f"config {path} has {len(errors)} problem{'s' if len(errors) > 1 else ''}; fix "
+                    f"{'them' if len(errors) > 1 else 'it'} (then `newsingest check-config {path}`):\n{lines}")
+    return result.validated
+
+
+def warehouse_problem(path: str | os.PathLike[str], *, writable: bool = True) -> str | None:
+    """Why the warehouse at `path` cannot be used, checked before any fetch; None when it looks usable."""
+    root = Path(path).expanduser().absolute()
+    who = _whoami()
+    if root.exists():
+        if not root.is_dir():
+            return (f"warehouse path {root} is a file, not a directory; pass --warehouse with a directory "
+                    "(or move the file away)")
+        if not os.access(root, os.R_OK | os.X_OK):
+            return (f"warehouse {root} is not readable by {who}; fix its permissions (chmod/chown) "
+                    "or run as the user that owns it")
+        if writable:
+            subdirs = ("_log", "_txn", "_state", "_staging", "_cache", "articles", "fetch_log", "raw_pages",
+                       "dedup_index")
+            for sub in (root, *(root / n for n in subdirs)):
+                if sub.exists() and not os.access(sub, os.W_OK | os.X_OK):
+                    return (f"warehouse {root} is not writable by {who} ({sub} is read-only); fix its "
+                            "permissions (chmod/chown) or run as the user that owns it")
+            lock = root / "_lock"
+            if lock.exists() and not os.access(lock, os.R_OK | os.W_OK):
+                return f"the lock file {lock} is not writable by {who}; fix its permissions or remove it"
+        return None
+    if not writable:
+        return f"no warehouse at {root}; run `newsingest run --config FILE --warehouse {path}` (or `make demo`) first"
+    parent = root.parent
+    if not parent.is_dir():
+        return (f"cannot create the warehouse {root}: its parent directory {parent} does not exist; create it "
+                f"(mkdir -p {parent}) or fix --warehouse")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return (f"cannot create the warehouse {root}: {parent} is not writable by {who}; choose another "
+                "--warehouse or fix the permissions")
+    return None
+
+
+def _whoami() -> str:
+    import pwd
 
     try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        return _die(str(exc))
+        return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.run import run_once
+    from pipeline.warehouse import WarehouseError, WarehouseLocked
+
+    config = _checked_config(args.config, need_feeds=True)
+    if isinstance(config, int):
+        return config
     if not config.active_feeds:
-        return _die(f"{args.config}: the feed list is empty (add feeds under 'feeds:'); nothing to ingest")
+        return _die(f"{args.config}: every feed has enabled: false; enable at least one, nothing to ingest")
+    problem = warehouse_problem(args.warehouse)
+    if problem:
+        return _die(problem)
     try:
         summary = run_once(config, args.warehouse, run_id=args.run_id, progress=not args.quiet,
                            lock_wait_s=args.wait, all_feeds=args.all)
+    except WarehouseLocked as exc:
+        hint = "" if args.wait else "; or pass --wait SECONDS to queue behind it"
+        return _die(f"{exc}{hint}")
     except WarehouseError as exc:
         return _die(str(exc))
+    except OSError as exc:
+        return _die(f"the run stopped on a file-system error: {exc}; nothing of this run is visible (a run "
+                    "becomes visible only when it commits): fix the cause (disk space, permissions) and run again")
     _print_summary(summary, args.warehouse, as_json=args.json)
     return EXIT_OK
 
@@ -97,10 +202,12 @@ def _print_summary(summary, warehouse: str, *, as_json: bool = False, out: TextI
     if summary.already_committed:
         out.write(f"run {summary.run_id} was already committed; nothing to do\n")
         return
+    extra_feeds = "".join(f", {n} {what}" for n, what in ((summary.feeds_deferred, "deferred by their host"),
+                                                          (summary.feeds_not_due, "not due yet")) if n)
     out.write(
         f"run {summary.run_id} committed to {warehouse}\n"
         f"  feeds     {summary.feeds} ({summary.feeds_ok} fetched, {summary.feeds_not_modified} not modified, "
-        f"{summary.feeds_failed} failed; {summary.feeds_not_due} not due)\n"
+        f"{summary.feeds_failed} failed{extra_feeds})\n"
         f"  items     {summary.items} in feeds, {summary.new_items} new\n"
         f"  pages     {summary.pages_fetched} fetched, {summary.pages_failed} failed "
         f"({summary.retries_pending} waiting for a retry, {summary.given_up} given up)\n"
@@ -116,6 +223,9 @@ def _print_summary(summary, warehouse: str, *, as_json: bool = False, out: TextI
             out.write(f"    - {line}\n")
         if len(summary.failures) > 10:
             out.write(f"    ... and {len(summary.failures) - 10} more\n")
+        out.write("  what to do: nothing for one-off failures (they are retried on later runs); for a feed that keeps "
+                  "failing, open its URL (curl -I URL) and fix or disable it in the config. "
+                  f"`newsingest doctor --warehouse {warehouse}` lists feeds failing for a day or more.\n")
     for w in summary.warnings:
         out.write(f"  warning   {w}\n")
 
@@ -180,7 +290,8 @@ def cmd_query(args: argparse.Namespace) -> int:
     try:
         rel = con.sql(args.sql)
     except Exception as exc:
-        return _die(f"query failed: {str(exc).splitlines()[0]}")
+        return _die(f"query failed: {str(exc).splitlines()[0]}; fix the SQL (views: articles, articles_unique, "
+                    "clusters, runs, fetch_log, source_health; columns in docs/consumer-guide.md)")
     if rel is None:
         return EXIT_OK
     table = rel.to_arrow_table()
@@ -232,13 +343,26 @@ def format_table(columns: list[str], rows: list[dict[str, Any]], max_width: int 
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from pipeline.settings import ConfigError, load_config
+    """Every problem on its own `FILE:LINE:COL: path: message` line (as compilers do), on stdout."""
+    from pipeline.configcheck import check_config_file, format_path
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        return _die(str(exc))
-    print(f"{args.config}: ok ({len(config.active_feeds)} active feeds of {len(config.feeds)})")
+    result = check_config_file(args.config)
+    if args.json:
+        for p in result.problems:
+            print(json.dumps({"file": result.origin, "line": p.line, "column": p.column, "severity": p.severity,
+                              "code": p.code, "path": format_path(p.path), "message": p.message}, ensure_ascii=False))
+    elif result.problems:
+        print(result.report())
+    errors, warnings = len(result.errors), len(result.warnings)
+    if errors:
+        if not args.json:
+            print(f"{args.config}: {errors} error{'s' if errors != 1 else ''}, {warnings} "
+                  f"warning{'s' if warnings != 1 else ''}; nothing was fetched")
+        return EXIT_FAILED
+    config = result.config
+    if not args.json:
+        print(f"{args.config}: ok ({len(config.active_feeds)} active feeds of {len(config.feeds)}"
+              f"{f', {warnings} warning' + ('s' if warnings != 1 else '') if warnings else ''})")
     return EXIT_OK
 
 
@@ -259,9 +383,12 @@ def build_parser(*, feature_modules: bool = True) -> argparse.ArgumentParser:
     imports would slow the start of the stateless `dedup` and `clean` commands)."""
     from pipeline import __version__
 
-    p = argparse.ArgumentParser(prog="newsingest", description="Streaming news ingestion: feeds to Parquet and DuckDB.")
+    p = argparse.ArgumentParser(prog="newsingest", description="Streaming news ingestion: feeds to Parquet and DuckDB.",
+                                epilog=EXIT_CODES_HELP + "\n\nlogs: text on a terminal, JSON lines otherwise "
+                                "(and under Airflow); NEWSINGEST_LOG_FORMAT=text|json overrides",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"newsingest {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging (also accepted after the command)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def warehouse_arg(sp: argparse.ArgumentParser) -> None:
@@ -304,8 +431,12 @@ def build_parser(*, feature_modules: bool = True) -> argparse.ArgumentParser:
     sp.add_argument("sql")
     sp.set_defaults(func=cmd_query)
 
-    sp = sub.add_parser("check-config", help="validate a config file without fetching anything")
+    sp = sub.add_parser("check-config", help="validate a config file without fetching anything",
+                        description="Validate a config: every problem on a FILE:LINE:COL line (unknown keys with a "
+                        "suggestion, repeated keys, bad URLs, invalid values, repeated feed names, empty feed list). "
+                        "Exit 0 when usable (warnings allowed), 1 when not.")
     sp.add_argument("config")
+    sp.add_argument("--json", action="store_true", help="one JSON object per problem")
     sp.set_defaults(func=cmd_check_config)
 
     sp = sub.add_parser("demo", help="serve the bundled offline demo web on 127.0.0.1 and ingest it")
@@ -325,6 +456,10 @@ def build_parser(*, feature_modules: bool = True) -> argparse.ArgumentParser:
 
     for name in COMMAND_MODULES if feature_modules else ():
         importlib.import_module(name).register(sub)
+    # `newsingest run -v` as well as `newsingest -v run`.
+    for sp in sub.choices.values():
+        with contextlib.suppress(argparse.ArgumentError):
+            sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     return p
 
 
@@ -332,6 +467,8 @@ def build_parser(*, feature_modules: bool = True) -> argparse.ArgumentParser:
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.maintenance",
     "pipeline.watch",
+    "pipeline.doctor",
+    "pipeline.report",
 )
 
 
@@ -357,6 +494,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Exception as exc:  # a bug, not bad input: say where, keep the traceback for --verbose
+        logging.getLogger("newsingest").debug("unexpected error", exc_info=True)
+        return _die(f"`{args.command}` stopped on an unexpected {type(exc).__name__}: {exc}. This is a bug: rerun "
+                    "with --verbose for the traceback and report it")
 
 
 if __name__ == "__main__":

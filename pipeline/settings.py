@@ -19,8 +19,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline import __version__
 
@@ -34,23 +33,23 @@ class _Strict(BaseModel):
 class FetchSettings(_Strict):
     """The HTTP client: politeness, limits and retries. Defaults suit the public web."""
 
-    user_agent: str = DEFAULT_USER_AGENT
-    obey_robots: bool = True
+    user_agent: str = Field(DEFAULT_USER_AGENT, description="sent with every request; name your bot and a contact URL")
+    obey_robots: bool = Field(True, description="honour robots.txt (Disallow and Crawl-delay) of every host")
     min_delay_s: float = Field(1.0, ge=0, description="minimum seconds between requests to one host")
     max_crawl_delay_s: float = Field(30.0, ge=0, description="cap on a robots.txt Crawl-delay we honour")
     robots_ttl_s: float = Field(86400.0, ge=0, description="how long a fetched robots.txt is reused (RFC 9309: 24 h)")
-    per_host_concurrency: int = Field(2, ge=1)
+    per_host_concurrency: int = Field(2, ge=1, description="requests in flight to one host")
     concurrency: int = Field(32, ge=1, description="requests in flight over all hosts")
-    connect_timeout_s: float = Field(10.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0, description="seconds to establish a connection")
     read_timeout_s: float = Field(15.0, gt=0, description="longest silence between two reads")
     deadline_s: float = Field(30.0, gt=0, description="total time for one request, body included")
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="compressed bytes on the wire")
-    max_decompressed_bytes: int = Field(20 * 1024 * 1024, gt=0)
-    max_feed_bytes: int = Field(16 * 1024 * 1024, gt=0)
-    max_redirects: int = Field(5, ge=0)
+    max_decompressed_bytes: int = Field(20 * 1024 * 1024, gt=0, description="bytes after gzip/br decoding (zip-bomb guard)")
+    max_feed_bytes: int = Field(16 * 1024 * 1024, gt=0, description="largest feed document accepted")
+    max_redirects: int = Field(5, ge=0, description="redirects followed per request (each re-checked by the URL policy)")
     max_retries: int = Field(2, ge=0, description="extra attempts after a 429/5xx or a timeout")
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(10.0, ge=0)
+    backoff_base_s: float = Field(0.5, ge=0, description="first retry delay; doubles per attempt")
+    backoff_max_s: float = Field(10.0, ge=0, description="cap on the in-run retry delay")
     max_retry_after_s: float = Field(
         15.0, ge=0, description="wait in-run for a Retry-After up to this; longer defers the host to a later run"
     )
@@ -59,7 +58,7 @@ class FetchSettings(_Strict):
         description="addresses or networks (CIDR) exempt from the private-address refusal, e.g. 127.0.0.1",
     )
     page_retry_base_s: float = Field(900.0, ge=0, description="first delay before re-fetching a failed page")
-    page_retry_max_s: float = Field(86400.0, ge=0)
+    page_retry_max_s: float = Field(86400.0, ge=0, description="cap on the delay between re-fetches of a failed page")
     page_max_attempts: int = Field(6, ge=1, description="attempts before a failing page is given up")
 
     @field_validator("allow_private")
@@ -74,10 +73,12 @@ class FetchSettings(_Strict):
 
 
 class FeedConfig(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    url: str
-    kind: Literal["auto", "rss", "atom", "jsonfeed", "sitemap"] = "auto"
-    enabled: bool = True
+    """One feed: RSS, Atom, JSON Feed or a news sitemap."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$", description="identifies the feed in the warehouse (`source` column)")
+    url: str = Field(description="absolute http(s) URL of the feed or news sitemap")
+    kind: Literal["auto", "rss", "atom", "jsonfeed", "sitemap"] = Field("auto", description="format; auto detects it from the content")
+    enabled: bool = Field(True, description="false keeps the entry but skips the feed")
     max_items: int = Field(500, ge=1, description="newest items taken per poll")
     min_delay_s: float | None = Field(None, ge=0, description="overrides fetch.min_delay_s for this host")
 
@@ -93,6 +94,8 @@ class FeedConfig(_Strict):
 
 
 class ExtractSettings(_Strict):
+    """Main-text extraction."""
+
     min_words: int = Field(40, ge=0, description="shorter texts are stored with status too_short")
     workers: int = Field(0, ge=0, description="extraction processes; 0 = one per CPU")
 
@@ -189,12 +192,14 @@ class WatchSettings(_Strict):
 
 
 class Config(_Strict):
-    feeds: list[FeedConfig] = Field(default_factory=list)
-    fetch: FetchSettings = Field(default_factory=FetchSettings)
-    extract: ExtractSettings = Field(default_factory=ExtractSettings)
-    dedup: DedupSettings = Field(default_factory=DedupSettings)
-    polling: PollingSettings = Field(default_factory=PollingSettings)
-    watch: WatchSettings = Field(default_factory=WatchSettings)
+    """The whole config file."""
+
+    feeds: list[FeedConfig] = Field(default_factory=list, description="the feeds to poll")
+    fetch: FetchSettings = Field(default_factory=FetchSettings, description="HTTP client, politeness and limits")
+    extract: ExtractSettings = Field(default_factory=ExtractSettings, description="main-text extraction")
+    dedup: DedupSettings = Field(default_factory=DedupSettings, description="syndicated-copy detection")
+    polling: PollingSettings = Field(default_factory=PollingSettings, description="adaptive per-feed polling intervals")
+    watch: WatchSettings = Field(default_factory=WatchSettings, description="the streaming mode (newsingest watch)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
@@ -215,20 +220,16 @@ class ConfigError(Exception):
 
 
 def parse_config(text: str, origin: str = "<config>") -> Config:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: the top level must be a mapping with a 'feeds:' list")
-    try:
-        return Config.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            lines.append(f"  {where}: {err['msg']}")
-        raise ConfigError(f"{origin}: invalid config\n" + "\n".join(lines)) from exc
+    """Validate a config text; a ConfigError lists every problem with its line (see pipeline.configcheck).
+
+    An empty feed list is not an error here (`dedup --config` only reads settings); `run` refuses it."""
+    from pipeline.configcheck import NO_FEEDS, check_config_text
+
+    result = check_config_text(text, origin)
+    errors = [p for p in result.errors if p.code != NO_FEEDS]
+    if errors:
+        raise ConfigError("\n".join(p.format(origin) for p in errors))
+    return result.validated
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

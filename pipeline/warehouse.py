@@ -370,19 +370,20 @@ class LocalStorage(Storage):
         path = self.root / "_lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + wait_s
+        acquired = False
         try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    acquired = True
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
                         waited = f" after waiting {wait_s:g} s" if wait_s else ""
                         raise WarehouseLocked(
-                            f"warehouse {self.root} is locked by {holder}{waited}; only one writer at a time. "
-                            "Wait for it to finish or pass --wait SECONDS (a crashed holder releases the lock "
-                            "when its process ends)"
+                            f"warehouse {self.root} is locked by {holder}{waited}; wait for it to finish (a crashed "
+                            "holder releases the lock when its process ends)"
                         ) from None
                     time.sleep(0.1)
             os.ftruncate(fd, 0)
@@ -390,8 +391,9 @@ class LocalStorage(Storage):
                           f"{_now().isoformat(timespec='seconds')})".encode(), 0)
             yield
         finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)
+            if acquired:  # a refused writer must not erase the holder's description
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, 0)
             os.close(fd)  # closing releases the flock
 
     def lock_holder(self) -> str | None:
@@ -577,7 +579,7 @@ class S3Storage(Storage):
                 raise WarehouseLocked(
                     f"warehouse {self.location} is locked by {who}{waited}; only one writer at a time. Its lease "
                     f"was renewed {age:.0f} s ago and expires {max(0.0, ttl - age):.0f} s after its last renewal "
-                    "if the holder died. Wait for it or pass --wait SECONDS"
+                    "if the holder died; wait for it to finish"
                 )
             time.sleep(min(1.0, max(0.05, deadline - time.monotonic())))
         self._lease = {"etag": etag, "data": data}
@@ -981,8 +983,8 @@ class Warehouse:
                 raise OSError("missing")
             state = json.loads(data)
         except (OSError, ValueError) as exc:
-            raise WarehouseError(f"committed state {last['state_file']} of run {last['run_id']} is unreadable: "
-                                 f"{exc}") from exc
+            raise WarehouseError(f"committed state {self.uri(last['state_file'])} of run {last['run_id']} is "
+                                 f"unreadable: {exc}") from exc
         state.setdefault("feeds", {})
         state.setdefault("pending", {})
         state.setdefault("templates", {})
