@@ -123,8 +123,19 @@ def _checked_config(path: str, *, need_feeds: bool):
     return result.validated
 
 
+def warehouse_error(exc: Exception, *, waited: float = 0.0) -> int:
+    """Exit after a warehouse error; a refused lock gets the --wait hint when the caller did not wait."""
+    from pipeline.warehouse import WarehouseLocked
+
+    hint = "; or pass --wait SECONDS to queue behind it" if isinstance(exc, WarehouseLocked) and not waited else ""
+    return _die(f"{exc}{hint}")
+
+
 def warehouse_problem(path: str | os.PathLike[str], *, writable: bool = True) -> str | None:
-    """Why the warehouse at `path` cannot be used, checked before any fetch; None when it looks usable."""
+    """Why the warehouse at `path` cannot be used, checked before any fetch; None when it looks usable.
+    Object-storage warehouses (s3://) are checked by the warehouse itself when it opens."""
+    if str(path).startswith("s3://"):
+        return None
     root = Path(path).expanduser().absolute()
     who = _whoami()
     if root.exists():
@@ -182,8 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = run_once(config, args.warehouse, run_id=args.run_id, progress=not args.quiet,
                            lock_wait_s=args.wait, all_feeds=args.all)
     except WarehouseLocked as exc:
-        hint = "" if args.wait else "; or pass --wait SECONDS to queue behind it"
-        return _die(f"{exc}{hint}")
+        return warehouse_error(exc, waited=args.wait)
     except WarehouseError as exc:
         return _die(str(exc))
     except OSError as exc:

@@ -492,8 +492,15 @@ def _lock_args(sp: argparse.ArgumentParser) -> None:
 
 
 def _fail(message: str) -> int:
-    print(f"newsingest: error: {message}", file=sys.stderr)
-    return 1
+    from pipeline.cli import _die
+
+    return _die(message)
+
+
+def _fail_warehouse(exc: Exception, args: argparse.Namespace) -> int:
+    from pipeline.cli import warehouse_error
+
+    return warehouse_error(exc, waited=getattr(args, "wait", 0.0) or 0.0)
 
 
 def _report(result: dict[str, Any], as_json: bool, lines: list[str]) -> int:
@@ -509,7 +516,7 @@ def cmd_compact(args: argparse.Namespace) -> int:
         r = compact(args.warehouse, target_mb=args.target_mb, lock_wait_s=args.wait, grace_s=args.grace,
                     datasets=tuple(args.dataset or COMPACT_DATASETS))
     except WarehouseError as exc:
-        return _fail(str(exc))
+        return _fail_warehouse(exc, args)
     lines = [f"compacted {r['files_merged']} files into {r['files_written']} in {r['partitions']} partitions "
              f"({r['elapsed_s']:.1f} s)"]
     for d, b in r["before"].items():
@@ -523,7 +530,7 @@ def cmd_retain(args: argparse.Namespace) -> int:
     try:
         r = retain(args.warehouse, args.days, dataset=args.dataset, lock_wait_s=args.wait, grace_s=args.grace)
     except WarehouseError as exc:
-        return _fail(str(exc))
+        return _fail_warehouse(exc, args)
     return _report(r, args.json, [f"retired {r['files_retired']} {r['dataset']} files ({r['rows_retired']} rows, "
                                   f"{r['bytes_retired'] / 1e6:.1f} MB) of partitions before {r['before']}; "
                                   f"deleted after the grace period"])
@@ -533,7 +540,7 @@ def cmd_vacuum(args: argparse.Namespace) -> int:
     try:
         r = vacuum(args.warehouse, grace_s=args.grace, lock_wait_s=args.wait)
     except WarehouseError as exc:
-        return _fail(str(exc))
+        return _fail_warehouse(exc, args)
     return _report(r, args.json, [f"deleted {r['purged_files']} retired files ({r['purged_bytes'] / 1e6:.1f} MB), "
                                   f"{r['orphans_removed']} orphans, {r['log_files_removed']} old log files"])
 
@@ -542,7 +549,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         r = export(args.warehouse, args.out, since=args.since, fmt=args.format)
     except WarehouseError as exc:
-        return _fail(str(exc))
+        return _fail_warehouse(exc, args)
     where = f" to {r['file']}" if r["file"] else ""
     print(f"exported {r['rows']} rows of {r['runs']} runs{where}", file=sys.stderr)
     print(r["watermark"])  # stdout: only the new watermark, for `W=$(newsingest export ...)`
@@ -561,7 +568,7 @@ def cmd_reextract(args: argparse.Namespace) -> int:
     try:
         r = reextract(args.warehouse, args.since, config=config, lock_wait_s=args.wait)
     except WarehouseError as exc:
-        return _fail(str(exc))
+        return _fail_warehouse(exc, args)
     return _report(r, args.json, [f"reextract run {r['run_id']}: {r.get('pages', 0)} kept pages, "
                                   f"{r.get('articles_written', 0)} articles rewritten ({r.get('changed', 0)} changed), "
                                   f"{r.get('files_rewritten', 0)} files replaced"])
