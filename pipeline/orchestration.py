@@ -159,6 +159,7 @@ def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[
     staging = wh.staging_dir(run_id)
     with wh.lock(f"airflow commit {run_id}", wait_s=lock_wait_s):
         if wh.is_committed(run_id):  # a retried task instance: the first attempt committed
+            wh.recover()  # its crash marker, if it died past its commit point
             shutil.rmtree(staging, ignore_errors=True)
             entry = next(r for r in wh.committed_runs() if r["run_id"] == run_id)
             return {"run_id": run_id, **entry.get("counts", {}), "already_committed": True}
