@@ -2,7 +2,8 @@
 before_commit points and then retried leaves exactly one row per article, consistent views, and a
 further retry is a no-op; a retried planning task plans the same work. The tasks are the functions of
 `pipeline.orchestration` that dags/news_ingest.py calls, each run in its own process (as a worker runs
-a task instance) against the demo web on loopback."""
+a task instance) against the demo web on loopback. Also the small helpers the DAGs use (run clock,
+retention days, report path, Asset URI)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.demo import DemoServer, DemoWeb
+from pipeline.orchestration import articles_asset_uri, report_path, retain_days, run_clock
+from pipeline.settings import ConfigError
 from pipeline.views import connect
 from pipeline.warehouse import DATASETS, Warehouse
-
-pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)  # the demo web's time, and the first run's clock
@@ -110,6 +111,7 @@ def no_leftovers(wh: Path) -> None:
     assert not (wh / "_txn").is_dir() or not list((wh / "_txn").iterdir())
 
 
+@pytest.mark.slow
 def test_commit_killed_mid_commit_and_retried_stores_each_article_once(demo, tmp_path):
     _web, cfg = demo
     wh, xcom = tmp_path / "warehouse", tmp_path / "xcom.json"
@@ -169,3 +171,36 @@ def test_commit_killed_mid_commit_and_retried_stores_each_article_once(demo, tmp
     assert consistent(wh) == (articles, 2)  # the feeds answered 304: nothing new, nothing twice
     assert not Warehouse(wh).staging_dir(run2).exists()
     no_leftovers(wh)
+
+
+def test_run_clock_is_the_runs_time_in_plain_utc():
+    from zoneinfo import ZoneInfo
+
+    after = datetime(2026, 11, 20, 10, 15, tzinfo=ZoneInfo("Europe/Berlin"))
+    clock = run_clock(after, None)
+    assert clock == after and clock.tzinfo is UTC and type(clock) is datetime
+    assert run_clock(None, NOW) == NOW  # a run without run_after (older Airflow): its logical date
+    assert run_clock(after, NOW) == after  # run_after wins: a manual run's logical date may be None or old
+    with pytest.raises(ValueError, match="naive"):
+        run_clock(datetime(2026, 11, 20), None)
+    with pytest.raises(ValueError, match="cannot pin"):
+        run_clock(None, None)
+
+
+def test_retain_days_from_a_setting():
+    assert retain_days(None) == retain_days("") == 30
+    assert retain_days(" 7 ") == 7 and retain_days("0") == 0
+    assert retain_days("off") is None and retain_days("Never") is None
+    with pytest.raises(ConfigError, match="not a whole number"):
+        retain_days("7d")
+    with pytest.raises(ConfigError, match="0 or more"):
+        retain_days("-1")
+
+
+def test_report_path_and_asset_uri(tmp_path):
+    day = NOW.date()
+    assert report_path(str(tmp_path), day) == tmp_path / "_reports" / "report-2026-11-20.html"
+    assert report_path(str(tmp_path), day, str(tmp_path / "r" / "health-{date}.html")) == tmp_path / "r" / "health-2026-11-20.html"
+    assert report_path("s3://bucket/news", day) is None  # no local directory: needs NEWSINGEST_REPORT_PATH
+    assert articles_asset_uri(str(tmp_path)) == f"file://{tmp_path}/articles"
+    assert articles_asset_uri("s3://bucket/news/") == "s3://bucket/news/articles"
