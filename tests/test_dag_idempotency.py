@@ -204,3 +204,30 @@ def test_report_path_and_asset_uri(tmp_path):
     assert report_path("s3://bucket/news", day) is None  # no local directory: needs NEWSINGEST_REPORT_PATH
     assert articles_asset_uri(str(tmp_path)) == f"file://{tmp_path}/articles"
     assert articles_asset_uri("s3://bucket/news/") == "s3://bucket/news/articles"
+
+
+def test_a_staged_raw_file_put_into_the_warehouse_stays_and_a_rewrite_never_touches_the_put_copy(tmp_path):
+    """The retried commit needs the staged raw pages after a killed attempt put them into the warehouse; and
+    a task re-run for a committed run rewrites its staging file as a new file, not the committed one."""
+    import pyarrow.parquet as pq
+
+    from pipeline.records import FeedItem, FetchResult
+    from pipeline.run import PageTask, RawPageWriter
+
+    def write(path: Path, n: int) -> None:
+        raw = RawPageWriter(path, "r1")
+        for k in range(n):
+            item = FeedItem(source="s", feed_url="http://example.com/feed", url=f"http://example.com/{k}", guid=None)
+            raw.add(PageTask(f"id{k}", item), FetchResult(url=item.url, kind="page", outcome="ok", body=b"<p>x</p>"), NOW)
+        raw.close()
+
+    wh = Warehouse(tmp_path / "warehouse")
+    staged = wh.staging_dir("r1") / "raw-0000.parquet"
+    write(staged, 3)
+    entry = wh.put_file(staged, "raw_pages/fetch_date=2026-11-20/part-r1-0.parquet")
+    assert staged.exists() and entry["bytes"] == staged.stat().st_size
+    put = wh.root / entry["path"]
+    before = put.read_bytes()
+    write(staged, 5)  # the same staging path written again
+    assert put.read_bytes() == before and pq.ParquetFile(put).metadata.num_rows == 3
+    assert pq.ParquetFile(staged).metadata.num_rows == 5
