@@ -31,7 +31,8 @@ safety.
 
 Retired files are deleted by `vacuum` only after a grace period (default one hour), so a reader that
 planned its query on the previous snapshot still finds them. Files that no entry lists (a crashed
-writer's) are invisible and removed by the next writer (it finds the crashed writer's ``_txn`` marker);
+writer's) are invisible and removed by the next writer (it finds the crashed writer's ``_txn`` marker, also
+when it is the retry of the same run id);
 on object storage only once they are older than twice the lease time, in case their writer still lives.
 Every `CHECKPOINT_EVERY` commits (and at each vacuum) the live state is written as a checkpoint, and
 vacuum drops log entries a checkpoint made redundant once they are a week old, so opening the warehouse
