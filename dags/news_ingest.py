@@ -6,6 +6,10 @@
 Thin by design: all logic lives in `pipeline.orchestration`; tasks exchange paths and counts through XCom,
 never article data. Nothing heavy is imported at module level (the dag-processor re-parses this file often).
 
+Retries are safe: every task is keyed by the DAG run (its run id names the staging directory and the
+committed run; its `run_after` is the clock the plans use), so a retried task instance redoes the same
+work, and a commit retried after it succeeded (or after a crash past its commit point) changes nothing.
+
 Settings (environment of the Airflow components):
   NEWSINGEST_CONFIG     path of the YAML config (or set the Airflow Variable `newsingest_config` to the YAML)
   NEWSINGEST_WAREHOUSE  warehouse directory (default ./warehouse of the worker)
@@ -20,8 +24,12 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Asset, dag, task
 
-WAREHOUSE = os.environ.get("NEWSINGEST_WAREHOUSE", "warehouse")
-ARTICLES = Asset(uri=f"file://{os.path.abspath(WAREHOUSE)}/articles", name="newsingest_articles")
+from pipeline.orchestration import ASSET_NAME, articles_asset_uri  # light: no pyarrow/duckdb at parse time
+from pipeline.settings import default_warehouse
+
+WAREHOUSE = default_warehouse()
+# Consumers schedule on this Asset (same name and URI): dags/news_consumer_example.py.
+ARTICLES = Asset(uri=articles_asset_uri(WAREHOUSE), name=ASSET_NAME)
 FETCH_POOL = os.environ.get("NEWSINGEST_POOL", "news_fetch")
 
 
@@ -44,6 +52,16 @@ def _run_id() -> str:
     return sanitize_run_id(f"af_{ctx['dag'].dag_id}_{ctx['dag_run'].run_id}")
 
 
+def _run_clock():
+    # Plans use the time the run was due, not the wall clock: a retry plans the same feeds and pages.
+    from airflow.sdk import get_current_context
+
+    from pipeline.orchestration import run_clock
+
+    dag_run = get_current_context()["dag_run"]
+    return run_clock(dag_run.run_after, dag_run.logical_date)
+
+
 @dag(
     dag_id="news_ingest",
     schedule=os.environ.get("NEWSINGEST_SCHEDULE", "*/15 * * * *"),
@@ -59,7 +77,7 @@ def news_ingest():
     def plan_feeds() -> list[list[str]]:
         from pipeline.orchestration import plan_feeds as plan
 
-        return plan(_config())
+        return plan(_config(), warehouse=WAREHOUSE, now=_run_clock())
 
     @task(pool=FETCH_POOL)
     def fetch_feeds(feed_names: list[str]) -> dict:
@@ -74,7 +92,7 @@ def news_ingest():
     def plan_pages(feed_results: list[dict]) -> list[dict]:
         from pipeline.orchestration import plan_pages as plan
 
-        return plan(_config(), WAREHOUSE, _run_id(), list(feed_results))
+        return plan(_config(), WAREHOUSE, _run_id(), list(feed_results), now=_run_clock())
 
     @task(pool=FETCH_POOL)
     def fetch_pages(plan: dict) -> dict:
@@ -88,7 +106,7 @@ def news_ingest():
 
         return do_commit(_config(), WAREHOUSE, _run_id(), list(feed_results), list(page_results or []))
 
-    @task
+    @task(retries=0)  # a check of what the commit recorded: a retry cannot change the answer
     def verify(counts: dict) -> dict:
         from pipeline.orchestration import verify as check
 

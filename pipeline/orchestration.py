@@ -2,13 +2,17 @@
 counts), reads and writes staging files under `_staging/<run_id>/`, and is idempotent for a run id, so a
 retried task instance rewrites the same files and the commit happens at most once.
 
-Nothing here imports Airflow; dags/ only wires these functions into tasks.
+Nothing here imports Airflow (and nothing heavy at module level: the DAG files import this module at parse
+time for the Asset); dags/ only wires these functions into tasks.
+
+The run clock: a task plans with the DAG run's time (`run_clock`), not the wall clock, so a retried task
+instance plans the same feeds and pages as the attempt it replaces.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +22,23 @@ ASSET_NAME = "newsingest_articles"
 
 
 def articles_asset_uri(warehouse: str | None = None) -> str:
-    root = Path(warehouse or default_warehouse()).absolute()
-    return f"file://{root}/articles"
+    """The URI of the Asset the ingest DAG's commit task emits (name `ASSET_NAME`); consumers schedule on
+    the same name and URI."""
+    location = warehouse or default_warehouse()
+    if "://" in location:  # s3://bucket/prefix
+        return f"{location.rstrip('/')}/articles"
+    return f"file://{Path(location).absolute()}/articles"
+
+
+def run_clock(run_after: datetime | None, logical_date: datetime | None = None) -> datetime:
+    """The time a DAG run plans with: when it was due to run (`run_after`; a manual run has no logical
+    date). Plain UTC datetime, whatever datetime subclass the orchestrator hands over."""
+    when = run_after or logical_date
+    if when is None:
+        raise ValueError("a DAG run without run_after or logical_date: cannot pin the run clock")
+    if when.tzinfo is None:
+        raise ValueError(f"naive run time {when!r}: the orchestrator must give an aware datetime")
+    return datetime.fromtimestamp(when.timestamp(), UTC)
 
 
 def resolve_config(variable_text: str | None = None) -> Config:
@@ -32,16 +51,17 @@ def resolve_config(variable_text: str | None = None) -> Config:
     return load_config(path)
 
 
-def plan_feeds(config: Config, max_batches: int = 64, warehouse: str | None = None) -> list[list[str]]:
-    """Batches of the feeds that are due (see pipeline.polling); one empty batch when none is, so the run
-    still retries due pages and commits."""
+def plan_feeds(config: Config, max_batches: int = 64, warehouse: str | None = None, *,
+               now: datetime | None = None) -> list[list[str]]:
+    """Batches of the feeds that are due at `now` (the run clock; see pipeline.polling); one empty batch
+    when none is, so the run still retries due pages and commits."""
     from pipeline.run import due_feed_names, plan_feed_batches
     from pipeline.warehouse import Warehouse
 
     if not config.active_feeds:
         raise ConfigError("the config lists no active feeds; nothing to ingest")
     state = Warehouse(warehouse or default_warehouse()).load_state()
-    due = due_feed_names(config, state, datetime.now(UTC))
+    due = due_feed_names(config, state, now or datetime.now(UTC))
     return plan_feed_batches(config, max_batches=max_batches, names=due) or [[]]
 
 
@@ -51,7 +71,8 @@ def fetch_feed_batch(config: Config, warehouse: str, run_id: str, batch_index: i
 
     wh = Warehouse(warehouse)
     state = wh.load_state()
-    outcomes, log_rows = fetch_feeds(config, feed_names, state["feeds"], run_id)
+    # The host store (robots.txt, deferrals) is shared with CLI runs: the same politeness either way.
+    outcomes, log_rows = fetch_feeds(config, feed_names, state["feeds"], run_id, cache_dir=wh.local_cache_dir())
     path = wh.staging_dir(run_id) / f"feeds-{batch_index:04d}.json"
     save_feed_stage(path, outcomes, log_rows)
     return {
@@ -63,7 +84,8 @@ def fetch_feed_batch(config: Config, warehouse: str, run_id: str, batch_index: i
 
 
 def plan_pages(config: Config, warehouse: str, run_id: str, feed_results: list[dict[str, Any]],
-               max_batches: int = 64) -> list[dict[str, Any]]:
+               max_batches: int = 64, *, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Page batches: new items and the pending retries due at `now` (the run clock)."""
     from pipeline.run import load_feed_stage, plan_page_batches, save_page_tasks, select_pages
     from pipeline.run import stamp_first_seen as stamp
     from pipeline.warehouse import Warehouse
@@ -75,7 +97,7 @@ def plan_pages(config: Config, warehouse: str, run_id: str, feed_results: list[d
         outcomes, _ = load_feed_stage(Path(r["path"]))
         all_outcomes.extend(outcomes)
         items.extend(i for o in outcomes for i in o.items)
-    tasks, linkless, _counts = select_pages(items, wh.load_seen(), state["pending"], datetime.now(UTC))
+    tasks, linkless, _counts = select_pages(items, wh.load_seen(), state["pending"], now or datetime.now(UTC))
     stamp(tasks + linkless, all_outcomes)
     staging = wh.staging_dir(run_id)
     save_page_tasks(staging / "linkless.json", linkless)
@@ -95,7 +117,7 @@ def fetch_page_batch(config: Config, warehouse: str, run_id: str, plan: dict[str
     tasks = load_page_tasks(Path(plan["path"]))
     staging = wh.staging_dir(run_id)
     key = f"{plan['batch']:04d}"
-    outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id)
+    outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id, cache_dir=wh.local_cache_dir())
     path = staging / f"pages-{key}.json"
     save_page_stage(path, outcomes, log_rows, raw)
     return {"path": str(path), "pages": len(outcomes),
@@ -137,6 +159,7 @@ def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[
     staging = wh.staging_dir(run_id)
     with wh.lock(f"airflow commit {run_id}", wait_s=lock_wait_s):
         if wh.is_committed(run_id):  # a retried task instance: the first attempt committed
+            wh.recover()  # its crash marker, if it died past its commit point
             shutil.rmtree(staging, ignore_errors=True)
             entry = next(r for r in wh.committed_runs() if r["run_id"] == run_id)
             return {"run_id": run_id, **entry.get("counts", {}), "already_committed": True}
@@ -161,3 +184,61 @@ def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[
                    log_rows=log_rows, raw_files=raws, started_at=started, trigger=trigger, summary=summary)
         shutil.rmtree(staging, ignore_errors=True)
     return {"run_id": run_id, **summary.counts()}
+
+
+# ---------------------------------------------------------------------------------------------------- maintenance
+# The daily news_maintenance DAG: retain -> compact -> vacuum -> report (compact and vacuum are plain calls
+# of pipeline.maintenance; what needs deciding lives here).
+
+DEFAULT_RETAIN_DAYS = 30
+RETAIN_OFF = ("off", "none", "never")
+
+
+def retain_days(value: str | None) -> int | None:
+    """Days of raw pages to keep, from a setting's text (the Variable `newsingest_retain_days` or
+    $NEWSINGEST_RETAIN_DAYS): empty = 30, "off" = keep everything (None)."""
+    text = (value or "").strip()
+    if not text:
+        return DEFAULT_RETAIN_DAYS
+    if text.lower() in RETAIN_OFF:
+        return None
+    try:
+        days = int(text)
+    except ValueError:
+        raise ConfigError(f"retention days {text!r} is not a whole number of days (or 'off')") from None
+    if days < 0:
+        raise ConfigError(f"retention days must be 0 or more, not {days}")
+    return days
+
+
+def report_path(warehouse: str, day: date, template: str | None = None) -> Path | None:
+    """Where a run's health report goes: `template` ($NEWSINGEST_REPORT_PATH; `{date}` becomes the run's
+    date), else <warehouse>/_reports/report-<date>.html. None for an object-storage warehouse without a
+    template (the report needs a local path)."""
+    if template:
+        return Path(template.replace("{date}", day.isoformat())).absolute()
+    if "://" in warehouse:
+        return None
+    return Path(warehouse).absolute() / "_reports" / f"report-{day.isoformat()}.html"
+
+
+def maintenance_retain(warehouse: str, days: int | None, now: datetime, *, lock_wait_s: float) -> dict[str, Any]:
+    """Retire raw-page partitions older than `days` before `now` (the run clock: a retry retires the same
+    partitions). The files go at the vacuum task, after the grace period."""
+    from pipeline.maintenance import retain
+
+    if days is None:
+        return {"skipped": "retention is off (newsingest_retain_days / NEWSINGEST_RETAIN_DAYS = off)"}
+    return retain(warehouse, days, now=now, lock_wait_s=lock_wait_s, vacuum=False)
+
+
+def maintenance_report(warehouse: str, now: datetime, template: str | None = None) -> dict[str, Any]:
+    """Write the HTML health report (pipeline.report) as of `now`; return its counts."""
+    from pipeline.report import write_report
+
+    out = report_path(warehouse, now.date(), template)
+    if out is None:
+        return {"skipped": f"{warehouse} is on object storage: set NEWSINGEST_REPORT_PATH to a local file "
+                           "(e.g. /reports/report-{date}.html) to get the report"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return write_report(warehouse, out, now=now)

@@ -389,6 +389,9 @@ class RawPageWriter:
         table = pa.Table.from_pylist(self._rows, schema=RAW_PAGE_SCHEMA)
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # A new file, never a rewrite in place: a committed raw-pages file may be a hard link of this path
+            # (Warehouse.put_file) when a task of an already committed run is re-run.
+            self.path.unlink(missing_ok=True)
             self._writer = pq.ParquetWriter(self.path, RAW_PAGE_SCHEMA, compression="zstd")
         self._writer.write_table(table)
         self.count += len(self._rows)

@@ -31,7 +31,8 @@ safety.
 
 Retired files are deleted by `vacuum` only after a grace period (default one hour), so a reader that
 planned its query on the previous snapshot still finds them. Files that no entry lists (a crashed
-writer's) are invisible and removed by the next writer (it finds the crashed writer's ``_txn`` marker);
+writer's) are invisible and removed by the next writer (it finds the crashed writer's ``_txn`` marker, also
+when it is the retry of the same run id);
 on object storage only once they are older than twice the lease time, in case their writer still lives.
 Every `CHECKPOINT_EVERY` commits (and at each vacuum) the live state is written as a checkpoint, and
 vacuum drops log entries a checkpoint made redundant once they are a week old, so opening the warehouse
@@ -332,7 +333,17 @@ class LocalStorage(Storage):
     def put_file(self, local: Path, rel: str) -> int:
         target = self._p(rel)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(local, target)  # staging is on the same file system: a rename, not a copy
+        # A hard link (staging is on the same file system), not a move: the staged file stays until its run's
+        # staging is removed after the commit, so a commit killed midway and retried finds it again.
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(local, tmp)
+        except OSError:  # another file system (or no hard links): copy
+            import shutil
+
+            shutil.copyfile(local, tmp)
+        os.replace(tmp, target)
         return target.stat().st_size
 
     def arrow(self) -> tuple[Any, str]:
@@ -514,8 +525,8 @@ class S3Storage(Storage):
 
     def put_file(self, local: Path, rel: str) -> int:
         size = local.stat().st_size
+        # The staged file stays (removed with its run's staging after the commit): a retried commit needs it.
         self.client.upload_file(str(local), self.bucket, self.key(rel))
-        local.unlink(missing_ok=True)
         return size
 
     # -- lock: a lease object created if absent, renewed with If-Match, taken over once expired
@@ -899,8 +910,10 @@ class Warehouse:
         self.storage.delete(rel)  # not reached on a crash (or an exception): the marker stays
 
     def recover(self, current_txn: str | None = None) -> int:
-        """Remove what crashed writers left (files no log entry lists). Call under the lock."""
-        markers = [st for st in self.storage.list(TXN_DIR) if PurePosixPath(st.rel).stem != current_txn]
+        """Remove what crashed writers left (files no log entry lists). Call under the lock, before the
+        writer's own `transaction`: a marker is then always a crashed writer's, even one named `current_txn`
+        (an earlier attempt of the same run id, e.g. a retried Airflow commit task)."""
+        markers = list(self.storage.list(TXN_DIR))
         if not markers:
             return 0
         removed = self.remove_orphans()
@@ -918,7 +931,7 @@ class Warehouse:
         return self._describe(rel, rows=table.num_rows, schema=table.schema)
 
     def put_file(self, local: Path, rel: str, rows: int | None = None) -> dict[str, Any]:
-        """Move a finished local file (a staging file) into the warehouse."""
+        """Put a finished local file (a staging file) into the warehouse; the local file stays."""
         size = self.storage.put_file(local, rel)
         crash_point("write")
         return self._describe(rel, rows=rows, size=size)

@@ -87,7 +87,7 @@ def test_consumer_guide_sql_runs_on_the_demo_warehouse(demo_warehouse: Path):
 
 
 def test_consumer_dag_example_copies_each_article_once(demo_warehouse: Path, tmp_path: Path):
-    example = _load(DOCS / "examples" / "consumer_dag.py", "consumer_dag") if _has_airflow() else None
+    example = _load(ROOT / "dags" / "news_consumer_example.py", "consumer_dag") if _has_airflow() else None
     if example is None:
         pytest.skip("apache-airflow is not installed: the example DAG imports airflow.sdk")
     first = example.copy_since(str(demo_warehouse), str(tmp_path), None)
@@ -102,6 +102,11 @@ def test_consumer_dag_example_copies_each_article_once(demo_warehouse: Path, tmp
     assert first["watermark"] == latest  # the newest committed run
     again = example.copy_since(str(demo_warehouse), str(tmp_path), first["watermark"])
     assert again["rows"] == 0 and again["watermark"] == first["watermark"] and again["file"] is None
+    # The watermark file round-trips (atomically replaced; absent = everything).
+    out = tmp_path / "consumer"
+    assert example.read_watermark(str(out)) is None
+    example.write_watermark(str(out), first["watermark"])
+    assert example.read_watermark(str(out)) == first["watermark"]
 
 
 def _has_airflow() -> bool:
@@ -119,7 +124,7 @@ def load(path, name):
     m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); return m
 producer = load(sys.argv[1], "news_ingest")
 consumer = load(sys.argv[2], "consumer_dag")
-dag = consumer.newsingest_consumer()
+dag = consumer.news_consumer_example()
 scheduled = [[a.name, a.uri] for a in dag.timetable.asset_condition.objects]
 print(json.dumps({"producer": [producer.ARTICLES.name, producer.ARTICLES.uri],
                   "consumer": [consumer.ARTICLES.name, consumer.ARTICLES.uri],
@@ -128,12 +133,12 @@ print(json.dumps({"producer": [producer.ARTICLES.name, producer.ARTICLES.uri],
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update({"AIRFLOW_HOME": str(tmp_path), "NEWSINGEST_WAREHOUSE": str(tmp_path / "wh"), "PYTHONPATH": str(ROOT)})
     proc = subprocess.run([sys.executable, "-c", code, str(ROOT / "dags" / "news_ingest.py"),
-                           str(DOCS / "examples" / "consumer_dag.py")], capture_output=True, text=True, env=env,
+                           str(ROOT / "dags" / "news_consumer_example.py")], capture_output=True, text=True, env=env,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["producer"] == out["consumer"] == ["newsingest_articles", f"file://{tmp_path / 'wh'}/articles"]
-    assert out["dag_id"] == "newsingest_consumer"
+    assert out["dag_id"] == "news_consumer_example"
     assert out["schedule"] == [out["producer"]]  # scheduled on exactly the Asset the ingest DAG emits
 
 
