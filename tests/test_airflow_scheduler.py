@@ -11,7 +11,7 @@ Measured and printed (and written to <tmp>/airflow_scheduler_<variant>.json): se
 components to the end of the first and second successful scheduled runs, and the peak RSS of each
 component's process tree (task processes included: they are children of the scheduler or the workers).
 
-`make airflow-e2e` runs only this file; it is also part of `make test` (slow: ~3 minutes per variant).
+`make airflow-e2e` runs only this file; it is also part of `make test` (slow: ~2 minutes per variant on 2 cores).
 """
 
 from __future__ import annotations
