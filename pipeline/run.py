@@ -404,11 +404,13 @@ class RawPageWriter:
 
 
 def _make_pool(config: Config, n_tasks: int) -> Executor | None:
-    workers = config.extract.workers or (os.cpu_count() or 1)
-    if workers <= 1 or n_tasks < 16:
-        return None
     import multiprocessing
 
+    workers = config.extract.workers or (os.cpu_count() or 1)
+    # A daemonic process may not start children: a task of a Celery prefork worker (and its Airflow task
+    # process, forked from it) extracts in-process instead of failing.
+    if workers <= 1 or n_tasks < 16 or multiprocessing.current_process().daemon:
+        return None
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 

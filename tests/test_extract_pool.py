@@ -1,0 +1,37 @@
+"""The extraction process pool of a run: a daemonic process (a Celery prefork worker's task) may not start
+children, so it extracts in-process instead of failing every page batch."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+from pipeline.run import _make_pool
+from pipeline.settings import parse_config
+
+CONFIG = parse_config('feeds:\n  - {name: a, url: "https://example.com/feed.xml"}\nextract:\n  workers: 2\n')
+
+
+def _pool_kind(out) -> None:
+    pool = _make_pool(CONFIG, 100)
+    out.put("none" if pool is None else type(pool).__name__)
+    if pool is not None:
+        pool.shutdown()
+
+
+def _run(daemon: bool) -> str:
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_pool_kind, args=(out,), daemon=daemon)
+    proc.start()
+    kind = out.get(timeout=30)
+    proc.join(timeout=30)
+    assert proc.exitcode == 0
+    return kind
+
+
+def test_daemonic_process_extracts_in_process():
+    assert _run(daemon=True) == "none"
+
+
+def test_regular_process_gets_a_process_pool():
+    assert _run(daemon=False) == "ProcessPoolExecutor"
