@@ -12,7 +12,7 @@ run writes one to three small files, as the 15-minute ingest does. Queries run t
 (DuckDB over the live files). Results go to stdout and bench/results/warehouse.json.
 
 Default size: 200,000 rows in 2,000 runs, chosen so that `make bench` fits its 20 minutes (run_all gives
-this script 180 s): the run count, which makes the small files (~3,900 of them), is the issue's; 1M rows
+this script 180 s): the run count, which makes the small files (~5,100 of them at 200k rows), is the issue's; 1M rows
 took several minutes, most of it generating and committing rows, not querying.
 
 Figures (FIGURE lines, see bench/run_all.py), medians of --repeat runs, in milliseconds:
