@@ -1,20 +1,33 @@
 """Warehouse benchmark: typical queries over 1M synthetic article rows, in many small files (as incremental
 runs leave them) and after `newsingest compact`, with the ratios measured in the same run.
 
-    .venv/bin/python bench/warehouse.py                  # 1M rows in 2,000 runs over 30 days
-    .venv/bin/python bench/warehouse.py --rows 100000    # quicker
+    .venv/bin/python bench/warehouse.py                  # 200k rows in 2,000 runs over 30 days (make bench)
+    .venv/bin/python bench/warehouse.py --rows 1000000   # the 1M-row warehouse (several minutes more)
+    .venv/bin/python bench/warehouse.py --quick          # smoke run: 20k rows in 200 runs (NEWSINGEST_BENCH_QUICK=1)
 
 The rows are generated here (made-up outlets, titles and paragraphs drawn from word pools) and committed
 through the real warehouse code (`Warehouse.write_table` + a log entry per run), one run every ~20 minutes
 of simulated time, each holding the articles published since the previous run plus a few late ones: so each
 run writes one to three small files, as the 15-minute ingest does. Queries run through `pipeline.views`
 (DuckDB over the live files). Results go to stdout and bench/results/warehouse.json.
+
+Default size: 200,000 rows in 2,000 runs, chosen so that `make bench` fits its 20 minutes (run_all gives
+this script 180 s): the run count, which makes the small files (~5,100 of them at 200k rows), is the issue's; 1M rows
+took several minutes, most of it generating and committing rows, not querying.
+
+Figures (FIGURE lines, see bench/run_all.py), medians of --repeat runs, in milliseconds:
+  wh_<query>_small_files_ms / wh_<query>_compacted_ms for the three typical queries (articles per source per
+  day over 30 days, top clusters by copies, ILIKE over the text of one month). Goals, ours, stated here:
+  compacted, an aggregate answers within 1,000 ms and the month-long ILIKE within 10,000 ms (an analyst
+  waiting at a prompt); in small files (compaction not run yet) within 10x that: slow, still usable.
+  wh_compaction_file_ratio: files after / files before compaction, goal <= 0.05 (at least 20x fewer files).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -172,12 +185,31 @@ def time_queries(wh: Warehouse, sqls: dict[str, str], repeat: int) -> tuple[dict
     return out, statistics.median(opens), answers
 
 
+QUERY_GOAL_MS = {"per_source_per_day": 1000, "top_clusters_by_copies": 1000, "text_ilike_one_month": 10_000}
+FILE_RATIO_GOAL = 0.05
+
+
+def figures(before: dict[str, float], after: dict[str, float], files_before: int, files_after: int) -> list[str]:
+    """FIGURE lines: each query's milliseconds before and after compaction, and the file-count ratio."""
+    out = []
+    for name, goal in QUERY_GOAL_MS.items():
+        for tag, secs, g in (("small_files", before[name], 10 * goal), ("compacted", after[name], goal)):
+            ms = secs * 1000
+            out.append(f"FIGURE name=wh_{name}_{tag}_ms value={ms:.1f} goal={g} {'PASS' if ms <= g else 'FAIL'}")
+    ratio = files_after / max(files_before, 1)
+    out.append(f"FIGURE name=wh_compaction_file_ratio value={ratio:.4f} goal={FILE_RATIO_GOAL} "
+               f"{'PASS' if ratio <= FILE_RATIO_GOAL else 'FAIL'}")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from pipeline.maintenance import compact
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=2000)
+    quick = os.environ.get("NEWSINGEST_BENCH_QUICK") == "1" or "--quick" in (argv if argv is not None else sys.argv)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 20k rows in 200 runs")
+    ap.add_argument("--rows", type=int, default=20_000 if quick else 200_000)
+    ap.add_argument("--runs", type=int, default=200 if quick else 2000)
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--dir", help="build the warehouse here (default: a temporary directory, removed)")
@@ -221,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         print(f"\n  results: {args.out}")
+        fig_lines = figures(before_q, after_q, b["files"], a["files"])
+        if args.quick:
+            print("  (--quick: a smoke run, not the issue's warehouse size)")
+        print("\n".join(fig_lines))
     finally:
         if not args.dir:
             shutil.rmtree(tmp, ignore_errors=True)
