@@ -1529,10 +1529,13 @@ def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
     on a page of navigation and teasers is a `no_article` page, not a wall.)"""
     if not scan.consent_text and not _may_mention_consent(text):
         return False
-    if not _CONSENT_TEXT_RE.search(text) and not scan.consent_text:
+    # The cheap tests first: a banner on the page is common, and the case-insensitive regex is slow on
+    # long texts (each line is screened by its hint words before the regex runs on it).
+    if not scan.consent_text and not _CONSENT_TEXT_RE.search(text):
         return False
     lines = [line for line in text.split("\n") if line.strip()]
-    consent_words = sum(_count_words(line) for line in lines if _CONSENT_TEXT_RE.search(line))
+    consent_words = sum(_count_words(line) for line in lines
+                        if _may_mention_consent(line) and _CONSENT_TEXT_RE.search(line))
     other_words = _count_words(text) - consent_words
     if other_words >= min_words:
         return False

@@ -694,13 +694,16 @@ def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: 
     """Near-duplicate detection against the rolling index; returns this run's index entries (Arrow)."""
     from pipeline.dedup import DedupIndex, content_hash
 
+    for row in rows:
+        if row.extraction_status != "ok" or not row.text:
+            row.cluster_id = row.article_id  # no text, nothing to compare: a cluster of its own
+    texts = [row for row in rows if row.extraction_status == "ok" and row.text]
+    if not texts:
+        return None  # a run without new text (all feeds 304, only failures) never loads the window
     window_start = now - timedelta(days=config.dedup.window_days)
     index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start)
     new_ids: list[str] = []
-    for row in sorted(rows, key=lambda r: (r.published_at or r.first_seen_at, r.article_id)):
-        if row.extraction_status != "ok" or not row.text:
-            row.cluster_id = row.article_id
-            continue
+    for row in sorted(texts, key=lambda r: (r.published_at or r.first_seen_at, r.article_id)):
         row.content_hash = content_hash(row.text)
         match = index.add(row.article_id, row.text, content_hash=row.content_hash, source=row.source,
                           published_at=row.published_at, seen_at=row.first_seen_at)
@@ -731,16 +734,25 @@ def _pa_array(values: list[str]) -> Any:
 
 def _load_index(wh: Warehouse, window_start: datetime, snap: Any = None) -> Any:
     """Index entries of committed runs inside the window only: cost follows the window, not the history."""
+    import bisect
+
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     snap = snap or wh.snapshot()
     tables = []
     cutoff = window_start.isoformat()
+    run_seqs = [r["seq"] for r in snap.runs]  # in commit order: a bisection per file, not a scan of the history
+    # A compacted file (entries of several commits) mixes old and recent entries: its row groups older
+    # than the window are skipped by their statistics. One run's file is read whole (less overhead).
+    recent = pc.field("seen_at") >= pa.scalar(window_start, pa.timestamp("us", tz="UTC"))
     for f in snap.live("dedup_index"):
-        committed = snap.committed_at_of(f["max_seq"])
+        k = bisect.bisect_right(run_seqs, f["max_seq"])
+        committed = snap.runs[k - 1]["committed_at"] if k else None
         if committed is None or committed < cutoff:
             continue  # every entry of this file is older than the window
-        tables.append(wh.read_table(f["path"]))
+        merged = f.get("min_seq") != f.get("max_seq")
+        tables.append(wh.read_table(f["path"], filters=recent if merged else None))
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="default")

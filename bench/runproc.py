@@ -1,0 +1,127 @@
+"""Run `newsingest` as a child process for the speed benchmarks: wall time, CPU time of the whole process
+tree, peak RSS (the largest sum over the tree, sampled from /proc every 20 ms, and ru_maxrss), and the
+share of time the tree kept both cores busy. Linux only (reads /proc)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Proc:
+    rc: int
+    wall_s: float
+    cpu_s: float  # user + system of the child and its waited-for descendants (the extraction workers)
+    max_rss_mb: float  # ru_maxrss: the largest single process
+    tree_peak_mb: float  # the largest sum of RSS over the child and its descendants
+    cores_busy: list[float] = field(default_factory=list)  # cores used by the tree, per 0.5 s interval
+    output: str = ""
+    summary: dict[str, Any] | None = None
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+def _rss_and_ticks(pid: int) -> tuple[int, int]:
+    rss = ticks = 0
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+                    break
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[11]) + int(fields[12])
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss, ticks
+
+
+def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -> Proc:
+    """`python -m pipeline.cli ARGS` with this checkout first on the path."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSINGEST_LOG_FORMAT="json")
+    peak = [0]
+    busy: list[float] = []
+    done = threading.Event()
+    t0 = time.monotonic()
+    with open(log_path, "wb") as out, open(log_path.with_suffix(".stderr"), "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], stdout=out, stderr=err,
+                                env=env, cwd=ROOT)
+
+        def sample() -> None:
+            last_t, last_ticks, seen = time.monotonic(), 0, {}
+            while not done.is_set():
+                rss_sum = 0
+                for p in _descendants(proc.pid):
+                    rss, ticks = _rss_and_ticks(p)
+                    rss_sum += rss
+                    seen[p] = max(seen.get(p, 0), ticks)  # ticks of exited workers stay counted
+                peak[0] = max(peak[0], rss_sum)
+                now = time.monotonic()
+                if now - last_t >= 0.5:
+                    total = sum(seen.values())
+                    busy.append((total - last_ticks) / _TCK / (now - last_t))
+                    last_t, last_ticks = now, total
+                done.wait(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        try:
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() - t0 > timeout_s:
+                    proc.kill()
+                    raise TimeoutError(f"newsingest {args[0]} did not finish within {timeout_s} s")
+                time.sleep(0.01)
+        finally:
+            done.set()
+            sampler.join()
+            proc.returncode = os.waitstatus_to_exitcode(status) if pid else -9
+    wall = time.monotonic() - t0
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    summary = None
+    for line in text.splitlines():
+        if line.startswith("{") and '"run_id"' in line:
+            try:
+                summary = json.loads(line)
+            except ValueError:
+                pass
+    return Proc(rc=os.waitstatus_to_exitcode(status), wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
+                max_rss_mb=usage.ru_maxrss / 1024, tree_peak_mb=peak[0] / 1024, cores_busy=busy, output=text,
+                summary=summary)
+
+
+def figure(name: str, value: float, goal: float, higher_is_better: bool) -> str:
+    """The line bench/run_all.py reads."""
+    ok = value >= goal if higher_is_better else value < goal
+    return f"FIGURE name={name} value={value:.4g} goal={goal:g} {'PASS' if ok else 'FAIL'}"
