@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", help="work in this directory and keep it (default: a temporary one, removed)")
     ap.add_argument("--json", dest="json_out", default=str(ROOT / "bench" / "results" / "e2e.json"))
     args = ap.parse_args(argv)
+    args.quick = args.quick or os.environ.get("NEWSINGEST_BENCH_QUICK") == "1"  # set by run_all.py --quick
     pages = 1000 if args.quick else args.pages
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="newsingest-e2e-"))

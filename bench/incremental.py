@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", help="work in this directory and keep it (default: a temporary one, removed)")
     ap.add_argument("--json", dest="json_out", default=str(ROOT / "bench" / "results" / "incremental.json"))
     args = ap.parse_args(argv)
+    args.quick = args.quick or os.environ.get("NEWSINGEST_BENCH_QUICK") == "1"  # set by run_all.py --quick
     large = 100_000 if args.quick else args.large
     if args.small < WINDOW_ROWS:
         ap.error(f"--small must be at least {WINDOW_ROWS} (the window)")

@@ -429,7 +429,8 @@ class Watcher:
         import concurrent.futures
         import multiprocessing
 
-        if self.workers > 1:
+        # A daemonic process (a Celery prefork worker's task) may not start children: extract in a thread.
+        if self.workers > 1 and not multiprocessing.current_process().daemon:
             return concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_signals)
         return concurrent.futures.ThreadPoolExecutor(max_workers=1)

@@ -81,7 +81,7 @@ def test_compose_warehouse_can_be_object_storage():
 
 def test_image_extends_the_pinned_airflow_release_and_ships_the_dags():
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text(encoding="utf-8")
-    pinned = re.search(r'"apache-airflow==([\d.]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8")).group(1)
+    pinned = re.search(r'"apache-airflow(?:\[[^\]]*\])?==([\d.]+)"', (ROOT / "pyproject.toml").read_text(encoding="utf-8")).group(1)
     assert re.search(rf"ARG AIRFLOW_VERSION={re.escape(pinned)}\n", dockerfile)
     assert "FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}" in dockerfile
     assert "COPY --chown=airflow:0 dags/ /opt/airflow/dags/" in dockerfile
