@@ -437,9 +437,10 @@ def test_scheduler_runs_ingest_dag_every_minute(backend: Backend, tmp_path: Path
     by_id = {r[0]: r for r in rows}
     assert set(wh_ids) <= set(by_id), (wh_ids, rows)
     assert all(by_id[i][1] == "airflow" for i in wh_ids)
-    # The second run is incremental: every feed answered 304, nothing new was fetched or written.
+    # The second run is incremental: every feed it polled answered 304, nothing new was fetched or written.
+    # (Adaptive polling may leave a feed that is not yet due out of a run that follows the first closely.)
     counts = by_id[wh_ids[1]][3]
-    assert counts["feeds"] == len(web.feeds) and counts["feeds_not_modified"] == len(web.feeds), counts
+    assert 0 < counts["feeds"] <= len(web.feeds) and counts["feeds_not_modified"] == counts["feeds"], counts
     assert counts["new_items"] == 0 and counts["articles_written"] == 0, counts
     # Each successful commit emitted the articles Asset, in the metadata DB.
     assert meta_events is not None
