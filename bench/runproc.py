@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.testing.harness import descendant_pids
+
 ROOT = Path(__file__).resolve().parents[1]
 _TCK = os.sysconf("SC_CLK_TCK")
 
@@ -28,25 +30,6 @@ class Proc:
     cores_busy: list[float] = field(default_factory=list)  # cores used by the tree, per 0.5 s interval
     output: str = ""
     summary: dict[str, Any] | None = None
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
 
 
 def _rss_and_ticks(pid: int) -> tuple[int, int]:
@@ -80,7 +63,7 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
             last_t, last_ticks, seen = time.monotonic(), 0, {}
             while not done.is_set():
                 rss_sum = 0
-                for p in _descendants(proc.pid):
+                for p in descendant_pids(proc.pid):
                     rss, ticks = _rss_and_ticks(p)
                     rss_sum += rss
                     seen[p] = max(seen.get(p, 0), ticks)  # ticks of exited workers stay counted

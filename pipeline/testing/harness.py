@@ -61,7 +61,8 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _descendants(root: int) -> list[int]:
+def descendant_pids(root: int) -> list[int]:
+    """`root` and every process below it (from /proc; Linux)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -99,7 +100,7 @@ def run_newsingest(args: list[str], workdir: Path, *, timeout_s: float = 600, au
 
         def sample() -> None:
             while not done.is_set():
-                peak[0] = max(peak[0], sum(_rss_kb(p) for p in _descendants(proc.pid)))
+                peak[0] = max(peak[0], sum(_rss_kb(p) for p in descendant_pids(proc.pid)))
                 done.wait(0.02)
 
         sampler = threading.Thread(target=sample, daemon=True)
