@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_crash import assert_consistent
 
 from pipeline.demo import DemoServer, DemoWeb
 from pipeline.orchestration import articles_asset_uri, report_path, retain_days, run_clock
@@ -83,24 +84,11 @@ def ok(res: subprocess.CompletedProcess):
 
 
 def consistent(wh: Path) -> tuple[int, int]:
-    """(articles, committed runs), after checking: one row per article, nothing of an uncommitted run,
-    per-run counts that add up, the DuckDB file agreeing, no file that no commit lists, no _txn marker."""
-    con = connect(wh)
-    n, distinct = con.sql("SELECT count(*), count(DISTINCT article_id) FROM articles").fetchall()[0]
-    assert n == distinct, "an article is stored twice"
-    for table in ("articles", "fetch_log"):
-        stray = con.sql(f"SELECT count(*) FROM {table} WHERE run_id NOT IN (SELECT run_id FROM runs)").fetchall()[0][0]
-        assert stray == 0, f"{table} shows rows of an uncommitted run"
-    per_run = con.sql("SELECT r.run_id, r.counts['articles_written'], count(a.article_id) FROM runs r "
-                      "LEFT JOIN articles a USING (run_id) GROUP BY ALL").fetchall()
-    assert all(expected == found for _, expected, found in per_run), per_run
-    if (wh / "newsingest.duckdb").exists():
-        import duckdb
-
-        db = duckdb.connect(str(wh / "newsingest.duckdb"), read_only=True)
-        assert db.sql("SELECT count(*) FROM articles").fetchall()[0][0] == n
-        db.close()
-    return n, len(per_run)
+    """(articles, committed runs), after test_crash's checks: one row per article, nothing of an uncommitted
+    run, per-run counts that add up, the DuckDB file agreeing."""
+    articles = assert_consistent(wh)
+    runs = connect(wh).sql("SELECT count(*) FROM runs").fetchall()[0][0]
+    return len(articles), runs
 
 
 def no_leftovers(wh: Path) -> None:
