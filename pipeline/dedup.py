@@ -185,11 +185,12 @@ for _c in b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ":
 _BYTE_CLASS[0x80:] = 1  # non-ASCII letters; punctuation and symbols are fixed up below
 _BYTE_CLASS[ord("%")] = 2
 _BYTE_CLASS[0] = 3
+_BYTE_CLASS_TABLE = _BYTE_CLASS.tobytes()  # for bytes.translate
 
 
 def _scan(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Byte classes and token breaks inside word runs (symbols, CJK characters) for folded UTF-8 bytes."""
-    cls = _BYTE_CLASS[arr]
+    cls = np.frombuffer(bytearray(arr.tobytes().translate(_BYTE_CLASS_TABLE)), dtype=np.uint8)  # 6x a numpy gather
     brk = cls == 2
     if brk.any():
         brk[1:] |= brk[:-1]
@@ -416,6 +417,7 @@ def _fold_tokens(
 _BOUNDARY_BYTE = np.zeros(256, dtype=bool)
 for _c in b"\n\r\x00|.!?-\xe2":
     _BOUNDARY_BYTE[_c] = True
+_BOUNDARY_TABLE = _BOUNDARY_BYTE.tobytes()  # for bytes.translate
 _WS_BYTE = np.zeros(256, dtype=bool)
 for _c in b" \n\r\t\x00":
     _WS_BYTE[_c] = True
@@ -430,7 +432,7 @@ def _segment_starts(arr: np.ndarray, tok_start: np.ndarray) -> np.ndarray:
     verbatim copies share, which matters more here than linguistic accuracy.
     """
     n = arr.size
-    p = np.flatnonzero(_BOUNDARY_BYTE[arr])
+    p = np.flatnonzero(np.frombuffer(arr.tobytes().translate(_BOUNDARY_TABLE), dtype=np.bool_))
     c = arr[p]
     padded = np.concatenate([arr, np.zeros(2, dtype=np.uint8)])
     nxt, nxt2 = padded[p + 1], padded[p + 2]
@@ -1297,6 +1299,45 @@ def _ragged(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return starts[owner] + offset, owner, offset
 
 
+_LO32 = _U64(0xFFFFFFFF)
+
+
+def _stable_argsort_u64(keys: np.ndarray) -> np.ndarray:
+    """``np.argsort(keys, kind="stable")`` for uint64 keys (fewer than 2**32 of them), about 3x faster.
+
+    Sorts (high 32 bits of the key, position) packed into one uint64 with numpy's SIMD sort, then
+    re-sorts the rare runs where distinct keys share their high 32 bits.
+    """
+    if keys.size >= 1 << 32:  # pragma: no cover - beyond any batch this engine holds in memory
+        return np.argsort(keys, kind="stable")
+    code = keys & ~_LO32
+    code |= np.arange(keys.size, dtype=np.uint64)
+    code.sort()
+    hi = code >> _U64(32)
+    order = (code & _LO32).astype(np.int64)
+    del code
+    ks = keys[order]
+    mixed = np.flatnonzero((hi[1:] == hi[:-1]) & (ks[1:] != ks[:-1]))
+    if mixed.size:  # whole runs of equal high bits holding several keys, sorted by (key, position)
+        run_start = np.flatnonzero(np.append(True, hi[1:] != hi[:-1]))
+        run_end = np.append(run_start[1:], hi.size)
+        r = np.unique(np.searchsorted(run_start, mixed, side="right") - 1)
+        idx, _, _ = _ragged(run_start[r], run_end[r] - run_start[r])
+        sub = order[idx]
+        order[idx] = sub[np.lexsort((sub, ks[idx]))]
+    return order
+
+
+def _stable_argsort_small(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` for integers in [0, 2**31) (fewer than 2**32 of them)."""
+    if values.size >= 1 << 32:  # pragma: no cover
+        return np.argsort(values, kind="stable")
+    code = values.astype(np.uint64) << _U64(32)
+    code |= np.arange(values.size, dtype=np.uint64)
+    code.sort()
+    return (code & _LO32).astype(np.int64)
+
+
 class _Batch:
     """All documents of a batch at once: candidate pairs and their statistics computed with numpy."""
 
@@ -1305,7 +1346,7 @@ class _Batch:
         n = self.n = len(flat.hashes)
         keys, doc = flat.keys, flat.doc
         # entries sorted by key, text order inside a key; a key repeated inside one text is kept once
-        order = np.argsort(keys, kind="stable")
+        order = _stable_argsort_u64(keys)
         ks, ds = keys[order], doc[order]
         dup = np.zeros(ks.size, dtype=bool)
         dup[1:] = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])
@@ -1387,7 +1428,7 @@ class _Batch:
         gs = np.maximum.accumulate(np.where(new, rank, 0))  # first entry of the key
         rank -= gs  # position among the key's holders (doc order)
         later = np.flatnonzero(rank > 0)
-        later = later[np.argsort(do[later], kind="stable")]
+        later = later[_stable_argsort_small(do[later])]
         empty = np.zeros(0, dtype=np.int64)
         if later.size == 0:
             return empty, empty, empty
@@ -1449,7 +1490,7 @@ class _Batch:
         # Pairs are looked up ordered by the longer text, and each shorter text's keys in table order (the
         # statistics do not depend on the order): the queries then come sorted, which numpy's binary search
         # turns into cache-friendly neighbouring searches (3x faster than queries in text order).
-        by_longer = np.argsort(longer, kind="stable")
+        by_longer = _stable_argsort_small(longer)
         longer_o, shorter_o = longer[by_longer], shorter[by_longer]
         t_start = np.cumsum(n_inf) - n_inf  # the table holds each text's informative keys, contiguous
         low = _U64((1 << 40) - 1)
