@@ -190,7 +190,7 @@ _BYTE_CLASS_TABLE = _BYTE_CLASS.tobytes()  # for bytes.translate
 
 def _scan(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Byte classes and token breaks inside word runs (symbols, CJK characters) for folded UTF-8 bytes."""
-    cls = np.frombuffer(bytearray(arr.tobytes().translate(_BYTE_CLASS_TABLE)), dtype=np.uint8)  # 6x a numpy gather
+    cls = np.frombuffer(bytearray(arr.tobytes().translate(_BYTE_CLASS_TABLE)), dtype=np.uint8)
     brk = cls == 2
     if brk.any():
         brk[1:] |= brk[:-1]
