@@ -1264,7 +1264,11 @@ def _binary_column(column: Any, dtype: str) -> list[np.ndarray]:
 
 def _pair_code(doc: np.ndarray, key: np.ndarray) -> np.ndarray:
     """(document, shingle) as one nonzero uint64: document in bits 40-62, 40 bits of the shingle below."""
-    return (doc.astype(np.uint64) << _U64(40)) | (key >> _U64(24)) | _U64(1 << 63)
+    code = doc.astype(np.uint64)
+    code <<= _U64(40)
+    code |= key >> _U64(24)
+    code |= _U64(1 << 63)
+    return code
 
 
 def _distinct_per_group(group: np.ndarray, value: np.ndarray, n_values: int) -> np.ndarray:
@@ -1302,30 +1306,39 @@ def _ragged(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarra
 _LO32 = _U64(0xFFFFFFFF)
 
 
-def _stable_argsort_u64(keys: np.ndarray) -> np.ndarray:
-    """``np.argsort(keys, kind="stable")`` for uint64 keys (fewer than 2**32 of them), about 3x faster.
+def _stable_argsort_u64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.argsort(keys, kind="stable")`` for uint64 keys (fewer than 2**32 of them), about 3x faster,
+    and the sorted keys.
 
     Sorts (high 32 bits of the key, position) packed into one uint64 with numpy's SIMD sort, then
     re-sorts the rare runs where distinct keys share their high 32 bits.
     """
     if keys.size >= 1 << 32:  # pragma: no cover - beyond any batch this engine holds in memory
-        return np.argsort(keys, kind="stable")
+        order = np.argsort(keys, kind="stable")
+        return order, keys[order]
     code = keys & ~_LO32
-    code |= np.arange(keys.size, dtype=np.uint64)
+    for lo in range(0, keys.size, 1 << 20):  # positions in slices: no second array of the full size
+        code[lo : lo + (1 << 20)] |= np.arange(lo, min(lo + (1 << 20), keys.size), dtype=np.uint64)
     code.sort()
-    hi = code >> _U64(32)
-    order = (code & _LO32).astype(np.int64)
-    del code
+    code &= _LO32
+    order = code.view(np.int64)
     ks = keys[order]
-    mixed = np.flatnonzero((hi[1:] == hi[:-1]) & (ks[1:] != ks[:-1]))
+    mixed = []
+    for lo in range(0, ks.size - 1, 1 << 20):  # adjacent distinct keys with equal high bits (in slices)
+        hi = min(lo + (1 << 20), ks.size - 1)
+        step = ks[lo + 1 : hi + 1] ^ ks[lo:hi]
+        mixed.append(np.flatnonzero((step != 0) & (step <= _LO32)) + lo)
+    mixed = np.concatenate(mixed) if mixed else np.zeros(0, dtype=np.int64)
     if mixed.size:  # whole runs of equal high bits holding several keys, sorted by (key, position)
-        run_start = np.flatnonzero(np.append(True, hi[1:] != hi[:-1]))
-        run_end = np.append(run_start[1:], hi.size)
-        r = np.unique(np.searchsorted(run_start, mixed, side="right") - 1)
-        idx, _, _ = _ragged(run_start[r], run_end[r] - run_start[r])
+        # (ks is sorted by its high bits: a run spans the keys between hi << 32 and hi << 32 | 0xFFFFFFFF)
+        hi = np.unique(ks[mixed] & ~_LO32)
+        run_start = np.searchsorted(ks, hi, side="left")
+        run_end = np.searchsorted(ks, hi | _LO32, side="right")
+        idx, _, _ = _ragged(run_start, run_end - run_start)
         sub = order[idx]
-        order[idx] = sub[np.lexsort((sub, ks[idx]))]
-    return order
+        o = np.lexsort((sub, ks[idx]))
+        order[idx], ks[idx] = sub[o], ks[idx][o]
+    return order, ks
 
 
 def _stable_argsort_small(values: np.ndarray) -> np.ndarray:
@@ -1335,43 +1348,71 @@ def _stable_argsort_small(values: np.ndarray) -> np.ndarray:
     code = values.astype(np.uint64) << _U64(32)
     code |= np.arange(values.size, dtype=np.uint64)
     code.sort()
-    return (code & _LO32).astype(np.int64)
+    code &= _LO32
+    return code.view(np.int64)
 
 
 class _Batch:
     """All documents of a batch at once: candidate pairs and their statistics computed with numpy."""
 
-    def __init__(self, flat: _Flat, times: np.ndarray, srcs: list[int], settings: Any, tu: DedupTuning):
+    def __init__(
+        self, entries: dict, n_tokens: np.ndarray, times: np.ndarray, srcs: list[int], settings: Any, tu: DedupTuning
+    ):
+        """``entries``: the fingerprints' sampled keys and their documents (``_Flat.keys``, ``_Flat.doc``)
+        as {"keys", "doc"}, popped from the dict so that each is freed as soon as it is used."""
         self.st, self.tu = settings, tu
-        n = self.n = len(flat.hashes)
-        keys, doc = flat.keys, flat.doc
+        n = self.n = n_tokens.size
+        keys = entries.pop("keys")
         # entries sorted by key, text order inside a key; a key repeated inside one text is kept once
-        order = _stable_argsort_u64(keys)
-        ks, ds = keys[order], doc[order]
+        order, ks = _stable_argsort_u64(keys)
+        del keys
+        doc = entries.pop("doc").astype(np.int32, copy=False)
+        ds = doc[order]
         dup = np.zeros(ks.size, dtype=bool)
         dup[1:] = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])
         if dup.any():
-            keep = np.ones(keys.size, dtype=bool)
+            keep = np.ones(doc.size, dtype=bool)
             keep[order[dup]] = False
-            renum = np.cumsum(keep) - 1
-            order = renum[order[~dup]]
-            keys, doc, ks = keys[keep], doc[keep], ks[~dup]
+            kept = ~dup
+            del dup
+            doc = doc[keep]
+            renum = np.cumsum(keep, dtype=np.int32)
+            del keep
+            renum -= 1
+            order = renum[order[kept]]
+            del renum
+            ks = ks[kept]
+            ds = ds[kept]
+            del kept
         # int32 positions and document numbers: half the memory of the default int64
-        self.K, self.D, self.order = keys, doc.astype(np.int32, copy=False), order.astype(np.int32)
+        # D: document of each entry (text order); order: entries sorted by key; Ds: their documents
+        self.D, self.Ds = doc, ds
+        self.order = order.astype(np.int32)
         del doc, order
         lens = np.bincount(self.D, minlength=n)
-        self.eligible = (flat.n_tokens >= int(settings.min_words)) & (lens > 0)
+        self.eligible = (n_tokens >= int(settings.min_words)) & (lens > 0)
         self.times = times
         self.window = int(settings.window_days) * 86_400_000_000
         new = np.ones(ks.size, dtype=bool)
         new[1:] = ks[1:] != ks[:-1]
-        self.gid_sorted = np.cumsum(new, dtype=np.int32) - 1  # group (distinct key) of each sorted entry
+        self.gid_sorted = np.cumsum(new, dtype=np.int32)  # group (distinct key) of each sorted entry
+        self.gid_sorted -= 1
+        del new
         self.n_groups = int(self.gid_sorted[-1]) + 1 if ks.size else 0
         self.src_idx = self._source_index(srcs)
-        # entries by (document, key): what `pairs` looks keys up in, sorted once for both passes
-        dk = _pair_code(self.D, self.K)
-        self.dk_order = np.argsort(dk).astype(np.int32)
-        self.dk = dk[self.dk_order]
+        # entries by (document, key): what `pairs` looks keys up in, sorted once for both passes (a stable
+        # sort of the key-sorted entries by document); codes as _pair_code's, built in place
+        by_doc = _stable_argsort_small(ds)
+        self.dk_order = self.order[by_doc]
+        dk = ds[by_doc].astype(np.uint64)
+        dk <<= _U64(40)
+        ks = ks[by_doc]
+        del by_doc
+        ks >>= _U64(24)
+        dk |= ks
+        del ks
+        dk |= _U64(1 << 63)
+        self.dk = dk
 
     @staticmethod
     def _source_index(srcs: list[int]) -> np.ndarray | None:
@@ -1381,27 +1422,27 @@ class _Batch:
         return np.array([ids.setdefault(s, len(ids)) if s else -1 for s in srcs], dtype=np.int64)
 
     def entry_values(self, per_sorted: np.ndarray) -> np.ndarray:
-        out = np.empty(self.K.size, dtype=per_sorted.dtype)
+        out = np.empty(self.D.size, dtype=per_sorted.dtype)
         out[self.order] = per_sorted
         return out
 
     def template_by_clusters(self, root: np.ndarray) -> np.ndarray:
         """Keys used by many clusters, or by several clusters of one source (the index's definition)."""
         st, n = self.st, self.n
-        freq = np.zeros(self.K.size, dtype=bool)
+        freq = np.zeros(self.D.size, dtype=bool)
         size = np.bincount(self.gid_sorted, minlength=self.n_groups)[self.gid_sorted]
         # only keys held by enough documents can be held by enough clusters
         big = np.flatnonzero(size >= int(st.template_clusters))
         if big.size:
             gid = self.gid_sorted[big]
-            distinct = _distinct_per_group(gid, root[self.D[self.order[big]]], n)
+            distinct = _distinct_per_group(gid, root[self.Ds[big]], n)
             freq[big] = distinct[gid] >= int(st.template_clusters)
         if self.src_idx is not None:
             has = np.flatnonzero(size >= int(st.source_template_clusters))
-            src = self.src_idx[self.D[self.order[has]]]
+            src = self.src_idx[self.Ds[has]]
             has = has[src >= 0]
             src = src[src >= 0]
-            cl = root[self.D[self.order[has]]]
+            cl = root[self.Ds[has]]
             _, grp = np.unique(self.gid_sorted[has].astype(np.int64) * (int(self.src_idx.max()) + 1) + src,
                                return_inverse=True)
             per_src = _distinct_per_group(grp, cl, n)
@@ -1416,14 +1457,13 @@ class _Batch:
         are counted in blocks of later documents, which bounds the temporary arrays.
         """
         n = self.n
-        use = self.eligible[self.D[self.order]]
-        o = self.order[use]
-        ko = self.K[o]
-        do = self.D[o]
-        del o
-        new = np.ones(ko.size, dtype=bool)
-        new[1:] = ko[1:] != ko[:-1]
-        del ko
+        use = self.eligible[self.Ds]
+        g = self.gid_sorted[use]
+        do = self.Ds[use]
+        del use
+        new = np.ones(g.size, dtype=bool)
+        new[1:] = g[1:] != g[:-1]
+        del g
         rank = np.arange(new.size, dtype=np.int32)
         gs = np.maximum.accumulate(np.where(new, rank, 0))  # first entry of the key
         rank -= gs  # position among the key's holders (doc order)
@@ -1659,6 +1699,9 @@ def dedup_documents(
     except KeyError:
         raise ValueError("every document needs an 'id'") from None
     flat = _fingerprint_chunks([str(d.get("text") or "") for d in items], st, int(st.sample_mod), minhash=False)
+    hashes, n_tokens = flat.hashes, flat.n_tokens
+    entries = {"keys": flat.keys, "doc": flat.doc}  # handed over to the batch, which frees them once used
+    del flat
     times: list[int] = []
     srcs: list[int] = []
     url_first: list[int] = []
@@ -1675,11 +1718,10 @@ def dedup_documents(
         times.append(last)
         j = by_url.setdefault(canonicalize_url(url), i) if url else i
         url_first.append(j if j != i else -1)
-    batch = _Batch(flat, np.array(times, dtype=np.int64), srcs, st, tu)
-    hashes, ntok = flat.hashes, flat.n_tokens.tolist()
-    del flat  # the batch keeps what it needs (its document numbers as int32)
+    batch = _Batch(entries, n_tokens, np.array(times, dtype=np.int64), srcs, st, tu)
+    ntok = n_tokens.tolist()
     raw = batch.raw_pairs()
-    no_template = np.zeros(batch.K.size, dtype=bool)
+    no_template = np.zeros(batch.D.size, dtype=bool)
     first_root, _, _ = batch.assign(batch.pairs(raw, no_template), hashes, ntok, url_first)
     template = batch.template_by_clusters(first_root)
     root_a, dup_a, _ = batch.assign(batch.pairs(raw, template), hashes, ntok, url_first)
