@@ -286,13 +286,19 @@ def _token_hashes(arr: np.ndarray, cls: np.ndarray, brk: np.ndarray) -> tuple[np
     padded = np.zeros(n + 24, dtype=np.uint8)
     padded[8 : n + 8] = arr
     view = np.ndarray(shape=(n + 17,), dtype="<u8", buffer=padded.data, offset=0, strides=(1,))
-    w0 = view[starts + 8] & _LOW_BYTES[np.minimum(length, 8)]
-    w1 = view[starts + 16] & _LOW_BYTES[np.clip(length - 8, 0, 8)]
-    w2 = view[ends] * (length > 16)  # the last 8 bytes of tokens over 16 bytes
-    h = w0 * _CHAR_COEF[0]
-    h += w1 * _CHAR_COEF[1]
-    h += w2 * _CHAR_COEF[2]
+    h = view[starts + 8]
+    h &= _LOW_BYTES[np.minimum(length, 8)]
+    h *= _CHAR_COEF[0]
     h += length.astype(np.uint64) * _CHAR_COEF[3]
+    # the second 8 bytes and the last 8 bytes are zero for most tokens: gathered for the long ones only
+    at = np.flatnonzero(length > 8)
+    if at.size:
+        la = length[at]
+        w1 = view[starts[at] + 16] & _LOW_BYTES[np.minimum(la - 8, 8)]
+        w1 *= _CHAR_COEF[1]
+        at16 = la > 16
+        w1[at16] += view[ends[at[at16]]] * _CHAR_COEF[2]
+        h[at] += w1
     return _fmix64(h), starts
 
 
@@ -463,10 +469,22 @@ def _shingles(tok: np.ndarray, tok_doc: np.ndarray, seg_start: np.ndarray, k: in
     width = np.minimum(seg_end - np.arange(n), k)
     valid = (width == k) | (seg_start & (width < k))
     padded = np.concatenate([tok, np.zeros(k, dtype=np.uint64)])
+    # full windows for every token, then the few shorter ones (a segment under k tokens) redone
     sh = tok * _SHINGLE_COEF[0]
+    tmp = np.empty(n, dtype=np.uint64)
     for j in range(1, k):
-        sh += padded[j : j + n] * (_SHINGLE_COEF[j] * (width > j))
-    sh += width.astype(np.uint64) * _SHINGLE_COEF[k]
+        np.multiply(padded[j : j + n], _SHINGLE_COEF[j], out=tmp)
+        sh += tmp
+    del tmp
+    sh += _U64(k * int(_SHINGLE_COEF[k]) & _M64)
+    short = np.flatnonzero(valid & (width < k))
+    if short.size:
+        w = width[short]
+        s = tok[short] * _SHINGLE_COEF[0]
+        for j in range(1, k):
+            s += padded[short + j] * (_SHINGLE_COEF[j] * (w > j))
+        s += w.astype(np.uint64) * _SHINGLE_COEF[k]
+        sh[short] = s
     return _fmix64(sh[valid]), tok_doc[valid]
 
 
