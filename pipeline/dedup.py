@@ -1608,6 +1608,28 @@ class _Batch:
             lo = hi
         return out
 
+    def _exact_links(self, hashes: list[str], ntok: list[int]) -> tuple[list[int], list[int]]:
+        """(later, earlier) documents with equal content hashes inside the window (the same in both
+        passes: computed once)."""
+        cached = getattr(self, "_exact", None)
+        if cached is not None and cached[0] is hashes:
+            return cached[1], cached[2]
+        ex_i: list[int] = []
+        ex_j: list[int] = []
+        times = self.times.tolist()
+        by_hash: dict[str, int] = {}
+        for i in range(self.n):
+            if ntok[i]:
+                j = by_hash.setdefault(hashes[i], i)
+                if j != i:
+                    if abs(times[i] - times[j]) <= self.window:
+                        ex_i.append(i)
+                        ex_j.append(j)
+                    else:
+                        by_hash[hashes[i]] = i
+        self._exact = (hashes, ex_i, ex_j)
+        return ex_i, ex_j
+
     def assign(
         self, pairs: dict[str, np.ndarray], hashes: list[str], ntok: list[int], url_first: list[int]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1621,19 +1643,7 @@ class _Batch:
         n = self.n
         uf = np.asarray(url_first, dtype=np.int64)
         ui = np.flatnonzero(uf >= 0)
-        ex_i: list[int] = []
-        ex_j: list[int] = []
-        times = self.times.tolist()
-        by_hash: dict[str, int] = {}
-        for i in range(n):
-            if ntok[i]:
-                j = by_hash.setdefault(hashes[i], i)
-                if j != i:
-                    if abs(times[i] - times[j]) <= self.window:
-                        ex_i.append(i)
-                        ex_j.append(j)
-                    else:
-                        by_hash[hashes[i]] = i
+        ex_i, ex_j = self._exact_links(hashes, ntok)
         empty = np.zeros(0, dtype=np.int64)
         ni, nj, ns = empty, empty, np.zeros(0)
         if pairs["i"].size:
