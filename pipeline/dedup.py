@@ -1386,22 +1386,14 @@ class _Batch:
         del keys
         doc = entries.pop("doc").astype(np.int32, copy=False)
         ds = doc[order]
-        dup = np.zeros(ks.size, dtype=bool)
-        dup[1:] = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])
-        if dup.any():
-            keep = np.ones(doc.size, dtype=bool)
-            keep[order[dup]] = False
-            kept = ~dup
-            del dup
-            doc = doc[keep]
-            renum = np.cumsum(keep, dtype=np.int32)
-            del keep
-            renum -= 1
-            order = renum[order[kept]]
-            del renum
-            ks = ks[kept]
-            ds = ds[kept]
-            del kept
+        # A repeat is masked rather than removed (removing it renumbers every array): `repeat` in key
+        # order, `first` in text order. Repeats join no pair, are never informative and do not count.
+        self.repeat = np.zeros(ks.size, dtype=bool)
+        self.repeat[1:] = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])
+        self.first: np.ndarray | None = None
+        if self.repeat.any():
+            self.first = np.ones(doc.size, dtype=bool)
+            self.first[order[self.repeat]] = False
         # int32 positions and document numbers: half the memory of the default int64
         # D: document of each entry (text order); order: entries sorted by key; Ds: their documents
         self.D, self.Ds = doc, ds
@@ -1421,6 +1413,8 @@ class _Batch:
         # entries by (document, key): what `pairs` looks keys up in, sorted once for both passes (a stable
         # sort of the key-sorted entries by document); codes as _pair_code's, built in place
         by_doc = _stable_argsort_small(ds)
+        if self.first is not None:
+            by_doc = by_doc[~self.repeat[by_doc]]
         self.dk_order = self.order[by_doc]
         dk = ds[by_doc].astype(np.uint64)
         dk <<= _U64(40)
@@ -1476,6 +1470,7 @@ class _Batch:
         """
         n = self.n
         use = self.eligible[self.Ds]
+        use &= ~self.repeat
         g = self.gid_sorted[use]
         do = self.Ds[use]
         del use
@@ -1520,6 +1515,8 @@ class _Batch:
         """Verdicts for the candidate pairs worth verifying, on informative (non-template) shingles."""
         tu, n = self.tu, self.n
         inf = ~template & self.eligible[self.D]
+        if self.first is not None:
+            inf &= self.first
         n_inf = np.bincount(self.D[inf], minlength=n)
         i, j, cnt = raw
         # shared shingles (template ones included) can only overstate the informative overlap
