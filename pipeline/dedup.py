@@ -532,30 +532,47 @@ def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: 
 
 
 def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 21) -> _Flat:
-    """:func:`_fingerprint_arrays` over slices of about ``budget`` characters (bounds the temporary arrays)."""
-    parts: list[_Flat] = []
+    """:func:`_fingerprint_arrays` over slices of about ``budget`` characters (bounds the temporary arrays).
+
+    The slices' keys and documents are copied as they come into arrays that grow when needed (sized
+    from the text length first), so the batch holds them once rather than once per slice plus once
+    concatenated.
+    """
+    if not texts:
+        return _fingerprint_arrays(texts, settings, sample_mod, minhash)
+    hashes: list[str] = []
+    n_tokens: list[np.ndarray] = []
+    minhashes: list[np.ndarray] = []
+    keys = np.zeros(0, dtype=np.uint64)
+    doc = np.zeros(0, dtype=np.int32)
+    m = 0
+    estimate = sum(map(len, texts)) // max(2, 8 * sample_mod) + 1024  # ~1 sampled key per 19 characters
     lo, size = 0, 0
     for hi, t in enumerate(texts, 1):
         size += len(t)
         if size >= budget or hi == len(texts):
-            parts.append(_fingerprint_arrays(texts[lo:hi], settings, sample_mod, minhash))
+            p = _fingerprint_arrays(texts[lo:hi], settings, sample_mod, minhash)
+            if lo == 0 and hi == len(texts):
+                return p
+            end = m + p.keys.size
+            if end > keys.size:
+                cap = max(end, keys.size * 3 // 2, estimate)
+                keys, doc = _grown(keys, m, cap), _grown(doc, m, cap)
+            keys[m:end] = p.keys
+            np.add(p.doc, np.int32(lo), out=doc[m:end])
+            m = end
+            hashes += p.hashes
+            n_tokens.append(p.n_tokens)
+            minhashes.append(p.minhash)
             lo, size = hi, 0
-    if len(parts) == 1:
-        return parts[0]
-    offsets = np.cumsum([0] + [len(p.hashes) for p in parts[:-1]]).tolist()
-    keys = np.concatenate([p.keys for p in parts])
-    doc = np.empty(keys.size, dtype=np.int32)
-    at = 0
-    for p, off in zip(parts, offsets, strict=True):
-        doc[at : at + p.doc.size] = p.doc + np.int32(off)
-        at += p.doc.size
-    return _Flat(
-        [h for p in parts for h in p.hashes],
-        np.concatenate([p.n_tokens for p in parts]),
-        np.concatenate([p.minhash for p in parts]),
-        keys,
-        doc,
-    )
+    return _Flat(hashes, np.concatenate(n_tokens), np.concatenate(minhashes), keys[:m], doc[:m])
+
+
+def _grown(a: np.ndarray, used: int, cap: int) -> np.ndarray:
+    """A new array of ``cap`` elements starting with the ``used`` first ones of ``a`` (the rest untouched)."""
+    out = np.empty(cap, dtype=a.dtype)
+    out[:used] = a[:used]
+    return out
 
 
 def _first_occurrences(keys: np.ndarray, doc: np.ndarray) -> np.ndarray:
