@@ -1526,7 +1526,8 @@ class _Batch:
             out_j.append(code % n)
         return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_c)
 
-    _BLOCK = 1 << 19  # entries (raw_pairs) or looked-up keys (pairs) handled at once: bounds temporaries
+    _BLOCK = 1 << 19  # entries (raw_pairs) or part pairs (composite) handled at once: bounds temporaries
+    _LOOKUP_BLOCK = 1 << 17  # looked-up keys (pairs) at once: a narrower part of the table to search
 
     def pairs(self, raw: tuple[np.ndarray, np.ndarray, np.ndarray], template: np.ndarray) -> dict[str, np.ndarray]:
         """Verdicts for the candidate pairs worth verifying, on informative (non-template) shingles."""
@@ -1571,18 +1572,28 @@ class _Batch:
         last = np.zeros(i.size, dtype=np.int64)
         ends = np.cumsum(sizes)
         lo = 0
-        while lo < i.size:  # pairs in chunks of about _BLOCK looked-up keys
-            hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - sizes[lo] + self._BLOCK, side="right")))
-            sz = sizes[lo:hi]
-            idx, owner, _ = _ragged(t_start[shorter_o[lo:hi]], sz)
-            q = table[idx] & low
-            q |= (longer_o[lo:hi][owner].astype(np.uint64) << _U64(40)) | _U64(1 << 63)
-            pos = np.minimum(np.searchsorted(table, q), table.size - 1)
+        top = _U64(1 << 63)
+        while lo < i.size:  # pairs in chunks of about _LOOKUP_BLOCK looked-up keys
+            hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - sizes[lo] + self._LOOKUP_BLOCK, side="right")))
+            sz = sizes[lo:hi]  # every shorter text has informative keys (pairs without were dropped)
+            heads = np.cumsum(sz) - sz
+            # the shorter text's keys (its block of the table), as codes of the longer text
+            idx = np.repeat(t_start[shorter_o[lo:hi]] - heads, sz)
+            idx += np.arange(idx.size)
+            q = table[idx]
+            del idx
+            q &= low
+            q |= np.repeat((longer_o[lo:hi].astype(np.uint64) << _U64(40)) | top, sz)
+            # the pairs come sorted by the longer text: only its blocks of the table are searched
+            t_lo = int(t_start[longer_o[lo]])
+            t_hi = int(t_start[longer_o[hi - 1]] + n_inf[longer_o[hi - 1]])
+            pos = np.searchsorted(table[t_lo:t_hi], q)
+            pos += t_lo
+            np.minimum(pos, table.size - 1, out=pos)
             found = table[pos] == q
             rank = t_rank[pos]
-            heads = np.cumsum(sz) - sz
             at = by_longer[lo:hi]
-            inter[at] = np.bincount(owner, weights=found, minlength=hi - lo)
+            inter[at] = np.add.reduceat(found, heads, dtype=np.int64)
             first[at] = np.minimum.reduceat(np.where(found, rank, np.iinfo(np.int32).max), heads)
             last[at] = np.maximum.reduceat(np.where(found, rank, -1), heads)
             lo = hi
