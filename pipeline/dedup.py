@@ -1341,6 +1341,12 @@ def _ragged(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarra
 _LO32 = _U64(0xFFFFFFFF)
 
 
+def _or_positions(code: np.ndarray) -> None:
+    """code[i] |= i, in slices (no second array of the full size)."""
+    for lo in range(0, code.size, 1 << 20):
+        code[lo : lo + (1 << 20)] |= np.arange(lo, min(lo + (1 << 20), code.size), dtype=np.uint64)
+
+
 def _stable_argsort_u64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.argsort(keys, kind="stable")`` for uint64 keys (fewer than 2**32 of them), about 3x faster,
     and the sorted keys.
@@ -1352,8 +1358,7 @@ def _stable_argsort_u64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(keys, kind="stable")
         return order, keys[order]
     code = keys & ~_LO32
-    for lo in range(0, keys.size, 1 << 20):  # positions in slices: no second array of the full size
-        code[lo : lo + (1 << 20)] |= np.arange(lo, min(lo + (1 << 20), keys.size), dtype=np.uint64)
+    _or_positions(code)
     code.sort()
     code &= _LO32
     order = code.view(np.int64)
@@ -1380,8 +1385,9 @@ def _stable_argsort_small(values: np.ndarray) -> np.ndarray:
     """``np.argsort(values, kind="stable")`` for integers in [0, 2**31) (fewer than 2**32 of them)."""
     if values.size >= 1 << 32:  # pragma: no cover
         return np.argsort(values, kind="stable")
-    code = values.astype(np.uint64) << _U64(32)
-    code |= np.arange(values.size, dtype=np.uint64)
+    code = values.astype(np.uint64)
+    code <<= _U64(32)
+    _or_positions(code)
     code.sort()
     code &= _LO32
     return code.view(np.int64)
@@ -1510,12 +1516,17 @@ class _Batch:
         out_i, out_j, out_c = [], [], []
         for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
             e = later[a:b]
+            re, ge = rank[e], gs[e]  # gathered once per block, then narrowed in order
+            de = do[e].astype(np.int64)
+            de *= n
             codes = []
             for r in range(1, self.tu.posting_cap + 1):
-                e = e[rank[e] >= r]
-                if e.size == 0:
-                    break
-                codes.append(do[e].astype(np.int64) * n + do[gs[e] + r - 1])
+                if r > 1:
+                    k = re >= r
+                    if not k.any():
+                        break
+                    re, ge, de = re[k], ge[k], de[k]
+                codes.append(de + do[ge + (r - 1)])
             code = np.sort(np.concatenate(codes))
             head = np.ones(code.size, dtype=bool)
             head[1:] = code[1:] != code[:-1]
