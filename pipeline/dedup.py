@@ -1422,8 +1422,10 @@ class _Batch:
         self.D, self.Ds = doc, ds
         self.order = order.astype(np.int32)
         del doc, order
-        lens = np.bincount(self.D, minlength=n)
-        self.eligible = (n_tokens >= int(settings.min_words)) & (lens > 0)
+        # each text's entries are contiguous (D is sorted): where they start, and which texts have any
+        self.d_start = np.searchsorted(self.D, np.arange(n + 1)).astype(np.int64)
+        self.has_entries = self.d_start[1:] > self.d_start[:-1]
+        self.eligible = (n_tokens >= int(settings.min_words)) & self.has_entries
         self.times = times
         self.window = int(settings.window_days) * 86_400_000_000
         new = np.ones(ks.size, dtype=bool)
@@ -1455,6 +1457,14 @@ class _Batch:
             return None
         ids: dict[int, int] = {}
         return np.array([ids.setdefault(s, len(ids)) if s else -1 for s in srcs], dtype=np.int64)
+
+    def _per_text_sum(self, mask: np.ndarray) -> np.ndarray:
+        """Number of each text's entries where ``mask`` holds (0 for a text without entries)."""
+        out = np.zeros(self.n, dtype=np.int64)
+        if mask.size:
+            at = np.flatnonzero(self.has_entries)
+            out[at] = np.add.reduceat(mask, self.d_start[at], dtype=np.int64)
+        return out
 
     def entry_values(self, per_sorted: np.ndarray) -> np.ndarray:
         out = np.empty(self.D.size, dtype=per_sorted.dtype)
@@ -1542,11 +1552,11 @@ class _Batch:
 
     def pairs(self, raw: tuple[np.ndarray, np.ndarray, np.ndarray], template: np.ndarray) -> dict[str, np.ndarray]:
         """Verdicts for the candidate pairs worth verifying, on informative (non-template) shingles."""
-        tu, n = self.tu, self.n
+        tu = self.tu
         inf = ~template & self.eligible[self.D]
         if self.first is not None:
             inf &= self.first
-        n_inf = np.bincount(self.D[inf], minlength=n)
+        n_inf = self._per_text_sum(inf)
         i, j, cnt = raw
         # shared shingles (template ones included) can only overstate the informative overlap
         need = np.maximum(2, (0.5 * float(self.st.min_containment) * np.minimum(n_inf[i], n_inf[j])).astype(np.int64))
@@ -1564,9 +1574,8 @@ class _Batch:
         table = self.dk[sel]
         ent = self.dk_order[sel]
         del sel
-        t_rank = np.cumsum(inf, dtype=np.int32)
-        t_rank -= (t_start + 1).astype(np.int32)[self.D]
-        t_rank = t_rank[ent]
+        t_rank = np.cumsum(inf, dtype=np.int32)[ent]
+        t_rank -= np.repeat((t_start + 1).astype(np.int32), n_inf)  # the table is in text order
         del ent
         i_longer = n_inf[i] >= n_inf[j]
         longer = np.where(i_longer, i, j)
