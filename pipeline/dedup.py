@@ -531,7 +531,7 @@ def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: 
     return _Flat(hashes, n_tok, mh, sh, sh_doc.astype(np.int32))
 
 
-def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 21) -> _Flat:
+def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 19) -> _Flat:
     """:func:`_fingerprint_arrays` over slices of about ``budget`` characters (bounds the temporary arrays).
 
     The slices' keys and documents are copied as they come into arrays that grow when needed (sized
