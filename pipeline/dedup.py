@@ -1407,6 +1407,8 @@ class _Batch:
         # entries sorted by key, text order inside a key; a key repeated inside one text is kept once
         order, ks = _stable_argsort_u64(keys)
         del keys
+        # int32 positions and document numbers: half the memory of the default int64
+        order = order.astype(np.int32)
         doc = entries.pop("doc").astype(np.int32, copy=False)
         ds = doc[order]
         # A repeat is masked rather than removed (removing it renumbers every array): `repeat` in key
@@ -1417,10 +1419,8 @@ class _Batch:
         if self.repeat.any():
             self.first = np.ones(doc.size, dtype=bool)
             self.first[order[self.repeat]] = False
-        # int32 positions and document numbers: half the memory of the default int64
         # D: document of each entry (text order); order: entries sorted by key; Ds: their documents
-        self.D, self.Ds = doc, ds
-        self.order = order.astype(np.int32)
+        self.D, self.Ds, self.order = doc, ds, order
         del doc, order
         # each text's entries are contiguous (D is sorted): where they start, and which texts have any
         self.d_start = np.searchsorted(self.D, np.arange(n + 1)).astype(np.int64)
@@ -1441,15 +1441,16 @@ class _Batch:
         if self.first is not None:
             by_doc = by_doc[~self.repeat[by_doc]]
         self.dk_order = self.order[by_doc]
-        dk = ds[by_doc].astype(np.uint64)
-        dk <<= _U64(40)
-        ks = ks[by_doc]
-        del by_doc
-        ks >>= _U64(24)
-        dk |= ks
-        del ks
-        dk |= _U64(1 << 63)
-        self.dk = dk
+        self.dk = np.empty(by_doc.size, dtype=np.uint64)
+        step = 1 << 18
+        for lo in range(0, by_doc.size, step):  # in slices: small temporaries
+            b = by_doc[lo : lo + step]
+            code = ds[b].astype(np.uint64)
+            code <<= _U64(40)
+            code |= ks[b] >> _U64(24)
+            code |= _U64(1 << 63)
+            self.dk[lo : lo + step] = code
+        del by_doc, ks
 
     @staticmethod
     def _source_index(srcs: list[int]) -> np.ndarray | None:
