@@ -1397,7 +1397,13 @@ class _Batch:
     """All documents of a batch at once: candidate pairs and their statistics computed with numpy."""
 
     def __init__(
-        self, entries: dict, n_tokens: np.ndarray, times: np.ndarray, srcs: list[int], settings: Any, tu: DedupTuning
+        self,
+        entries: dict,
+        n_tokens: np.ndarray,
+        times: np.ndarray,
+        srcs: list[int],
+        settings: Any,
+        tu: DedupTuning,
     ):
         """``entries``: the fingerprints' sampled keys and their documents (``_Flat.keys``, ``_Flat.doc``)
         as {"keys", "doc"}, popped from the dict so that each is freed as soon as it is used."""
@@ -1595,7 +1601,8 @@ class _Batch:
         lo = 0
         top = _U64(1 << 63)
         while lo < i.size:  # pairs in chunks of about _LOOKUP_BLOCK looked-up keys
-            hi = max(lo + 1, int(np.searchsorted(ends, ends[lo] - sizes[lo] + self._LOOKUP_BLOCK, side="right")))
+            stop = ends[lo] - sizes[lo] + self._LOOKUP_BLOCK
+            hi = max(lo + 1, int(np.searchsorted(ends, stop, side="right")))
             sz = sizes[lo:hi]  # every shorter text has informative keys (pairs without were dropped)
             heads = np.cumsum(sz) - sz
             # the shorter text's keys (its block of the table), as codes of the longer text
