@@ -317,6 +317,19 @@ def select_pages(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str,
     return fetch, linkless, counts
 
 
+def add_ids(seen: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
+    """The stored-id set `seen` (sorted, unique uint64) with `new_ids` added: what np.union1d returns, in
+    time linear in len(seen) (a binary search per new id, one copy) where union1d sorts the whole set
+    again (0.6 s for a million ids, at every commit)."""
+    new = np.unique(np.asarray(new_ids, dtype=np.uint64))
+    if not len(new):
+        return seen
+    pos = np.searchsorted(seen, new)
+    known = pos < len(seen)
+    known[known] = seen[pos[known]] == new[known]
+    return np.insert(seen, pos[~known], new[~known])
+
+
 def _in_sorted(arr: np.ndarray, value: int) -> bool:
     if not len(arr):
         return False
@@ -456,6 +469,8 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
 def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
                 progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
                 now: datetime | None = None) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+    if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
+        return [], [], None
     if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
         cache_dir = staging.parent.parent / "_cache"
     raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
@@ -577,7 +592,6 @@ def _is_permanent(res: FetchResult) -> bool:
 def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
                    state: dict[str, Any], run_id: str, now: datetime, summary: RunSummary) -> list[Article]:
     """Turn fetched pages into article rows (clean + metadata merge), updating pending retries in `state`."""
-    from pipeline.clean import SiteTemplate, clean_text
     from pipeline.urls import canonicalize_url, host_of
 
     pending: dict[str, Any] = state["pending"]
@@ -636,6 +650,10 @@ def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkles
             continue
         ok_pages.append((po, ex.text))
 
+    if not ok_pages:
+        return rows  # nothing to clean (a run of 304s never loads the cleaner)
+    from pipeline.clean import SiteTemplate, clean_text
+
     # Clean with per-site templates: observe every new article of a site first, then clean each one, so the
     # first article of a batch already benefits from what the others teach.
     templates: dict[str, Any] = state["templates"]
@@ -692,14 +710,14 @@ def _publication_time(ex: Extracted, text_time: datetime | None) -> tuple[dateti
 def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: str, now: datetime,
                     summary: RunSummary) -> Any:
     """Near-duplicate detection against the rolling index; returns this run's index entries (Arrow)."""
-    from pipeline.dedup import DedupIndex, content_hash
-
     for row in rows:
         if row.extraction_status != "ok" or not row.text:
             row.cluster_id = row.article_id  # no text, nothing to compare: a cluster of its own
     texts = [row for row in rows if row.extraction_status == "ok" and row.text]
     if not texts:
         return None  # a run without new text (all feeds 304, only failures) never loads the window
+    from pipeline.dedup import DedupIndex, content_hash
+
     window_start = now - timedelta(days=config.dedup.window_days)
     index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start)
     new_ids: list[str] = []
@@ -831,7 +849,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
             files.append(wh.write_table(f"dedup_index/part-{run_id}-0.parquet", index_delta))
 
         new_ids = np.fromiter((id_to_u64(r.article_id) for r in rows), dtype=np.uint64, count=len(rows))
-        seen = np.union1d(seen, new_ids)
+        seen = add_ids(seen, new_ids)
         summary.retries_pending = len(state["pending"])
         summary.articles_written = len(rows)
         summary.elapsed_s = round(summary.elapsed_s + time.monotonic() - t0, 3)
@@ -844,9 +862,9 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
         ), base=base)
         summary.committed = True
         crash_point("after_commit")
-    wh.prune_state()
+    wh.prune_state(wh.last_snapshot)
     write_polling_snapshot(wh, state)
-    warning = refresh_database_file(wh)
+    warning = refresh_database_file(wh, wh.last_snapshot)  # the snapshot this commit made: no re-read
     if warning:
         summary.warnings.append(warning)
     return summary
@@ -974,11 +992,12 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
     wh = Warehouse(warehouse)
     summary = RunSummary(run_id)
     with wh.lock(f"run {run_id}", wait_s=lock_wait_s):
-        if wh.is_committed(run_id):
+        snap = wh.snapshot()  # one read of the log for the three questions below
+        if snap.run(run_id) is not None:
             summary.already_committed = summary.committed = True
             return summary
-        state = wh.load_state()
-        seen = wh.load_seen()
+        state = wh.load_state(snap)
+        seen = wh.load_seen(snap)
         names = None if all_feeds else due_feed_names(config, state, now or datetime.now(UTC))
         with Progress("feeds", len(config.active_feeds) if names is None else len(names), enabled=progress) as bar:
             feed_outcomes, log_rows = fetch_feeds(config, names, state["feeds"], run_id, progress=bar.update,

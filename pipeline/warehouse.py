@@ -1023,10 +1023,11 @@ class Warehouse:
         self.storage.write_bytes(seen_rel, np.ascontiguousarray(seen, dtype=np.uint64).tobytes())
         return state_rel, seen_rel
 
-    def prune_state(self) -> None:
-        """Drop state generations older than the last few committed runs (never the live ones)."""
+    def prune_state(self, snap: Snapshot | None = None) -> None:
+        """Drop state generations older than the last few committed runs (never the live ones). `snap`:
+        the latest snapshot when the caller has it (under the lock, e.g. `last_snapshot` after a commit)."""
         keep: set[str] = set()
-        for run in [r for r in self.committed_runs() if r.get("state_file")][-STATE_KEEP:]:
+        for run in [r for r in (snap or self.snapshot()).runs if r.get("state_file")][-STATE_KEEP:]:
             keep.update(filter(None, (run.get("state_file"), run.get("seen_file"))))
         cutoff = time.time() - 3600  # files of a run still in progress are recent: leave them
         for st in self.storage.list("_state"):
