@@ -208,3 +208,30 @@ def test_an_all_304_run_is_recorded_without_loading_extraction(tmp_path):
     assert db.sql("SELECT count(*) FROM source_health WHERE last_outcome <> 'not_modified'").fetchall()[0][0] == 0
     assert db.sql("SELECT count(*) FROM runs").fetchall()[0][0] == 2
     db.close()
+
+
+YAML_CASES = [
+    "feeds:\n  - {name: a, url: 'http://example.org/a.xml'}\n  - name: b\n    url: http://example.org/b.xml\n"
+    "    max_items: 50\nfetch:\n  min_delay_s: 0  # a comment\n  allow_private: [\"127.0.0.1\"]\n",
+    "feeds:\n  - name: a\n    url: http://x/a\n    url: http://x/b\n",  # a repeated key
+    "base: &b {min_delay_s: 2}\nfetch: *b\nfeeds: []\n",  # anchors
+    "feeds:\n  - name: 'unterminated\n",  # not YAML: the pure-Python parser's message
+    "feeds:\n\t- name: tab\n",
+    "",
+    "just a scalar",
+    "feeds:\n  - name: é\n    url: \"http://exämple.org/ü\"\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_CASES)
+def test_config_parse_with_libyaml_matches_pure_python(text):
+    import yaml
+
+    from pipeline import configcheck
+
+    fast, slow = [], []
+    got = configcheck._load(text, fast)
+    want = configcheck._load_with(yaml.SafeLoader, text, slow)
+    assert got[0] == want[0]
+    assert (got[1].value, got[1].key) == (want[1].value, want[1].key)
+    assert fast == slow  # problems (dataclasses): code, message, path, line, column
