@@ -327,6 +327,8 @@ def add_ids(seen: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
     pos = np.searchsorted(seen, new)
     known = pos < len(seen)
     known[known] = seen[pos[known]] == new[known]
+    if known.all():
+        return seen  # nothing new: the same array (the caller may then reuse the file it came from)
     return np.insert(seen, pos[~known], new[~known])
 
 
@@ -849,11 +851,13 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
             files.append(wh.write_table(f"dedup_index/part-{run_id}-0.parquet", index_delta))
 
         new_ids = np.fromiter((id_to_u64(r.article_id) for r in rows), dtype=np.uint64, count=len(rows))
-        seen = add_ids(seen, new_ids)
+        loaded, seen = seen, add_ids(seen, new_ids)
         summary.retries_pending = len(state["pending"])
         summary.articles_written = len(rows)
         summary.elapsed_s = round(summary.elapsed_s + time.monotonic() - t0, 3)
-        state_rel, seen_rel = wh.write_state(run_id, state, seen)
+        last = wh.last_run(base)
+        unchanged = seen is loaded and last is not None and last.get("seen_file")
+        state_rel, seen_rel = wh.write_state(run_id, state, seen, same_seen_as=last["seen_file"] if unchanged else None)
         crash_point("before_commit")
         wh.commit(RunEntry(
             run_id=run_id, started_at=started_at.isoformat(), committed_at=datetime.now(UTC).isoformat(),

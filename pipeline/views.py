@@ -10,7 +10,8 @@ the snapshot).
 `connect(target)` opens an in-memory DuckDB with the views (it never locks the database file, so any
 number of readers can query while a run writes); `refresh_database_file(target)` (re)creates them in
 `newsingest.duckdb` for users of the DuckDB CLI (local warehouses only: the file lists the live files of
-the latest commit, and is refreshed by every commit). On object storage the datasets are pyarrow datasets
+the latest commit, and is refreshed by every commit; a view is created again only when its files or the
+columns it reads changed, which the file's `_newsingest_views` table keeps track of). On object storage the datasets are pyarrow datasets
 registered in the connection (no DuckDB extension needed).
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -50,6 +51,7 @@ def test_add_ids_is_union1d(seed):
     assert out.dtype == np.uint64
     assert np.array_equal(out, np.union1d(seen, new))
     assert add_ids(seen, np.empty(0, dtype=np.uint64)) is seen
+    assert add_ids(seen, seen[::3]) is seen
 
 
 class _Recorder:
@@ -201,6 +203,13 @@ def test_an_all_304_run_is_recorded_without_loading_extraction(tmp_path):
     assert runs[-1]["run_id"] == second["run_id"]
     state = w.load_state()
     assert all(st["last_outcome"] == "not_modified" for st in state["feeds"].values())
+    # Nothing new stored: the run names the id set of run 1 again instead of writing a copy of it.
+    assert runs[-1]["seen_file"] == runs[-2]["seen_file"] and runs[-1]["state_file"] != runs[-2]["state_file"]
+    assert len(w.load_seen()) == first["written"]
+    for f in (wh / "_state").iterdir():  # old enough for pruning: still kept, a live run names it
+        os.utime(f, (f.stat().st_atime - 7200, f.stat().st_mtime - 7200))
+    w.prune_state()
+    assert (wh / runs[-1]["seen_file"]).exists() and (wh / runs[-1]["state_file"]).exists()
     db = _file(w)
     polled = db.sql(f"SELECT count(*), min(outcome), max(outcome) FROM fetch_log WHERE run_id = '{second['run_id']}' "
                     "AND kind = 'feed'").fetchall()[0]
