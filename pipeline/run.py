@@ -18,17 +18,19 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
 from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 log = logging.getLogger("newsingest.run")
 
@@ -123,8 +125,6 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
 
     Parsing is CPU work (feedparser takes seconds on a 20,000-item feed): it runs in a worker thread so the
     event loop keeps serving other downloads, and `parse_slot` keeps memory to one big document at a time."""
-    from pipeline.sources import parse_feed
-
     same_url = prev.get("url") == feed.url
     res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
                               last_modified=prev.get("last_modified") if same_url else None)
@@ -132,6 +132,8 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
                       etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"),
                       polled_at=res.started_at, max_age_s=res.cache_max_age_s, retry_after_s=res.retry_after_s)
     if res.outcome == "ok" and res.body is not None:
+        from pipeline.sources import parse_feed  # not needed by a 304
+
         body, res.body = res.body, None
         async with parse_slot or contextlib.nullcontext():
             parsed = await asyncio.to_thread(parse_feed, body, res.final_url or feed.url, feed.name,
@@ -420,6 +422,7 @@ class RawPageWriter:
 
 def _make_pool(config: Config, n_tasks: int) -> Executor | None:
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     workers = config.extract.workers or (os.cpu_count() or 1)
     # A daemonic process may not start children: a task of a Celery prefork worker (and its Airflow task

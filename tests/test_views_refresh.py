@@ -181,7 +181,8 @@ def test_an_all_304_run_is_recorded_without_loading_extraction(tmp_path):
                 s = run_once(config, {str(wh)!r})
             else:
                 s = run_once(config, {str(wh)!r}, all_feeds=True)
-        heavy = sorted(m for m in ("pipeline.extract", "pipeline.clean", "pipeline.dedup", "trafilatura", "lxml")
+        heavy = sorted(m for m in ("pipeline.extract", "pipeline.clean", "pipeline.dedup", "trafilatura", "lxml",
+                                   "pipeline.sources", "feedparser", "concurrent.futures.process")
                        if m in sys.modules)
         print(json.dumps({{"run_id": s.run_id, "feeds": s.feeds, "not_modified": s.feeds_not_modified,
                           "written": s.articles_written, "heavy": heavy,
