@@ -280,10 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         small, big = results["10k"], results["1M"]
         ratio = big["run_s"] / small["run_s"]
         print(f"\nincremental runs: {n_new} new articles from {len(feeds)} feeds on {args.hosts} hosts (2 cores)\n")
-        print(f"  {'warehouse':<12}{'commits':>9}{'files':>8}{'run s':>8}{'CPU s':>8}{'RSS MB':>8}{'304 run s':>11}"
+        print(f"  {'warehouse':<16}{'commits':>9}{'files':>8}{'run s':>8}{'CPU s':>8}{'RSS MB':>8}{'304 run s':>11}"
               f"{'304 CPU s':>11}")
         for label, r in results.items():
-            print(f"  {label + ' (' + format(r['articles'], ',') + ')':<12}"[:14].ljust(12) +
+            print(f"  {label + ' (' + format(r['articles'], ',') + ')':<16}" +
                   f"{r['commits']:>9}{r['live_files']:>8}{r['run_s']:>8.2f}{r['run_cpu_s']:>8.2f}{r['run_rss_mb']:>8}"
                   f"{r['not_modified_s']:>11.2f}{r['not_modified_cpu_s']:>11.2f}")
         print(f"\n  run time {large:,} / {args.small:,}: {ratio:.2f}x (goal < {RATIO_GOAL})")
