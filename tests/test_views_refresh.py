@@ -83,14 +83,36 @@ def _file(wh: Warehouse):
 
 def _commit_fetch_log_only(wh: Warehouse, run_id: str) -> None:
     """What a run whose feeds all answered 304 adds: a fetch_log file, no articles."""
-    rows = [{"run_id": run_id, "url": f"http://example.org/{k}.xml", "final_url": None, "kind": "feed",
-             "source": f"outlet-{k:02d}", "host": "example.org", "outcome": "not_modified", "http_status": 304,
-             "error": None, "elapsed_ms": 2, "attempts": 1, "redirects": 0, "bytes": None, "content_type": None,
-             "charset": None, "charset_mismatch": False, "started_at": NOW} for k in range(3)]
+    rows = [
+        {
+            "run_id": run_id,
+            "url": f"http://example.org/{k}.xml",
+            "final_url": None,
+            "kind": "feed",
+            "source": f"outlet-{k:02d}",
+            "host": "example.org",
+            "outcome": "not_modified",
+            "http_status": 304,
+            "error": None,
+            "elapsed_ms": 2,
+            "attempts": 1,
+            "redirects": 0,
+            "bytes": None,
+            "content_type": None,
+            "charset": None,
+            "charset_mismatch": False,
+            "started_at": NOW,
+        }
+        for k in range(3)
+    ]
     with wh.lock("test"):
-        f = wh.write_table(f"fetch_log/run_date=2026-11-20/part-{run_id}-0.parquet",
-                           pa.Table.from_pylist(rows, schema=FETCH_LOG_SCHEMA))
-        wh.commit(RunEntry(run_id, NOW.isoformat(), NOW.isoformat(), {"articles_written": 0}, [f], None, None))
+        f = wh.write_table(
+            f"fetch_log/run_date=2026-11-20/part-{run_id}-0.parquet",
+            pa.Table.from_pylist(rows, schema=FETCH_LOG_SCHEMA),
+        )
+        wh.commit(
+            RunEntry(run_id, NOW.isoformat(), NOW.isoformat(), {"articles_written": 0}, [f], None, None)
+        )
 
 
 def test_database_file_follows_each_commit_and_rebinds_only_what_changed(tmp_path, recorded):
@@ -116,7 +138,10 @@ def test_database_file_follows_each_commit_and_rebinds_only_what_changed(tmp_pat
     assert recorded == ["articles"]  # same columns: the derived views bind the new file list when queried
     db, mem = _file(wh), connect(wh)
     for view in ("articles", "articles_unique", "clusters", "source_health"):
-        assert db.sql(f"SELECT count(*) FROM {view}").fetchall() == mem.sql(f"SELECT count(*) FROM {view}").fetchall()
+        assert (
+            db.sql(f"SELECT count(*) FROM {view}").fetchall()
+            == mem.sql(f"SELECT count(*) FROM {view}").fetchall()
+        )
     assert db.sql("SELECT count(*) FROM articles").fetchall()[0][0] == 350
     db.close()
 
@@ -143,8 +168,17 @@ def test_a_view_changed_in_the_file_or_new_columns_recreate_the_derived_views(tm
     table = table.append_column("extra_note", pa.array(["n"] * table.num_rows, pa.string()))
     with wh.lock("test"):
         f = wh.write_table("articles/published_date=2026-10-01/part-newer-0.parquet", table)
-        wh.commit(RunEntry("newer", NOW.isoformat(), NOW.isoformat(), {"articles_written": table.num_rows}, [f],
-                           None, None))
+        wh.commit(
+            RunEntry(
+                "newer",
+                NOW.isoformat(),
+                NOW.isoformat(),
+                {"articles_written": table.num_rows},
+                [f],
+                None,
+                None,
+            )
+        )
     refresh_database_file(wh)
     assert set(recorded) == {"articles"} | DERIVED
     db = _file(wh)
@@ -156,7 +190,15 @@ def test_a_view_changed_in_the_file_or_new_columns_recreate_the_derived_views(tm
 def _one_run_args():
     rng = np.random.default_rng(1)
     published = np.array([datetime(2026, 10, 1, 12, tzinfo=UTC)] * 10)
-    return rng, bench._pools(rng, 50, 50), "newer", 10, published, datetime(2026, 10, 1, 13, tzinfo=UTC), ["a", "b"]
+    return (
+        rng,
+        bench._pools(rng, 50, 50),
+        "newer",
+        10,
+        published,
+        datetime(2026, 10, 1, 13, tzinfo=UTC),
+        ["a", "b"],
+    )
 
 
 def test_an_all_304_run_is_recorded_without_loading_extraction(tmp_path):
@@ -190,7 +232,9 @@ def test_an_all_304_run_is_recorded_without_loading_extraction(tmp_path):
     """)
 
     def run(n: str) -> dict:
-        res = subprocess.run([sys.executable, "-c", script, n], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-c", script, n], capture_output=True, text=True, cwd=ROOT, timeout=300
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -212,24 +256,29 @@ def test_an_all_304_run_is_recorded_without_loading_extraction(tmp_path):
     w.prune_state()
     assert (wh / runs[-1]["seen_file"]).exists() and (wh / runs[-1]["state_file"]).exists()
     db = _file(w)
-    polled = db.sql(f"SELECT count(*), min(outcome), max(outcome) FROM fetch_log WHERE run_id = '{second['run_id']}' "
-                    "AND kind = 'feed'").fetchall()[0]
+    polled = db.sql(
+        f"SELECT count(*), min(outcome), max(outcome) FROM fetch_log WHERE run_id = '{second['run_id']}' "
+        "AND kind = 'feed'"
+    ).fetchall()[0]
     assert polled == (second["feeds"], "not_modified", "not_modified")
-    assert db.sql("SELECT count(*) FROM source_health WHERE last_outcome <> 'not_modified'").fetchall()[0][0] == 0
+    assert (
+        db.sql("SELECT count(*) FROM source_health WHERE last_outcome <> 'not_modified'").fetchall()[0][0]
+        == 0
+    )
     assert db.sql("SELECT count(*) FROM runs").fetchall()[0][0] == 2
     db.close()
 
 
 YAML_CASES = [
     "feeds:\n  - {name: a, url: 'http://example.org/a.xml'}\n  - name: b\n    url: http://example.org/b.xml\n"
-    "    max_items: 50\nfetch:\n  min_delay_s: 0  # a comment\n  allow_private: [\"127.0.0.1\"]\n",
+    '    max_items: 50\nfetch:\n  min_delay_s: 0  # a comment\n  allow_private: ["127.0.0.1"]\n',
     "feeds:\n  - name: a\n    url: http://x/a\n    url: http://x/b\n",  # a repeated key
     "base: &b {min_delay_s: 2}\nfetch: *b\nfeeds: []\n",  # anchors
     "feeds:\n  - name: 'unterminated\n",  # not YAML: the pure-Python parser's message
     "feeds:\n\t- name: tab\n",
     "",
     "just a scalar",
-    "feeds:\n  - name: é\n    url: \"http://exämple.org/ü\"\n",
+    'feeds:\n  - name: é\n    url: "http://exämple.org/ü"\n',
 ]
 
 
