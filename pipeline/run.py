@@ -18,17 +18,19 @@ import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
 from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 log = logging.getLogger("newsingest.run")
 
@@ -123,8 +125,6 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
 
     Parsing is CPU work (feedparser takes seconds on a 20,000-item feed): it runs in a worker thread so the
     event loop keeps serving other downloads, and `parse_slot` keeps memory to one big document at a time."""
-    from pipeline.sources import parse_feed
-
     same_url = prev.get("url") == feed.url
     res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
                               last_modified=prev.get("last_modified") if same_url else None)
@@ -132,6 +132,8 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
                       etag=res.etag or prev.get("etag"), last_modified=res.last_modified or prev.get("last_modified"),
                       polled_at=res.started_at, max_age_s=res.cache_max_age_s, retry_after_s=res.retry_after_s)
     if res.outcome == "ok" and res.body is not None:
+        from pipeline.sources import parse_feed  # not needed by a 304
+
         body, res.body = res.body, None
         async with parse_slot or contextlib.nullcontext():
             parsed = await asyncio.to_thread(parse_feed, body, res.final_url or feed.url, feed.name,
@@ -317,6 +319,21 @@ def select_pages(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str,
     return fetch, linkless, counts
 
 
+def add_ids(seen: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
+    """The stored-id set `seen` (sorted, unique uint64) with `new_ids` added: what np.union1d returns, in
+    time linear in len(seen) (a binary search per new id, one copy) where union1d sorts the whole set
+    again (0.6 s for a million ids, at every commit)."""
+    new = np.unique(np.asarray(new_ids, dtype=np.uint64))
+    if not len(new):
+        return seen
+    pos = np.searchsorted(seen, new)
+    known = pos < len(seen)
+    known[known] = seen[pos[known]] == new[known]
+    if known.all():
+        return seen  # nothing new: the same array (the caller may then reuse the file it came from)
+    return np.insert(seen, pos[~known], new[~known])
+
+
 def _in_sorted(arr: np.ndarray, value: int) -> bool:
     if not len(arr):
         return False
@@ -405,6 +422,7 @@ class RawPageWriter:
 
 def _make_pool(config: Config, n_tasks: int) -> Executor | None:
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     workers = config.extract.workers or (os.cpu_count() or 1)
     # A daemonic process may not start children: a task of a Celery prefork worker (and its Airflow task
@@ -456,6 +474,8 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
 def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
                 progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
                 now: datetime | None = None) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+    if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
+        return [], [], None
     if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
         cache_dir = staging.parent.parent / "_cache"
     raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
@@ -577,7 +597,6 @@ def _is_permanent(res: FetchResult) -> bool:
 def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
                    state: dict[str, Any], run_id: str, now: datetime, summary: RunSummary) -> list[Article]:
     """Turn fetched pages into article rows (clean + metadata merge), updating pending retries in `state`."""
-    from pipeline.clean import SiteTemplate, clean_text
     from pipeline.urls import canonicalize_url, host_of
 
     pending: dict[str, Any] = state["pending"]
@@ -636,6 +655,10 @@ def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkles
             continue
         ok_pages.append((po, ex.text))
 
+    if not ok_pages:
+        return rows  # nothing to clean (a run of 304s never loads the cleaner)
+    from pipeline.clean import SiteTemplate, clean_text
+
     # Clean with per-site templates: observe every new article of a site first, then clean each one, so the
     # first article of a batch already benefits from what the others teach.
     templates: dict[str, Any] = state["templates"]
@@ -692,14 +715,14 @@ def _publication_time(ex: Extracted, text_time: datetime | None) -> tuple[dateti
 def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: str, now: datetime,
                     summary: RunSummary) -> Any:
     """Near-duplicate detection against the rolling index; returns this run's index entries (Arrow)."""
-    from pipeline.dedup import DedupIndex, content_hash
-
     for row in rows:
         if row.extraction_status != "ok" or not row.text:
             row.cluster_id = row.article_id  # no text, nothing to compare: a cluster of its own
     texts = [row for row in rows if row.extraction_status == "ok" and row.text]
     if not texts:
         return None  # a run without new text (all feeds 304, only failures) never loads the window
+    from pipeline.dedup import DedupIndex, content_hash
+
     window_start = now - timedelta(days=config.dedup.window_days)
     index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start)
     new_ids: list[str] = []
@@ -831,11 +854,13 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
             files.append(wh.write_table(f"dedup_index/part-{run_id}-0.parquet", index_delta))
 
         new_ids = np.fromiter((id_to_u64(r.article_id) for r in rows), dtype=np.uint64, count=len(rows))
-        seen = np.union1d(seen, new_ids)
+        loaded, seen = seen, add_ids(seen, new_ids)
         summary.retries_pending = len(state["pending"])
         summary.articles_written = len(rows)
         summary.elapsed_s = round(summary.elapsed_s + time.monotonic() - t0, 3)
-        state_rel, seen_rel = wh.write_state(run_id, state, seen)
+        last = wh.last_run(base)
+        unchanged = seen is loaded and last is not None and last.get("seen_file")
+        state_rel, seen_rel = wh.write_state(run_id, state, seen, same_seen_as=last["seen_file"] if unchanged else None)
         crash_point("before_commit")
         wh.commit(RunEntry(
             run_id=run_id, started_at=started_at.isoformat(), committed_at=datetime.now(UTC).isoformat(),
@@ -844,9 +869,9 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
         ), base=base)
         summary.committed = True
         crash_point("after_commit")
-    wh.prune_state()
+    wh.prune_state(wh.last_snapshot)
     write_polling_snapshot(wh, state)
-    warning = refresh_database_file(wh)
+    warning = refresh_database_file(wh, wh.last_snapshot)  # the snapshot this commit made: no re-read
     if warning:
         summary.warnings.append(warning)
     return summary
@@ -974,11 +999,12 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
     wh = Warehouse(warehouse)
     summary = RunSummary(run_id)
     with wh.lock(f"run {run_id}", wait_s=lock_wait_s):
-        if wh.is_committed(run_id):
+        snap = wh.snapshot()  # one read of the log for the three questions below
+        if snap.run(run_id) is not None:
             summary.already_committed = summary.committed = True
             return summary
-        state = wh.load_state()
-        seen = wh.load_seen()
+        state = wh.load_state(snap)
+        seen = wh.load_seen(snap)
         names = None if all_feeds else due_feed_names(config, state, now or datetime.now(UTC))
         with Progress("feeds", len(config.active_feeds) if names is None else len(names), enabled=progress) as bar:
             feed_outcomes, log_rows = fetch_feeds(config, names, state["feeds"], run_id, progress=bar.update,

@@ -10,13 +10,15 @@ the snapshot).
 `connect(target)` opens an in-memory DuckDB with the views (it never locks the database file, so any
 number of readers can query while a run writes); `refresh_database_file(target)` (re)creates them in
 `newsingest.duckdb` for users of the DuckDB CLI (local warehouses only: the file lists the live files of
-the latest commit, and is refreshed by every commit). On object storage the datasets are pyarrow datasets
+the latest commit, and is refreshed by every commit; a view is created again only when its files or the
+columns it reads changed, which the file's `_newsingest_views` table keeps track of). On object storage the datasets are pyarrow datasets
 registered in the connection (no DuckDB extension needed).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from datetime import datetime
 from typing import Any
@@ -234,9 +236,14 @@ def connect(target: Warehouse | str | os.PathLike[str], *, threads: int | None =
     return con
 
 
-def refresh_database_file(target: Warehouse | str | os.PathLike[str]) -> str | None:
-    """Recreate the views in newsingest.duckdb. Returns a warning instead of failing when the file is
-    held open by another process (a user's DuckDB shell): the data is committed either way."""
+_VIEWS_META = "_newsingest_views"  # in newsingest.duckdb: how each view was last created (see below)
+_BASE_COLUMNS = "(base columns)"  # the meta row holding the columns the derived views were bound to
+
+
+def refresh_database_file(target: Warehouse | str | os.PathLike[str], snap: Snapshot | None = None) -> str | None:
+    """Bring the views in newsingest.duckdb up to the latest commit (or `snap`). Returns a warning
+    instead of failing when the file is held open by another process (a user's DuckDB shell): the data
+    is committed either way."""
     import duckdb
 
     wh = open_warehouse(target)
@@ -248,8 +255,64 @@ def refresh_database_file(target: Warehouse | str | os.PathLike[str]) -> str | N
     except duckdb.IOException as exc:
         return f"views in {path} not refreshed (file in use: {str(exc).splitlines()[0]})"
     try:
-        install_views(con, wh)
+        _refresh_views(con, wh, snap or wh.snapshot())
     finally:
         with contextlib.suppress(Exception):
             con.close()
     return None
+
+
+def _refresh_views(con: Any, wh: Warehouse, snap: Snapshot) -> None:
+    """`install_views` for the persistent file, recreating only what changed, in one transaction.
+
+    Creating a view binds its query, and a view over `articles` binds `read_parquet` of every live
+    articles file (about 0.25 s per reference on a 2,000-file warehouse; the derived views hold five such
+    references). A run that adds no articles file leaves the `articles` view as it was, and the derived
+    views only need recreating when their own SQL or the columns of what they read changed (DuckDB binds
+    a view's query again at every use). The meta table records, per view, the SQL we created it with and
+    DuckDB's own text of it, so a view that someone dropped or replaced in the file is recreated too."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {_VIEWS_META} (name VARCHAR PRIMARY KEY, source VARCHAR, "
+                    "duck VARCHAR)")
+        recorded = {n: (s, d) for n, s, d in con.execute(f"SELECT name, source, duck FROM {_VIEWS_META}").fetchall()}
+        current = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal "
+                                   "AND schema_name = current_schema()").fetchall())
+        created: list[str] = []
+
+        def ensure_view(name: str, source: str, stmt: str, force: bool = False) -> None:
+            prev = recorded.get(name)
+            if force or prev is None or prev[0] != source or name not in current or current[name] != prev[1]:
+                con.execute(stmt)
+                created.append(name)
+                recorded[name] = (source, "")
+
+        for name, table in (("runs", runs_table(snap)), ("live_files", live_files_table(snap)),
+                            ("feed_polling", polling_table(wh))):
+            con.register(f"_{name}_src", table)
+            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}_src")
+            con.unregister(f"_{name}_src")
+        for name in VIEW_DATASETS:
+            sql, dataset = dataset_source(wh, snap, name)
+            assert dataset is None  # a local warehouse: the view reads the files by path
+            ensure_view(name, sql, f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        # What the derived views read: a change of its columns (a new schema version) recreates them.
+        bases = ("runs", "live_files", "feed_polling", *VIEW_DATASETS)
+        columns = json.dumps(con.execute(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE schema_name = current_schema() "
+            f"AND table_name IN ({', '.join(_lit(b) for b in bases)}) ORDER BY table_name, column_index").fetchall())
+        base_changed = recorded.get(_BASE_COLUMNS, (None, None))[0] != columns
+        for stmt in derived_view_sql():
+            name = stmt.split(" AS ", 1)[0].split()[-1]
+            ensure_view(name, stmt, stmt, force=base_changed)
+        if created or base_changed:
+            duck = dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal "
+                                    "AND schema_name = current_schema()").fetchall())
+            rows = [(n, recorded[n][0], duck.get(n, "")) for n in created]
+            rows.append((_BASE_COLUMNS, columns, ""))
+            con.executemany(f"INSERT OR REPLACE INTO {_VIEWS_META} VALUES (?, ?, ?)", rows)
+        con.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(Exception):
+            con.execute("ROLLBACK")
+        raise

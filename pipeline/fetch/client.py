@@ -34,8 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
-import httpx
-
+from pipeline.fetch._httpx import httpx
 from pipeline.fetch.decode import decode_body, looks_like_html, sniff_binary
 from pipeline.fetch.hoststate import HostStore
 from pipeline.fetch.policy import GuardedBackend, PolicyError, Target, UrlPolicy
