@@ -432,6 +432,25 @@ def _make_pool(config: Config, n_tasks: int) -> Executor | None:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
+def _pages_in_flight(config: Config) -> int:
+    return max(64, 4 * config.fetch.concurrency)
+
+
+def _interleave_hosts(tasks: Sequence[PageTask]) -> list[int]:
+    """Indices of `tasks`, one host after the other in turn (round robin, hosts in order of first
+    appearance, each host's pages in their order)."""
+    from pipeline.fetch.client import host_key
+
+    host_order: dict[str, int] = {}
+    taken: dict[str, int] = defaultdict(int)
+    keys = []
+    for i, t in enumerate(tasks):
+        host = host_key(t.item.url or "")
+        keys.append((taken[host], host_order.setdefault(host, len(host_order)), i))
+        taken[host] += 1
+    return [i for _, _, i in sorted(keys)]
+
+
 async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
                              fetch_env: dict[str, Any]) -> list[PageOutcome]:
@@ -465,7 +484,18 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
                     progress(1)
                 return PageOutcome(task, res, extracted, fetched_at)
 
-            return list(await asyncio.gather(*(one(t) for t in tasks)))
+            # A bounded number of pages in flight (fetched, queued for or in extraction), taken from the hosts
+            # in turn: memory stays flat however many pages a run has, and no host waits behind another's
+            # queue (each host's own slots and delay are still the Fetcher's).
+            results: list[PageOutcome | None] = [None] * len(tasks)
+            order = iter(_interleave_hosts(tasks))
+
+            async def runner() -> None:
+                for i in order:  # one iterator shared by every runner: each page is taken once
+                    results[i] = await one(tasks[i])
+
+            await asyncio.gather(*(runner() for _ in range(min(len(tasks), _pages_in_flight(config)))))
+            return [r for r in results if r is not None]
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -721,15 +751,17 @@ def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: 
     texts = [row for row in rows if row.extraction_status == "ok" and row.text]
     if not texts:
         return None  # a run without new text (all feeds 304, only failures) never loads the window
-    from pipeline.dedup import DedupIndex, content_hash
+    from pipeline.dedup import DedupIndex, content_hash, fingerprints
 
     window_start = now - timedelta(days=config.dedup.window_days)
     index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start)
     new_ids: list[str] = []
-    for row in sorted(texts, key=lambda r: (r.published_at or r.first_seen_at, r.article_id)):
+    ordered = sorted(texts, key=lambda r: (r.published_at or r.first_seen_at, r.article_id))
+    # one vectorised pass over every new text, then the documents join the index one after the other
+    for row, fp in zip(ordered, fingerprints([r.text for r in ordered], config.dedup), strict=True):
         row.content_hash = content_hash(row.text)
-        match = index.add(row.article_id, row.text, content_hash=row.content_hash, source=row.source,
-                          published_at=row.published_at, seen_at=row.first_seen_at)
+        match = index.add_fingerprint(row.article_id, fp._replace(content_hash=row.content_hash),
+                                      source=row.source, seen_at=row.first_seen_at)
         new_ids.append(row.article_id)
         row.cluster_id = match.cluster_id
         row.duplicate_of = match.duplicate_of

@@ -408,3 +408,35 @@ def test_consent_notice_only_is_a_consent_wall_even_without_markup_hints():
     record = extract_page(article_html(notice, title="Your privacy choices"))
     assert record.status == "consent_wall"
     assert record.text is None
+
+
+def test_language_model_cache_matches_the_packaged_model(tmp_path, monkeypatch):
+    """The unpacked copy of py3langid's model (written on first use) ranks exactly as the packaged one."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    import pipeline.extract as ex
+
+    monkeypatch.setenv("NEWSINGEST_CACHE_DIR", str(tmp_path / "cache"))
+    assert ex._cached_language_model() is not None  # unpacks into the cache
+    assert len(list((tmp_path / "cache").iterdir())) == 1  # the copy, no temporary file left
+    ptc, pc, classes, nextmove, row, output = ex._cached_language_model()  # reads the copy
+    fast = LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
+    packaged = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    for text in ("Le gouvernement a annoncé mardi une nouvelle réforme des retraites.",
+                 "Die Regierung hat am Dienstag eine neue Rentenreform angekündigt.",
+                 "The government announced a new pension reform on Tuesday."):
+        assert fast.rank(text)[:5] == packaged.rank(text)[:5]
+
+
+def test_language_model_cache_that_cannot_be_written_falls_back(tmp_path, monkeypatch):
+    import pipeline.extract as ex
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    monkeypatch.setenv("NEWSINGEST_CACHE_DIR", str(blocker / "cache"))
+    assert ex._cached_language_model() is None
+    ex._language_identifier.cache_clear()
+    try:
+        assert ex._language("The government announced a new pension reform on Tuesday, officials said.", None) == "en"
+    finally:
+        ex._language_identifier.cache_clear()

@@ -35,3 +35,21 @@ def test_daemonic_process_extracts_in_process():
 
 def test_regular_process_gets_a_process_pool():
     assert _run(daemon=False) == "ProcessPoolExecutor"
+
+
+def test_pages_are_taken_from_the_hosts_in_turn():
+    from datetime import UTC, datetime
+
+    from pipeline.records import FeedItem
+    from pipeline.run import PageTask, _interleave_hosts
+
+    def task(url: str) -> PageTask:
+        return PageTask(url, FeedItem(source="s", feed_url="http://f/", url=url, guid=None), 0,
+                        datetime(2026, 1, 1, tzinfo=UTC))
+
+    urls = ["http://a/1", "http://a/2", "http://a/3", "http://b:81/1", "http://c/1", "http://b:81/2", "http://A/4"]
+    order = _interleave_hosts([task(u) for u in urls])
+    assert [urls[i] for i in order] == [
+        "http://a/1", "http://b:81/1", "http://c/1", "http://a/2", "http://b:81/2", "http://a/3", "http://A/4",
+    ]  # fmt: skip
+    assert _interleave_hosts([]) == []
