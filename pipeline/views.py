@@ -135,15 +135,20 @@ def dataset_source(wh: Warehouse, snap: Snapshot, name: str) -> tuple[str, Any |
     return f"SELECT * FROM _ds_{name}", dataset
 
 
-def install_views(con: Any, target: Warehouse | str | os.PathLike[str], snap: Snapshot | None = None) -> Snapshot:
-    """Create the tables and views of one snapshot in a DuckDB connection; returns the snapshot."""
-    wh = open_warehouse(target)
-    snap = snap or wh.snapshot()
+def _install_tables(con: Any, wh: Warehouse, snap: Snapshot) -> None:
+    """The small tables of a snapshot (runs, live files, polling schedule), rebuilt whole: they are cheap."""
     for name, table in (("runs", runs_table(snap)), ("live_files", live_files_table(snap)),
                         ("feed_polling", polling_table(wh))):
         con.register(f"_{name}_src", table)
         con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}_src")
         con.unregister(f"_{name}_src")
+
+
+def install_views(con: Any, target: Warehouse | str | os.PathLike[str], snap: Snapshot | None = None) -> Snapshot:
+    """Create the tables and views of one snapshot in a DuckDB connection; returns the snapshot."""
+    wh = open_warehouse(target)
+    snap = snap or wh.snapshot()
+    _install_tables(con, wh, snap)
     for name in VIEW_DATASETS:
         sql, dataset = dataset_source(wh, snap, name)
         if dataset is not None:
@@ -287,11 +292,7 @@ def _refresh_views(con: Any, wh: Warehouse, snap: Snapshot) -> None:
                 created.append(name)
                 recorded[name] = (source, "")
 
-        for name, table in (("runs", runs_table(snap)), ("live_files", live_files_table(snap)),
-                            ("feed_polling", polling_table(wh))):
-            con.register(f"_{name}_src", table)
-            con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _{name}_src")
-            con.unregister(f"_{name}_src")
+        _install_tables(con, wh, snap)
         for name in VIEW_DATASETS:
             sql, dataset = dataset_source(wh, snap, name)
             assert dataset is None  # a local warehouse: the view reads the files by path

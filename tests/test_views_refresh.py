@@ -3,7 +3,6 @@ answers 304 is recorded (fetch log, feed state, views) without loading the extra
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -17,6 +16,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
+from test_warehouse import bench  # bench/warehouse.py, loaded once there
 
 from pipeline.run import add_ids
 from pipeline.schema import FETCH_LOG_SCHEMA
@@ -26,16 +26,6 @@ from pipeline.warehouse import DB_FILE, RunEntry, Warehouse
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 DERIVED = {"articles_unique", "clusters", "source_freshness", "source_health"}
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_warehouse", ROOT / "bench" / "warehouse.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-bench = _bench()
 
 
 @pytest.mark.parametrize("seed", range(6))
