@@ -507,13 +507,26 @@ class _Flat(NamedTuple):
     doc: np.ndarray  # int32: the text of each key
 
 
-def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: int, minhash: bool = True) -> _Flat:
+def _fingerprint_arrays(
+    texts: Sequence[str | None], settings: Any, sample_mod: int, minhash: bool = True, jit: Any = None
+) -> _Flat:
+    """Fingerprints of a batch as flat arrays. ``jit`` (:func:`_jit_kernels`, batches without MinHash only):
+    the compiled kernel computes everything after the byte classes, with the same results."""
     k, num_perm = int(settings.shingle_size), int(settings.num_perm)
     if not 1 <= k < _SHINGLE_COEF.size:
         raise ValueError(f"shingle_size must be between 1 and {_SHINGLE_COEF.size - 1}")
     n_docs = len(texts)
     arr = np.frombuffer(_fold_many(texts), dtype=np.uint8)
     cls, brk = _scan(arr)
+    if jit is not None and not minhash:
+        syn, big = _fold_tables()
+        exact, n_tok, keys, doc = jit.fingerprint_keys(
+            arr, cls, brk, n_docs, k, max(sample_mod, 1), _CHAR_COEF, _SHINGLE_COEF, _EXACT_COEF, _BIGRAM_MUL,
+            big.keys, big.values, big.shift, big.mask, syn.keys, syn.values, syn.shift, syn.mask,
+            _BOUNDARY_BYTE, _WS_BYTE,
+        )  # fmt: skip
+        hashes = [f"{a:016x}{b:016x}" for a, b in exact.tolist()]
+        return _Flat(hashes, n_tok, np.zeros((0, num_perm), dtype=np.uint32), keys, doc)
     tok, tok_start = _token_hashes(arr, cls, brk)
     tok_doc = _owner(np.flatnonzero(cls == 3), tok_start)
     hashes = _content_hashes(tok, tok_doc, cls[tok_start] == 1, n_docs)
@@ -531,7 +544,9 @@ def _fingerprint_arrays(texts: Sequence[str | None], settings: Any, sample_mod: 
     return _Flat(hashes, n_tok, mh, sh, sh_doc.astype(np.int32))
 
 
-def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 19) -> _Flat:
+def _fingerprint_chunks(
+    texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 19, jit: Any = None
+) -> _Flat:
     """:func:`_fingerprint_arrays` over slices of about ``budget`` characters (bounds the temporary arrays).
 
     The slices' keys and documents are copied as they come into arrays that grow when needed (sized
@@ -539,7 +554,7 @@ def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, mi
     concatenated.
     """
     if not texts:
-        return _fingerprint_arrays(texts, settings, sample_mod, minhash)
+        return _fingerprint_arrays(texts, settings, sample_mod, minhash, jit)
     hashes: list[str] = []
     n_tokens: list[np.ndarray] = []
     minhashes: list[np.ndarray] = []
@@ -551,7 +566,7 @@ def _fingerprint_chunks(texts: Sequence[str], settings: Any, sample_mod: int, mi
     for hi, t in enumerate(texts, 1):
         size += len(t)
         if size >= budget or hi == len(texts):
-            p = _fingerprint_arrays(texts[lo:hi], settings, sample_mod, minhash)
+            p = _fingerprint_arrays(texts[lo:hi], settings, sample_mod, minhash, jit)
             if lo == 0 and hi == len(texts):
                 return p
             end = m + p.keys.size
@@ -1404,10 +1419,12 @@ class _Batch:
         srcs: list[int],
         settings: Any,
         tu: DedupTuning,
+        jit: Any = None,
     ):
         """``entries``: the fingerprints' sampled keys and their documents (``_Flat.keys``, ``_Flat.doc``)
-        as {"keys", "doc"}, popped from the dict so that each is freed as soon as it is used."""
-        self.st, self.tu = settings, tu
+        as {"keys", "doc"}, popped from the dict so that each is freed as soon as it is used. ``jit``: the
+        compiled kernels (:func:`_jit_kernels`) or None for numpy only (same results)."""
+        self.st, self.tu, self.jit = settings, tu, jit
         n = self.n = n_tokens.size
         keys = entries.pop("keys")
         # entries sorted by key, text order inside a key; a key repeated inside one text is kept once
@@ -1447,6 +1464,7 @@ class _Batch:
         if self.first is not None:
             by_doc = by_doc[~self.repeat[by_doc]]
         self.dk_order = self.order[by_doc]
+        self.by_doc = by_doc if jit is not None else None  # raw_pairs' kernel walks the entries by document
         self.dk = np.empty(by_doc.size, dtype=np.uint64)
         step = 1 << 18
         for lo in range(0, by_doc.size, step):  # in slices: small temporaries
@@ -1509,6 +1527,10 @@ class _Batch:
         are counted in blocks of later documents, which bounds the temporary arrays.
         """
         n = self.n
+        if self.jit is not None and self.tu.posting_cap < 256:
+            by_doc, self.by_doc = self.by_doc, None
+            return self.jit.raw_pairs(self.gid_sorted, self.Ds, self.repeat, self.eligible, by_doc, self.dk, n,
+                                      int(self.tu.posting_cap))  # fmt: skip
         use = self.eligible[self.Ds]
         use &= ~self.repeat
         g = self.gid_sorted[use]
@@ -1591,16 +1613,34 @@ class _Batch:
         # statistics do not depend on the order): the queries then come sorted, which numpy's binary search
         # turns into cache-friendly neighbouring searches (3x faster than queries in text order).
         by_longer = _stable_argsort_small(longer)
+        if self.jit is not None:
+            inter, first, last = self.jit.pair_stats(table, t_rank, t_start, n_inf, longer, shorter, by_longer)
+        else:
+            inter, first, last = self._lookup(table, t_rank, t_start, n_inf, longer, shorter, by_longer)
+        span = np.maximum(n_inf[longer], 1)
+        ok, c, cov = _judge(n_inf[i], n_inf[j], inter, first / span, self.st, tu)
+        return {
+            "i": i, "j": j, "ok": ok, "c": c, "cov": cov, "i_longer": i_longer & (n_inf[i] > n_inf[j]),
+            "first": first / span, "last": (last + 1) / span,
+        }  # fmt: skip
+
+    def _lookup(
+        self, table: np.ndarray, t_rank: np.ndarray, t_start: np.ndarray, n_inf: np.ndarray, longer: np.ndarray,
+        shorter: np.ndarray, by_longer: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each pair, how many of the shorter text's informative keys the longer one has, and the first
+        and last rank of those in the longer text (int32 max and -1 when none)."""
+        size = longer.size
         longer_o, shorter_o = longer[by_longer], shorter[by_longer]
         low = _U64((1 << 40) - 1)
         sizes = n_inf[shorter_o]
-        inter = np.zeros(i.size)
-        first = np.zeros(i.size, dtype=np.int64)
-        last = np.zeros(i.size, dtype=np.int64)
+        inter = np.zeros(size)
+        first = np.zeros(size, dtype=np.int64)
+        last = np.zeros(size, dtype=np.int64)
         ends = np.cumsum(sizes)
         lo = 0
         top = _U64(1 << 63)
-        while lo < i.size:  # pairs in chunks of about _LOOKUP_BLOCK looked-up keys
+        while lo < size:  # pairs in chunks of about _LOOKUP_BLOCK looked-up keys
             stop = ends[lo] - sizes[lo] + self._LOOKUP_BLOCK
             hi = max(lo + 1, int(np.searchsorted(ends, stop, side="right")))
             sz = sizes[lo:hi]  # every shorter text has informative keys (pairs without were dropped)
@@ -1625,12 +1665,7 @@ class _Batch:
             first[at] = np.minimum.reduceat(np.where(found, rank, np.iinfo(np.int32).max), heads)
             last[at] = np.maximum.reduceat(np.where(found, rank, -1), heads)
             lo = hi
-        span = np.maximum(n_inf[longer], 1)
-        ok, c, cov = _judge(n_inf[i], n_inf[j], inter, first / span, self.st, tu)
-        return {
-            "i": i, "j": j, "ok": ok, "c": c, "cov": cov, "i_longer": i_longer & (n_inf[i] > n_inf[j]),
-            "first": first / span, "last": (last + 1) / span,
-        }  # fmt: skip
+        return inter, first, last
 
     def composite(self, pairs: dict[str, np.ndarray]) -> np.ndarray:
         """Documents that hold two stories at different places (digests, live blogs, aggregator pages)."""
@@ -1728,6 +1763,54 @@ class _Batch:
         return root, dup, method
 
 
+JIT_MIN_DOCS = 50_000
+"""Batches of at least this many documents use the compiled kernels of :mod:`pipeline._dedup_jit` when numba
+is installed: importing numba and loading the cached kernels costs ~0.5 s, which the kernels win back from
+about 40,000 documents on. Once they are loaded in the process (an earlier big batch, :func:`warm_jit`),
+batches from ``JIT_LOADED_MIN_DOCS`` documents use them too. ``NEWSINGEST_DEDUP_JIT=0`` turns the kernels
+off, ``=1`` uses them for every batch; the results are the same either way."""
+JIT_LOADED_MIN_DOCS = 1_000
+
+
+def _jit_kernels(n_docs: int) -> Any:
+    """The compiled kernels for a batch of ``n_docs`` documents, or None (numpy only: same results)."""
+    import os
+
+    env = os.environ.get("NEWSINGEST_DEDUP_JIT", "")
+    if env == "0":
+        return None
+    loaded = "pipeline._dedup_jit" in sys.modules
+    if env != "1" and n_docs < (JIT_LOADED_MIN_DOCS if loaded else JIT_MIN_DOCS):
+        return None
+    try:
+        from pipeline import _dedup_jit
+    except ImportError:  # numba missing or unusable here: the numpy path computes the same
+        return None
+    return _dedup_jit
+
+
+def warm_jit() -> float:
+    """Import numba and load the compiled kernels (compiling them the first time on a machine, a few
+    seconds, then cached on disk) by clustering a few generated texts with them; returns the seconds it
+    took (0.0 when numba is missing or ``NEWSINGEST_DEDUP_JIT=0``). Benchmarks call it before their
+    clock, as they import modules before it; the pipeline does not need to."""
+    import os
+    import time
+
+    t0 = time.perf_counter()
+    jit = None if os.environ.get("NEWSINGEST_DEDUP_JIT") == "0" else _jit_kernels(max(JIT_MIN_DOCS, 1))
+    if jit is None:
+        return 0.0
+    rng = np.random.default_rng(1)
+    words = [f"w{int(x)}" for x in rng.integers(0, 500, 120)]
+    text = ". ".join(" ".join(words[i : i + 12]) for i in range(0, 120, 12)) + "."
+    docs = [{"id": "a", "text": text}, {"id": "b", "text": text.replace(words[5], "other", 1)},
+            {"id": "c", "text": text[: len(text) // 2]}, {"id": "d", "text": "U.S. shares rose 5 pct %"}]  # fmt: skip
+    for _ in _dedup_items(docs, None, None, jit):
+        pass
+    return time.perf_counter() - t0
+
+
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Connected components of n nodes and edges (a, b), each named after its smallest node.
 
@@ -1768,18 +1851,24 @@ def dedup_documents(
     defaults to the URL's host; ``published_at`` (ISO 8601) places documents in time for
     ``window_days`` (a document without one takes the previous document's time, or now).
     """
+    items = list(docs)
+    yield from _dedup_items(items, settings, tuning, _jit_kernels(len(items)))
+
+
+def _dedup_items(items: list[dict], settings: Any, tuning: DedupTuning | None, jit: Any) -> Iterator[dict]:
+    """:func:`dedup_documents` with the kernels chosen by the caller (None: numpy only, same results)."""
     from pipeline.urls import canonicalize_url, host_of
 
     st = settings if settings is not None else _DefaultSettings()
     tu = tuning if tuning is not None else DedupTuning()
-    items = list(docs)
     if not items:
         return
     try:
         ids = [d["id"] for d in items]
     except KeyError:
         raise ValueError("every document needs an 'id'") from None
-    flat = _fingerprint_chunks([str(d.get("text") or "") for d in items], st, int(st.sample_mod), minhash=False)
+    flat = _fingerprint_chunks([str(d.get("text") or "") for d in items], st, int(st.sample_mod), minhash=False,
+                               jit=jit)  # fmt: skip
     hashes, n_tokens = flat.hashes, flat.n_tokens
     entries = {"keys": flat.keys, "doc": flat.doc}  # handed over to the batch, which frees them once used
     del flat
@@ -1799,7 +1888,7 @@ def dedup_documents(
         times.append(last)
         j = by_url.setdefault(canonicalize_url(url), i) if url else i
         url_first.append(j if j != i else -1)
-    batch = _Batch(entries, n_tokens, np.array(times, dtype=np.int64), srcs, st, tu)
+    batch = _Batch(entries, n_tokens, np.array(times, dtype=np.int64), srcs, st, tu, jit)
     ntok = n_tokens.tolist()
     raw = batch.raw_pairs()
     no_template = np.zeros(batch.D.size, dtype=bool)
