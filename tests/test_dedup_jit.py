@@ -1,0 +1,129 @@
+"""The batch engine's numba kernels (pipeline/_dedup_jit.py) give exactly what its numpy code gives.
+
+Compares both paths on real texts (the dedup benchmark's dev set and a generated replica of it, which
+has template lines, truncations and copies), on the made-up texts of test_dedup, and on random strings
+built from the characters the tokenizer and the segmenter treat specially.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED
+from test_dedup import FOLLOW_UP, INDEPENDENT, ORIGIN, SYNDICATED, TRUNCATED
+
+from pipeline import dedup
+from pipeline.settings import DedupSettings
+
+jit = pytest.importorskip("pipeline._dedup_jit", reason="numba is not installed")
+
+BENCH = SHARED / "dedup-benchmark"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _dev_docs() -> list[dict]:
+    path = BENCH / "dev.jsonl"
+    if not path.exists():
+        pytest.skip(f"dedup benchmark not found at {BENCH}")
+    return [json.loads(line) for line in path.open(encoding="utf-8")]
+
+
+def _both(docs: list[dict], settings=None, tuning=None) -> tuple[list[dict], list[dict]]:
+    numpy_out = list(dedup._dedup_items(docs, settings, tuning, None))
+    jit_out = list(dedup._dedup_items(docs, settings, tuning, jit))
+    return numpy_out, jit_out
+
+
+def _assert_same_flat(texts: list[str], settings=None, sample_mod: int = 2) -> None:
+    st = settings if settings is not None else dedup._DefaultSettings()
+    a = dedup._fingerprint_arrays(texts, st, sample_mod, minhash=False)
+    b = dedup._fingerprint_arrays(texts, st, sample_mod, minhash=False, jit=jit)
+    assert a.hashes == b.hashes
+    assert np.array_equal(a.n_tokens, b.n_tokens)
+    assert np.array_equal(a.keys, b.keys) and a.keys.dtype == b.keys.dtype
+    assert np.array_equal(a.doc, b.doc) and a.doc.dtype == b.doc.dtype
+
+
+SPECIAL = [
+    "a", "b", "z", "7", "42", " ", "  ", "\n", "\r\n", "\t", ".", ". ", "!", "?", "-", " - ", " -", "|", "%", "%%",
+    '."', ".' ", ".) ", ".\u201d", " \u2013 ", " \u2014 ", "\u2013", "\u00a0", "\u00e9", "\u00c9t\u00e9", "\u00d7",
+    "\u3001", "\u65e5\u672c", "\u30ab\u30ca", "\ud55c", "\U0001f600", "\u2122", "\u2103", "&amp;", "&#8212;",
+    "\x00", "U.S.", "u.k.", "per cent", "told reporters", "mln", "Pct", "dlrs", "said", "Sept.", "united states",
+    "u s s", "abcdefghijklmnopq", "abcdefghijklmnopqrstuvwxyz0123", "\ufb01", "\u212b",
+]  # fmt: skip
+
+
+def test_fingerprints_equal_on_special_characters() -> None:
+    rng = np.random.default_rng(8)
+    texts = ["", "x", "%", "\n", "word " * 40]
+    for _ in range(400):
+        parts = rng.choice(len(SPECIAL), size=int(rng.integers(0, 120)))
+        texts.append("".join(SPECIAL[p] + (" " if rng.random() < 0.5 else "") for p in parts))
+    _assert_same_flat(texts)
+    _assert_same_flat(texts, sample_mod=1)
+    _assert_same_flat(texts, DedupSettings(shingle_size=3), sample_mod=4)
+    for t in texts[:60]:  # one text per call: tokens and segments at the very start and end of the bytes
+        _assert_same_flat([t])
+
+
+def test_fingerprints_equal_on_the_dev_set() -> None:
+    texts = [d["text"] for d in _dev_docs()]
+    texts += [ORIGIN, SYNDICATED, TRUNCATED, INDEPENDENT, FOLLOW_UP]
+    _assert_same_flat(texts)
+    _assert_same_flat(texts[:500], DedupSettings(shingle_size=1), sample_mod=3)
+
+
+def test_dedup_documents_equal_on_the_dev_set() -> None:
+    docs = _dev_docs()
+    numpy_out, jit_out = _both(docs)
+    assert jit_out == numpy_out
+    assert sum(r["duplicate_of"] is not None for r in jit_out) > 500  # many pairs were verified
+    # other verifier settings: fewer postings, every shingle sampled, shorter shingles
+    settings = DedupSettings(sample_mod=1, shingle_size=4, min_containment=0.5)
+    numpy_out, jit_out = _both(docs[:2000], settings, dedup.DedupTuning(posting_cap=2))
+    assert jit_out == numpy_out
+
+
+def test_dedup_documents_equal_on_a_generated_corpus_with_sources() -> None:
+    """Replicas of the dev set (bench/dedup.py's generator), with URLs, sources and times: template
+    shingles of many clusters and of one source, the time window, URL twins."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench.dedup import Replicator
+    finally:
+        sys.path.remove(str(ROOT))
+    docs = Replicator(_dev_docs()).corpus(12_000)
+    for k, d in enumerate(docs):
+        d["url"] = f"https://outlet{k % 7}.example/story/{k % 9000}"
+        d["published_at"] = f"2026-0{1 + k // 3000}-0{1 + k % 9}T10:00:00+00:00"
+    numpy_out, jit_out = _both(docs, DedupSettings(window_days=30))
+    assert jit_out == numpy_out
+
+
+def test_small_batches_do_not_import_numba() -> None:
+    code = (
+        "import sys; from pipeline.dedup import dedup_documents; "
+        "list(dedup_documents([{'id': i, 'text': 'some words ' * 20} for i in range(50)])); "
+        "print('numba' in sys.modules)"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "NEWSINGEST_DEDUP_JIT"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+    assert proc.stdout.strip() == "False"
+
+
+def test_kernel_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEWSINGEST_DEDUP_JIT", raising=False)
+    assert dedup._jit_kernels(dedup.JIT_MIN_DOCS) is jit
+    assert dedup._jit_kernels(dedup.JIT_LOADED_MIN_DOCS) is jit  # loaded in this process by now
+    assert dedup._jit_kernels(dedup.JIT_LOADED_MIN_DOCS - 1) is None
+    monkeypatch.setenv("NEWSINGEST_DEDUP_JIT", "0")
+    assert dedup._jit_kernels(10**7) is None
+    assert dedup.warm_jit() == 0.0
+    monkeypatch.setenv("NEWSINGEST_DEDUP_JIT", "1")
+    assert dedup._jit_kernels(1) is jit
+    assert dedup.warm_jit() > 0.0
