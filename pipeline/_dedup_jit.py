@@ -302,3 +302,29 @@ def fingerprint_keys(arr, cls, brk, n_docs, k, sample_mod, char_coef, shingle_co
     keys = keys[:nk][::-1].copy()
     kdoc = kdoc[:nk][::-1].copy()
     return exact, n_tok, keys, kdoc
+
+
+@njit(cache=True, nogil=True)
+def clusters_per_key(gid_sorted, ds, root, threshold):  # pragma: no cover - compiled
+    """``_Batch.template_by_clusters``' first test, per key-sorted entry: is its key held by at least
+    ``threshold`` distinct clusters (``root`` of the holders' documents)?"""
+    m = gid_sorted.size
+    out = np.zeros(m, np.bool_)
+    stamp = np.full(root.size, -1, np.int64)  # last key group that counted this cluster
+    a = 0
+    while a < m:
+        g = gid_sorted[a]
+        b = a + 1
+        while b < m and gid_sorted[b] == g:
+            b += 1
+        if b - a >= threshold:
+            c = 0
+            for s in range(a, b):
+                r = root[ds[s]]
+                if stamp[r] != g:
+                    stamp[r] = g
+                    c += 1
+            if c >= threshold:
+                out[a:b] = True
+        a = b
+    return out

@@ -1499,14 +1499,19 @@ class _Batch:
     def template_by_clusters(self, root: np.ndarray) -> np.ndarray:
         """Keys used by many clusters, or by several clusters of one source (the index's definition)."""
         st, n = self.st, self.n
-        freq = np.zeros(self.D.size, dtype=bool)
-        size = np.bincount(self.gid_sorted, minlength=self.n_groups)[self.gid_sorted]
-        # only keys held by enough documents can be held by enough clusters
-        big = np.flatnonzero(size >= int(st.template_clusters))
-        if big.size:
-            gid = self.gid_sorted[big]
-            distinct = _distinct_per_group(gid, root[self.Ds[big]], n)
-            freq[big] = distinct[gid] >= int(st.template_clusters)
+        size = None  # holders of each entry's key
+        if self.jit is None or self.src_idx is not None:
+            size = np.bincount(self.gid_sorted, minlength=self.n_groups)[self.gid_sorted]
+        if self.jit is not None:
+            freq = self.jit.clusters_per_key(self.gid_sorted, self.Ds, root, int(st.template_clusters))
+        else:
+            freq = np.zeros(self.D.size, dtype=bool)
+            # only keys held by enough documents can be held by enough clusters
+            big = np.flatnonzero(size >= int(st.template_clusters))
+            if big.size:
+                gid = self.gid_sorted[big]
+                distinct = _distinct_per_group(gid, root[self.Ds[big]], n)
+                freq[big] = distinct[gid] >= int(st.template_clusters)
         if self.src_idx is not None:
             has = np.flatnonzero(size >= int(st.source_template_clusters))
             src = self.src_idx[self.Ds[has]]
