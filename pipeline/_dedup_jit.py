@@ -328,3 +328,27 @@ def clusters_per_key(gid_sorted, ds, root, threshold):  # pragma: no cover - com
                 out[a:b] = True
         a = b
     return out
+
+
+@njit(cache=True, nogil=True)
+def informative_table(inf, dk_order, dk, t_start, total):  # pragma: no cover - compiled
+    """``_Batch.pairs``' lookup table: the (document, key) codes ``dk`` of the informative entries (``inf``,
+    text order) in ``dk_order``'s order, and the rank of each among its text's informative entries."""
+    cum = np.empty(inf.size, np.int32)  # informative entries up to and including each (text order)
+    c = 0
+    for e in range(inf.size):
+        if inf[e]:
+            c += 1
+        cum[e] = c
+    table = np.empty(total, np.uint64)
+    t_rank = np.empty(total, np.int32)
+    doc_mask = np.uint64((1 << 23) - 1)
+    m = 0
+    for x in range(dk_order.size):
+        e = dk_order[x]
+        if inf[e]:
+            code = dk[x]
+            table[m] = code
+            t_rank[m] = cum[e] - 1 - t_start[np.int64((code >> np.uint64(40)) & doc_mask)]
+            m += 1
+    return table, t_rank

@@ -1604,13 +1604,16 @@ class _Batch:
         # every informative (document, key) code, sorted, with the key's rank among its text's informative
         # keys (where the shared part starts and ends in the longer text).
         t_start = np.cumsum(n_inf) - n_inf  # informative entries before each text (its block in the table)
-        sel = inf[self.dk_order]
-        table = self.dk[sel]
-        ent = self.dk_order[sel]
-        del sel
-        t_rank = np.cumsum(inf, dtype=np.int32)[ent]
-        t_rank -= np.repeat((t_start + 1).astype(np.int32), n_inf)  # the table is in text order
-        del ent
+        if self.jit is not None:
+            table, t_rank = self.jit.informative_table(inf, self.dk_order, self.dk, t_start, int(n_inf.sum()))
+        else:
+            sel = inf[self.dk_order]
+            table = self.dk[sel]
+            ent = self.dk_order[sel]
+            del sel
+            t_rank = np.cumsum(inf, dtype=np.int32)[ent]
+            t_rank -= np.repeat((t_start + 1).astype(np.int32), n_inf)  # the table is in text order
+            del ent
         i_longer = n_inf[i] >= n_inf[j]
         longer = np.where(i_longer, i, j)
         shorter = np.where(i_longer, j, i)
