@@ -352,3 +352,46 @@ def informative_table(inf, dk_order, dk, t_start, total):  # pragma: no cover - 
             t_rank[m] = cum[e] - 1 - t_start[np.int64((code >> np.uint64(40)) & doc_mask)]
             m += 1
     return table, t_rank
+
+
+@njit(cache=True, nogil=True)
+def batch_layout(order, ks, doc, n):  # pragma: no cover - compiled
+    """``_Batch.__init__``'s arrays from the key-sorted entries (``order``: their text-order positions,
+    ``ks``: their keys; ``doc``: the document of each text-order entry): each sorted entry's document, repeat
+    mark (same key and text as the one before) and key group; the non-repeat entries ordered by document
+    (stable: key order inside a document, a counting sort), their text-order positions and their
+    (document, key) codes as ``_pair_code`` makes them."""
+    m = order.size
+    ds = np.empty(m, np.int32)
+    repeat = np.zeros(m, np.bool_)
+    gid = np.empty(m, np.int32)
+    start = np.zeros(n + 1, np.int64)
+    g = -1
+    for s in range(m):
+        d = doc[order[s]]
+        ds[s] = d
+        if s > 0 and ks[s] == ks[s - 1]:
+            if d == ds[s - 1]:
+                repeat[s] = True
+        else:
+            g += 1
+        gid[s] = g
+        if not repeat[s]:
+            start[d + 1] += 1
+    for d in range(n):
+        start[d + 1] += start[d]
+    nb = start[n]
+    by_doc = np.empty(nb, np.int64)
+    for s in range(m):
+        if not repeat[s]:
+            d = ds[s]
+            by_doc[start[d]] = s
+            start[d] += 1
+    dk_order = np.empty(nb, np.int32)
+    dk = np.empty(nb, np.uint64)
+    top = np.uint64(1 << 63)
+    for x in range(nb):
+        s = by_doc[x]
+        dk_order[x] = order[s]
+        dk[x] = (np.uint64(ds[s]) << np.uint64(40)) | (ks[s] >> np.uint64(24)) | top
+    return ds, repeat, gid, by_doc, dk_order, dk

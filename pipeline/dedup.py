@@ -1433,11 +1433,16 @@ class _Batch:
         # int32 positions and document numbers: half the memory of the default int64
         order = order.astype(np.int32)
         doc = entries.pop("doc").astype(np.int32, copy=False)
-        ds = doc[order]
+        # the kernel computes ds, repeat, gid_sorted, by_doc, dk_order and dk below in four passes
+        layout = jit.batch_layout(order, ks, doc, n) if jit is not None else None
         # A repeat is masked rather than removed (removing it renumbers every array): `repeat` in key
         # order, `first` in text order. Repeats join no pair, are never informative and do not count.
-        self.repeat = np.zeros(ks.size, dtype=bool)
-        self.repeat[1:] = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])
+        if layout is None:
+            ds = doc[order]
+            self.repeat = np.zeros(ks.size, dtype=bool)
+            self.repeat[1:] = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])
+        else:
+            ds, self.repeat = layout[0], layout[1]
         self.first: np.ndarray | None = None
         if self.repeat.any():
             self.first = np.ones(doc.size, dtype=bool)
@@ -1451,20 +1456,27 @@ class _Batch:
         self.eligible = (n_tokens >= int(settings.min_words)) & self.has_entries
         self.times = times
         self.window = int(settings.window_days) * 86_400_000_000
-        new = np.ones(ks.size, dtype=bool)
-        new[1:] = ks[1:] != ks[:-1]
-        self.gid_sorted = np.cumsum(new, dtype=np.int32)  # group (distinct key) of each sorted entry
-        self.gid_sorted -= 1
-        del new
+        if layout is None:
+            new = np.ones(ks.size, dtype=bool)
+            new[1:] = ks[1:] != ks[:-1]
+            self.gid_sorted = np.cumsum(new, dtype=np.int32)  # group (distinct key) of each sorted entry
+            self.gid_sorted -= 1
+            del new
+        else:
+            self.gid_sorted = layout[2]
         self.n_groups = int(self.gid_sorted[-1]) + 1 if ks.size else 0
         self.src_idx = self._source_index(srcs)
         # entries by (document, key): what `pairs` looks keys up in, sorted once for both passes (a stable
         # sort of the key-sorted entries by document); codes as _pair_code's, built in place
+        if layout is not None:
+            self.by_doc, self.dk_order, self.dk = layout[3:]  # raw_pairs' kernel walks the entries by document
+            del layout, ks
+            return
+        self.by_doc = None
         by_doc = _stable_argsort_small(ds)
         if self.first is not None:
             by_doc = by_doc[~self.repeat[by_doc]]
         self.dk_order = self.order[by_doc]
-        self.by_doc = by_doc if jit is not None else None  # raw_pairs' kernel walks the entries by document
         self.dk = np.empty(by_doc.size, dtype=np.uint64)
         step = 1 << 18
         for lo in range(0, by_doc.size, step):  # in slices: small temporaries
