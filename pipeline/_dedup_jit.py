@@ -154,18 +154,16 @@ def _fmix(x):  # pragma: no cover - compiled
 
 
 @njit(cache=True, inline="always")
-def _le_word(arr, at, n, length):  # pragma: no cover - compiled
-    """The ``length`` (<= 8) bytes at ``at`` as a little-endian number (bytes past ``n`` read as zeros)."""
+def _le_word(arr, at, n, mask):  # pragma: no cover - compiled
+    """The 8 bytes at ``at`` as a little-endian number (bytes past ``n`` read as zeros), ``& mask``."""
     w = np.uint64(0)
     if at + 8 <= n:  # eight loads, no data-dependent branch
         for b in range(8):
             w |= np.uint64(arr[at + b]) << np.uint64(8 * b)
     else:
-        for b in range(min(8, n - at)):
+        for b in range(n - at):
             w |= np.uint64(arr[at + b]) << np.uint64(8 * b)
-    if length < 8:
-        w &= (np.uint64(1) << np.uint64(8 * length)) - np.uint64(1)
-    return w
+    return w & mask
 
 
 @njit(cache=True, inline="always")
@@ -199,6 +197,10 @@ def fingerprint_keys(arr, cls, brk, n_docs, k, sample_mod, char_coef, shingle_co
     tdoc = np.empty(n + 1, np.int64)
     seg = np.empty(n + 1, np.bool_)
     exact = np.zeros((n_docs, 2), np.uint64)
+    low_bytes = np.empty(9, np.uint64)  # the low i bytes of a word
+    for i in range(8):
+        low_bytes[i] = (np.uint64(1) << np.uint64(8 * i)) - np.uint64(1)
+    low_bytes[8] = ~np.uint64(0)
     t = 0
     doc = 0
     wpos = 0  # word tokens so far in this text
@@ -224,12 +226,12 @@ def fingerprint_keys(arr, cls, brk, n_docs, k, sample_mod, char_coef, shingle_co
             if p >= n or brk[p] or cls[p] == 0 or cls[p] == 3:
                 break
         length = p - s
-        h = _le_word(arr, s, n, min(length, 8)) * char_coef[0]
+        h = _le_word(arr, s, n, low_bytes[min(length, 8)]) * char_coef[0]
         h += np.uint64(length) * char_coef[3]
         if length > 8:
-            w1 = _le_word(arr, s + 8, n, min(length - 8, 8)) * char_coef[1]
+            w1 = _le_word(arr, s + 8, n, low_bytes[min(length - 8, 8)]) * char_coef[1]
             if length > 16:
-                w1 += _le_word(arr, p - 8, n, 8) * char_coef[2]
+                w1 += _le_word(arr, p - 8, n, low_bytes[8]) * char_coef[2]
             h += w1
         h = _fmix(h)
         tok[t] = h
@@ -293,10 +295,9 @@ def fingerprint_keys(arr, cls, brk, n_docs, k, sample_mod, char_coef, shingle_co
                 h += tok[q + j] * shingle_coef[j]
             h += np.uint64(width) * shingle_coef[k]
             h = _fmix(h)
-            if (h & low) == 0 if pow2 else h % mod == 0:
-                keys[nk] = h
-                kdoc[nk] = tdoc[q]
-                nk += 1
+            keys[nk] = h  # written always, kept when sampled: no unpredictable branch
+            kdoc[nk] = tdoc[q]
+            nk += ((h & low) == 0) if pow2 else (h % mod == 0)
         if seg[q]:
             seg_end = q
     keys = keys[:nk][::-1].copy()
