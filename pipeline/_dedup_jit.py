@@ -30,48 +30,28 @@ _LOW40 = np.uint64((1 << 40) - 1)
 
 
 @njit(cache=True, nogil=True)
-def raw_pairs(gid_sorted, ds, repeat, eligible, by_doc, dk, n, cap):  # pragma: no cover - compiled
+def raw_pairs(info, ud, dk, n):  # pragma: no cover - compiled
     """``_Batch.raw_pairs``: (later document, earlier document, shared sampled shingles), sorted.
 
-    ``gid_sorted``/``ds``/``repeat``: key group, document and repeat mark of the key-sorted entries;
-    ``by_doc``: the non-repeat key-sorted entries ordered by document (key order inside a document), and
-    ``dk`` their (document, key) codes (the document in bits 40-62). Each holder of a key is paired with
-    the first ``cap`` (< 256) earlier holders among the eligible documents.
+    ``info``, ``dk``: :func:`batch_layout`'s pairing word and (document, key) code of the non-repeat entries
+    in document order; ``ud``: the documents of the used holders of each key, in key order.
     """
-    m = gid_sorted.size
-    # per key-sorted entry, in one word (one memory access when walking by document): where its key's
-    # used holders start in `ud` (bits 8-63) and how many earlier holders it pairs with (bits 0-7)
-    info = np.zeros(m, np.int64)
-    ud = np.empty(m, np.int32)
-    u = 0
-    prev = -1
-    start = 0
-    for s in range(m):
-        if repeat[s] or not eligible[ds[s]]:
-            continue
-        g = gid_sorted[s]
-        if g != prev:
-            prev = g
-            start = u
-        info[s] = (start << 8) | min(u - start, cap)
-        ud[u] = ds[s]
-        u += 1
     cnt = np.zeros(n, np.int32)
     touched = np.empty(n, np.int32)
-    size = max(1024, m // 4)
+    nb = info.size
+    size = max(1024, nb // 4)
     oi = np.empty(size, np.int64)
     oj = np.empty(size, np.int64)
     oc = np.empty(size, np.int64)
     k = 0
     x = 0
-    nb = by_doc.size
     doc_mask = np.uint64((1 << 23) - 1)
     shift = np.uint64(40)
     while x < nb:
         i = np.int64((dk[x] >> shift) & doc_mask)
         nt = 0
         while x < nb and np.int64((dk[x] >> shift) & doc_mask) == i:
-            v = info[by_doc[x]]
+            v = info[x]
             x += 1
             r = v & 255
             st = v >> 8
@@ -121,22 +101,36 @@ def pair_stats(table, t_rank, t_start, n_inf, longer, shorter, order):  # pragma
         c = 0
         f = 2147483647
         la = -1
-        for x in range(a, ae):
-            q = table[x] & low
-            hi = le
-            while lo < hi:  # leftmost position >= q (queries come sorted: the search only moves right)
-                mid = (lo + hi) >> 1
-                if (table[mid] & low) < q:
-                    lo = mid + 1
+        if le - lo > 8 * (ae - a):  # a much longer text: binary searches
+            for x in range(a, ae):
+                q = table[x] & low
+                hi = le
+                while lo < hi:  # leftmost position >= q (queries come sorted: the search only moves right)
+                    mid = (lo + hi) >> 1
+                    if (table[mid] & low) < q:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo < le and (table[lo] & low) == q:
+                    c += 1
+                    r = t_rank[lo]
+                    f = min(f, r)
+                    la = max(la, r)
+        else:  # a merge of the two sorted blocks (the leftmost equal code of the longer text for each key)
+            x = a
+            while x < ae and lo < le:
+                q = table[x] & low
+                y = table[lo] & low
+                if q == y:
+                    c += 1
+                    r = t_rank[lo]
+                    f = min(f, r)
+                    la = max(la, r)
+                    x += 1
+                elif q < y:
+                    x += 1
                 else:
-                    hi = mid
-            if lo < le and (table[lo] & low) == q:
-                c += 1
-                r = t_rank[lo]
-                if r < f:
-                    f = r
-                if r > la:
-                    la = r
+                    lo += 1
         inter[p] = c
         first[p] = f
         last[p] = la
@@ -356,18 +350,25 @@ def informative_table(inf, dk_order, dk, t_start, total):  # pragma: no cover - 
 
 
 @njit(cache=True, nogil=True)
-def batch_layout(order, ks, doc, n):  # pragma: no cover - compiled
+def batch_layout(order, ks, doc, n, eligible, cap):  # pragma: no cover - compiled
     """``_Batch.__init__``'s arrays from the key-sorted entries (``order``: their text-order positions,
     ``ks``: their keys; ``doc``: the document of each text-order entry): each sorted entry's document, repeat
-    mark (same key and text as the one before) and key group; the non-repeat entries ordered by document
-    (stable: key order inside a document, a counting sort), their text-order positions and their
-    (document, key) codes as ``_pair_code`` makes them."""
+    mark (same key and text as the one before) and key group; then, for the non-repeat entries ordered by
+    document (stable: key order inside a document, a counting sort), their text-order positions, their
+    (document, key) codes as ``_pair_code`` makes them, and for :func:`raw_pairs` how each pairs: where its
+    key's used holders (``eligible`` documents, no repeats) start in ``ud`` (bits 8-63) and with how many
+    earlier ones it pairs (at most ``cap`` < 256, bits 0-7). Sequential passes, one scatter."""
     m = order.size
     ds = np.empty(m, np.int32)
     repeat = np.zeros(m, np.bool_)
     gid = np.empty(m, np.int32)
+    info = np.zeros(m, np.int64)
+    ud = np.empty(m, np.int32)
     start = np.zeros(n + 1, np.int64)
     g = -1
+    u = 0
+    first_used = 0
+    last_used_g = -1
     for s in range(m):
         d = doc[order[s]]
         ds[s] = d
@@ -379,20 +380,26 @@ def batch_layout(order, ks, doc, n):  # pragma: no cover - compiled
         gid[s] = g
         if not repeat[s]:
             start[d + 1] += 1
+            if eligible[d]:
+                if g != last_used_g:
+                    last_used_g = g
+                    first_used = u
+                info[s] = (first_used << 8) | min(u - first_used, cap)
+                ud[u] = d
+                u += 1
     for d in range(n):
         start[d + 1] += start[d]
     nb = start[n]
-    by_doc = np.empty(nb, np.int64)
+    dk_order = np.empty(nb, np.int32)
+    dk = np.empty(nb, np.uint64)
+    info_bd = np.empty(nb, np.int64)
+    top = np.uint64(1 << 63)
     for s in range(m):
         if not repeat[s]:
             d = ds[s]
-            by_doc[start[d]] = s
+            x = start[d]
             start[d] += 1
-    dk_order = np.empty(nb, np.int32)
-    dk = np.empty(nb, np.uint64)
-    top = np.uint64(1 << 63)
-    for x in range(nb):
-        s = by_doc[x]
-        dk_order[x] = order[s]
-        dk[x] = (np.uint64(ds[s]) << np.uint64(40)) | (ks[s] >> np.uint64(24)) | top
-    return ds, repeat, gid, by_doc, dk_order, dk
+            dk_order[x] = order[s]
+            dk[x] = (np.uint64(d) << np.uint64(40)) | (ks[s] >> np.uint64(24)) | top
+            info_bd[x] = info[s]
+    return ds, repeat, gid, dk_order, dk, info_bd, ud[:u].copy()

@@ -1433,8 +1433,13 @@ class _Batch:
         # int32 positions and document numbers: half the memory of the default int64
         order = order.astype(np.int32)
         doc = entries.pop("doc").astype(np.int32, copy=False)
-        # the kernel computes ds, repeat, gid_sorted, by_doc, dk_order and dk below in four passes
-        layout = jit.batch_layout(order, ks, doc, n) if jit is not None else None
+        # each text's entries are contiguous (doc is sorted): where they start, and which texts have any
+        self.d_start = np.searchsorted(doc, np.arange(n + 1)).astype(np.int64)
+        self.has_entries = self.d_start[1:] > self.d_start[:-1]
+        self.eligible = (n_tokens >= int(settings.min_words)) & self.has_entries
+        # the kernel computes ds, repeat, gid_sorted, dk_order and dk below, and raw_pairs' inputs
+        cap = min(int(tu.posting_cap), 255)
+        layout = jit.batch_layout(order, ks, doc, n, self.eligible, cap) if jit is not None else None
         # A repeat is masked rather than removed (removing it renumbers every array): `repeat` in key
         # order, `first` in text order. Repeats join no pair, are never informative and do not count.
         if layout is None:
@@ -1450,10 +1455,6 @@ class _Batch:
         # D: document of each entry (text order); order: entries sorted by key; Ds: their documents
         self.D, self.Ds, self.order = doc, ds, order
         del doc, order
-        # each text's entries are contiguous (D is sorted): where they start, and which texts have any
-        self.d_start = np.searchsorted(self.D, np.arange(n + 1)).astype(np.int64)
-        self.has_entries = self.d_start[1:] > self.d_start[:-1]
-        self.eligible = (n_tokens >= int(settings.min_words)) & self.has_entries
         self.times = times
         self.window = int(settings.window_days) * 86_400_000_000
         if layout is None:
@@ -1469,10 +1470,11 @@ class _Batch:
         # entries by (document, key): what `pairs` looks keys up in, sorted once for both passes (a stable
         # sort of the key-sorted entries by document); codes as _pair_code's, built in place
         if layout is not None:
-            self.by_doc, self.dk_order, self.dk = layout[3:]  # raw_pairs' kernel walks the entries by document
+            self.dk_order, self.dk = layout[3], layout[4]
+            self.pairing = layout[5:]  # raw_pairs' kernel walks the entries by document
             del layout, ks
             return
-        self.by_doc = None
+        self.pairing = None
         by_doc = _stable_argsort_small(ds)
         if self.first is not None:
             by_doc = by_doc[~self.repeat[by_doc]]
@@ -1544,10 +1546,9 @@ class _Batch:
         are counted in blocks of later documents, which bounds the temporary arrays.
         """
         n = self.n
-        if self.jit is not None and self.tu.posting_cap < 256:
-            by_doc, self.by_doc = self.by_doc, None
-            return self.jit.raw_pairs(self.gid_sorted, self.Ds, self.repeat, self.eligible, by_doc, self.dk, n,
-                                      int(self.tu.posting_cap))  # fmt: skip
+        if self.pairing is not None and self.tu.posting_cap < 256:
+            (info, ud), self.pairing = self.pairing, None
+            return self.jit.raw_pairs(info, ud, self.dk, n)
         use = self.eligible[self.Ds]
         use &= ~self.repeat
         g = self.gid_sorted[use]
