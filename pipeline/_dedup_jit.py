@@ -30,14 +30,13 @@ _LOW40 = np.uint64((1 << 40) - 1)
 
 
 @njit(cache=True, nogil=True)
-def raw_pairs(info, ud, dk, n):  # pragma: no cover - compiled
+def raw_pairs(info, ud, dk, cnt, touched):  # pragma: no cover - compiled
     """``_Batch.raw_pairs``: (later document, earlier document, shared sampled shingles), sorted.
 
     ``info``, ``dk``: :func:`batch_layout`'s pairing word and (document, key) code of the non-repeat entries
-    in document order; ``ud``: the documents of the used holders of each key, in key order.
+    in document order; ``ud``: the documents of the used holders of each key, in key order; ``cnt``
+    (zeros) and ``touched``: scratch, one int32 per document.
     """
-    cnt = np.zeros(n, np.int32)
-    touched = np.empty(n, np.int32)
     nb = info.size
     size = max(1024, nb // 4)
     oi = np.empty(size, np.int64)
@@ -83,14 +82,12 @@ def raw_pairs(info, ud, dk, n):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def pair_stats(table, t_rank, t_start, n_inf, longer, shorter, order):  # pragma: no cover - compiled
+def pair_stats(table, t_rank, t_start, n_inf, longer, shorter, order, inter, first, last):  # pragma: no cover
     """``_Batch.pairs``' lookups: for each pair, the shorter text's informative keys found in the longer
     text (``inter``) and the first and last rank in the longer text of the found ones (int32 max and -1 when
-    none), as numpy's leftmost binary search over the longer text's block of ``table`` gives them."""
+    none), as numpy's leftmost binary search over the longer text's block of ``table`` gives them; written
+    into ``inter``, ``first`` and ``last``."""
     npairs = longer.size
-    inter = np.zeros(npairs, np.float64)
-    first = np.zeros(npairs, np.int64)
-    last = np.zeros(npairs, np.int64)
     low = _LOW40
     for z in range(npairs):
         p = order[z]
@@ -134,7 +131,6 @@ def pair_stats(table, t_rank, t_start, n_inf, longer, shorter, order):  # pragma
         inter[p] = c
         first[p] = f
         last[p] = la
-    return inter, first, last
 
 
 @njit(cache=True, inline="always")
@@ -300,11 +296,10 @@ def fingerprint_keys(arr, cls, brk, n_docs, k, sample_mod, char_coef, shingle_co
 
 
 @njit(cache=True, nogil=True)
-def clusters_per_key(gid_sorted, ds, root, threshold):  # pragma: no cover - compiled
-    """``_Batch.template_by_clusters``' first test, per key-sorted entry: is its key held by at least
-    ``threshold`` distinct clusters (``root`` of the holders' documents)?"""
+def clusters_per_key(gid_sorted, ds, root, threshold, out):  # pragma: no cover - compiled
+    """``_Batch.template_by_clusters``' first test, per key-sorted entry, into ``out`` (zeros): is its key
+    held by at least ``threshold`` distinct clusters (``root`` of the holders' documents)?"""
     m = gid_sorted.size
-    out = np.zeros(m, np.bool_)
     stamp = np.full(root.size, -1, np.int64)  # last key group that counted this cluster
     a = 0
     while a < m:
@@ -322,21 +317,18 @@ def clusters_per_key(gid_sorted, ds, root, threshold):  # pragma: no cover - com
             if c >= threshold:
                 out[a:b] = True
         a = b
-    return out
 
 
 @njit(cache=True, nogil=True)
-def informative_table(inf, dk_order, dk, t_start, total):  # pragma: no cover - compiled
-    """``_Batch.pairs``' lookup table: the (document, key) codes ``dk`` of the informative entries (``inf``,
-    text order) in ``dk_order``'s order, and the rank of each among its text's informative entries."""
-    cum = np.empty(inf.size, np.int32)  # informative entries up to and including each (text order)
+def informative_table(inf, dk_order, dk, t_start, cum, table, t_rank):  # pragma: no cover - compiled
+    """``_Batch.pairs``' lookup table, into ``table`` and ``t_rank``: the (document, key) codes ``dk`` of
+    the informative entries (``inf``, text order) in ``dk_order``'s order, and the rank of each among its
+    text's informative entries (``cum``: scratch, one int32 per entry)."""
     c = 0
     for e in range(inf.size):
         if inf[e]:
             c += 1
         cum[e] = c
-    table = np.empty(total, np.uint64)
-    t_rank = np.empty(total, np.int32)
     doc_mask = np.uint64((1 << 23) - 1)
     m = 0
     for x in range(dk_order.size):
@@ -346,25 +338,20 @@ def informative_table(inf, dk_order, dk, t_start, total):  # pragma: no cover - 
             table[m] = code
             t_rank[m] = cum[e] - 1 - t_start[np.int64((code >> np.uint64(40)) & doc_mask)]
             m += 1
-    return table, t_rank
 
 
 @njit(cache=True, nogil=True)
-def batch_layout(order, ks, doc, n, eligible, cap):  # pragma: no cover - compiled
+def batch_layout(order, ks, doc, eligible, cap, ds, repeat, gid, info, ud, start):  # pragma: no cover
     """``_Batch.__init__``'s arrays from the key-sorted entries (``order``: their text-order positions,
-    ``ks``: their keys; ``doc``: the document of each text-order entry): each sorted entry's document, repeat
-    mark (same key and text as the one before) and key group; then, for the non-repeat entries ordered by
-    document (stable: key order inside a document, a counting sort), their text-order positions, their
-    (document, key) codes as ``_pair_code`` makes them, and for :func:`raw_pairs` how each pairs: where its
-    key's used holders (``eligible`` documents, no repeats) start in ``ud`` (bits 8-63) and with how many
-    earlier ones it pairs (at most ``cap`` < 256, bits 0-7). Sequential passes, one scatter."""
+    ``ks``: their keys; ``doc``: the document of each text-order entry), written into the arrays passed:
+    each sorted entry's document ``ds``, ``repeat`` mark (same key and text as the one before) and key group
+    ``gid``; for :func:`raw_pairs`, ``info``: where the entry's key's used holders (``eligible`` documents,
+    no repeats) start in ``ud`` (bits 8-63) and with how many earlier ones it pairs (at most ``cap`` < 256,
+    bits 0-7); ``start`` (n + 1 zeros): where each document's non-repeat entries start in document order.
+    Returns how many used holders ``ud`` got. (Big arrays come from numpy, which asks the kernel for huge
+    pages: the random accesses of a million-document batch then miss the TLB far less.)"""
     m = order.size
-    ds = np.empty(m, np.int32)
-    repeat = np.zeros(m, np.bool_)
-    gid = np.empty(m, np.int32)
-    info = np.zeros(m, np.int64)
-    ud = np.empty(m, np.int32)
-    start = np.zeros(n + 1, np.int64)
+    n = start.size - 1
     g = -1
     u = 0
     first_used = 0
@@ -372,13 +359,15 @@ def batch_layout(order, ks, doc, n, eligible, cap):  # pragma: no cover - compil
     for s in range(m):
         d = doc[order[s]]
         ds[s] = d
+        rep = False
         if s > 0 and ks[s] == ks[s - 1]:
-            if d == ds[s - 1]:
-                repeat[s] = True
+            rep = d == ds[s - 1]
         else:
             g += 1
+        repeat[s] = rep
         gid[s] = g
-        if not repeat[s]:
+        info[s] = 0
+        if not rep:
             start[d + 1] += 1
             if eligible[d]:
                 if g != last_used_g:
@@ -389,12 +378,16 @@ def batch_layout(order, ks, doc, n, eligible, cap):  # pragma: no cover - compil
                 u += 1
     for d in range(n):
         start[d + 1] += start[d]
-    nb = start[n]
-    dk_order = np.empty(nb, np.int32)
-    dk = np.empty(nb, np.uint64)
-    info_bd = np.empty(nb, np.int64)
+    return u
+
+
+@njit(cache=True, nogil=True)
+def batch_by_doc(order, ks, ds, repeat, info, start, dk_order, dk, info_bd):  # pragma: no cover - compiled
+    """The non-repeat entries ordered by document (stable: key order inside a document, the counting sort
+    :func:`batch_layout` prepared in ``start``): their text-order positions, their (document, key) codes as
+    ``_pair_code`` makes them, and their :func:`raw_pairs` words, written into the arrays passed."""
     top = np.uint64(1 << 63)
-    for s in range(m):
+    for s in range(order.size):
         if not repeat[s]:
             d = ds[s]
             x = start[d]
@@ -402,4 +395,3 @@ def batch_layout(order, ks, doc, n, eligible, cap):  # pragma: no cover - compil
             dk_order[x] = order[s]
             dk[x] = (np.uint64(d) << np.uint64(40)) | (ks[s] >> np.uint64(24)) | top
             info_bd[x] = info[s]
-    return ds, repeat, gid, dk_order, dk, info_bd, ud[:u].copy()

@@ -1438,8 +1438,7 @@ class _Batch:
         self.has_entries = self.d_start[1:] > self.d_start[:-1]
         self.eligible = (n_tokens >= int(settings.min_words)) & self.has_entries
         # the kernel computes ds, repeat, gid_sorted, dk_order and dk below, and raw_pairs' inputs
-        cap = min(int(tu.posting_cap), 255)
-        layout = jit.batch_layout(order, ks, doc, n, self.eligible, cap) if jit is not None else None
+        layout = self._layout(jit, order, ks, doc) if jit is not None else None
         # A repeat is masked rather than removed (removing it renumbers every array): `repeat` in key
         # order, `first` in text order. Repeats join no pair, are never informative and do not count.
         if layout is None:
@@ -1490,6 +1489,20 @@ class _Batch:
             self.dk[lo : lo + step] = code
         del by_doc, ks
 
+    def _layout(self, jit: Any, order: np.ndarray, ks: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, ...]:
+        """ds, repeat, gid_sorted, dk_order, dk as the numpy code of ``__init__`` makes them, and raw_pairs'
+        inputs, by the kernels (into arrays allocated here: numpy gives big arrays huge pages)."""
+        m, n = order.size, self.n
+        ds, repeat = np.empty(m, dtype=np.int32), np.empty(m, dtype=bool)
+        gid, info = np.empty(m, dtype=np.int32), np.empty(m, dtype=np.int64)
+        ud, start = np.empty(m, dtype=np.int32), np.zeros(n + 1, dtype=np.int64)
+        u = jit.batch_layout(order, ks, doc, self.eligible, min(int(self.tu.posting_cap), 255), ds, repeat, gid,
+                             info, ud, start)  # fmt: skip
+        nb = int(start[n])
+        dk_order, dk, info_bd = np.empty(nb, dtype=np.int32), np.empty(nb, dtype=np.uint64), np.empty(nb, dtype=np.int64)
+        jit.batch_by_doc(order, ks, ds, repeat, info, start, dk_order, dk, info_bd)
+        return ds, repeat, gid, dk_order, dk, info_bd, ud[:u]
+
     @staticmethod
     def _source_index(srcs: list[int]) -> np.ndarray | None:
         if not any(srcs):
@@ -1517,7 +1530,8 @@ class _Batch:
         if self.jit is None or self.src_idx is not None:
             size = np.bincount(self.gid_sorted, minlength=self.n_groups)[self.gid_sorted]
         if self.jit is not None:
-            freq = self.jit.clusters_per_key(self.gid_sorted, self.Ds, root, int(st.template_clusters))
+            freq = np.zeros(self.D.size, dtype=bool)
+            self.jit.clusters_per_key(self.gid_sorted, self.Ds, root, int(st.template_clusters), freq)
         else:
             freq = np.zeros(self.D.size, dtype=bool)
             # only keys held by enough documents can be held by enough clusters
@@ -1548,7 +1562,7 @@ class _Batch:
         n = self.n
         if self.pairing is not None and self.tu.posting_cap < 256:
             (info, ud), self.pairing = self.pairing, None
-            return self.jit.raw_pairs(info, ud, self.dk, n)
+            return self.jit.raw_pairs(info, ud, self.dk, np.zeros(n, dtype=np.int32), np.empty(n, dtype=np.int32))
         use = self.eligible[self.Ds]
         use &= ~self.repeat
         g = self.gid_sorted[use]
@@ -1618,7 +1632,10 @@ class _Batch:
         # keys (where the shared part starts and ends in the longer text).
         t_start = np.cumsum(n_inf) - n_inf  # informative entries before each text (its block in the table)
         if self.jit is not None:
-            table, t_rank = self.jit.informative_table(inf, self.dk_order, self.dk, t_start, int(n_inf.sum()))
+            total = int(n_inf.sum())
+            table, t_rank = np.empty(total, dtype=np.uint64), np.empty(total, dtype=np.int32)
+            self.jit.informative_table(inf, self.dk_order, self.dk, t_start, np.empty(inf.size, dtype=np.int32),
+                                       table, t_rank)  # fmt: skip
         else:
             sel = inf[self.dk_order]
             table = self.dk[sel]
@@ -1635,7 +1652,8 @@ class _Batch:
         # turns into cache-friendly neighbouring searches (3x faster than queries in text order).
         by_longer = _stable_argsort_small(longer)
         if self.jit is not None:
-            inter, first, last = self.jit.pair_stats(table, t_rank, t_start, n_inf, longer, shorter, by_longer)
+            inter, first, last = np.empty(i.size), np.empty(i.size, dtype=np.int64), np.empty(i.size, dtype=np.int64)
+            self.jit.pair_stats(table, t_rank, t_start, n_inf, longer, shorter, by_longer, inter, first, last)
         else:
             inter, first, last = self._lookup(table, t_rank, t_start, n_inf, longer, shorter, by_longer)
         span = np.maximum(n_inf[longer], 1)
