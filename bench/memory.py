@@ -41,7 +41,7 @@ TREE_GOAL_MB = 1500.0
 ITEMS_PER_FEED = 800  # the loopweb config takes up to 1,000 items per feed
 
 
-def one_size(work: Path, pages: int, hosts: int, timeout_s: float) -> dict[str, float]:
+def one_size(work: Path, pages: int, hosts: int, timeout_s: float, chunk_rows: int | None) -> dict[str, float]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     web = work / "web"
@@ -56,7 +56,10 @@ def one_size(work: Path, pages: int, hosts: int, timeout_s: float) -> dict[str, 
     print(f"web: {pages} pages ({size / pages / 1e3:.1f} KB each, {size / 1e9:.2f} GB), {len(feeds)} feeds on "
           f"{hosts} hosts, generated in {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
     config = work / "config.yaml"
-    config.write_text(loopweb.config_yaml(feeds), encoding="utf-8")
+    text = loopweb.config_yaml(feeds)
+    if chunk_rows:
+        text += f"commit:\n  chunk_rows: {chunk_rows}\n"
+    config.write_text(text, encoding="utf-8")
     warehouse = work / "warehouse"
     with loopweb.Server(web, ports):
         run = run_newsingest(["run", "--config", str(config), "--warehouse", str(warehouse), "--all", "--json", "-q"],
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pages", default="2000,10000", help="two sizes, comma-separated (default 2000,10000)")
     ap.add_argument("--hosts", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="500 and 2,000 pages")
+    ap.add_argument("--chunk-rows", type=int, help="commit.chunk_rows of the runs (default: the setting's default)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per run")
     ap.add_argument("--keep", help="work in this directory and keep it (default: a temporary one, removed)")
     ap.add_argument("--json", dest="json_out", default=str(ROOT / "bench" / "results" / "memory.json"))
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         print(f"memory over the size of a run: newsingest run --all at {sizes[0]} and {sizes[1]} pages", flush=True)
-        results = [one_size(work / f"p{n}", n, args.hosts, args.timeout) for n in sizes]
+        results = [one_size(work / f"p{n}", n, args.hosts, args.timeout, args.chunk_rows) for n in sizes]
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -772,6 +772,8 @@ class _Postings:
 
     The base is rebuilt from all documents when the additions outgrow half of it, so loading a window
     and adding to it both cost O(entries) overall, with no Python object per indexed key in the base.
+    A recent key held by one slot maps to that slot (an int), by several to a list of them: most keys
+    have one holder, and a list per key would double the memory of the additions.
     """
 
     def __init__(self, cap: int):
@@ -779,7 +781,7 @@ class _Postings:
         self.keys = np.zeros(0, dtype=np.uint64)
         self.ptr = np.zeros(1, dtype=np.int64)
         self.slots = np.zeros(0, dtype=np.int64)
-        self.new: dict[int, list[int]] = {}
+        self.new: dict[int, int | list[int]] = {}
         self.n_new = 0
 
     def build(self, keys: np.ndarray, slots: np.ndarray) -> None:
@@ -799,11 +801,15 @@ class _Postings:
     def add(self, slot: int, keys: list[int]) -> None:
         new, cap = self.new, self.cap
         for h in keys:
-            lst = new.get(h)
-            if lst is None:
-                new[h] = [slot]
-            elif len(lst) < cap:
-                lst.append(slot)
+            held = new.get(h)
+            if held is None:
+                new[h] = slot
+            elif type(held) is int:
+                if cap < 2:
+                    continue
+                new[h] = [held, slot]
+            elif len(held) < cap:
+                held.append(slot)
             else:
                 continue
             self.n_new += 1
@@ -824,7 +830,15 @@ class _Postings:
                 out.append(self.slots[idx])
         if self.new:
             get = self.new.get
-            extra = [s for h in keys_list if (lst := get(h)) is not None for s in lst]
+            extra: list[int] = []
+            for h in keys_list:
+                held = get(h)
+                if held is None:
+                    continue
+                if type(held) is int:
+                    extra.append(held)
+                else:
+                    extra.extend(held)
             if extra:
                 out.append(np.array(extra, dtype=np.int64))
         if not out:
