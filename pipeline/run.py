@@ -1019,15 +1019,10 @@ class _TextOrder:
 
 
 def _spooled_texts(ok_pages: Sequence[PageOutcome], chunk: int) -> Iterator[tuple[str, str]]:
-    """(article id, text) of every page with a text: those in memory, then those of the text spools."""
+    """(article id, text) of the rows of the text spools of `ok_pages` (every row, a batch at a time)."""
     import pyarrow.parquet as pq
 
-    files: dict[Path, None] = {}
-    for po in ok_pages:
-        if po.text_file is None:
-            yield po.task.article_id, _text_of(po)
-        else:
-            files.setdefault(po.text_file, None)
+    files = dict.fromkeys(po.text_file for po in ok_pages if po.text_file is not None)
     for path in files:
         if not path.exists():
             raise RuntimeError(f"text spool {path} is missing: the fetch task's staging files were removed")
@@ -1094,11 +1089,15 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
             ok_pages = [ok_pages[i] for i in order]
             del order
             sites = [_page_site(po) for po in ok_pages]
-            ordinal = {po.task.article_id: k for k, po in enumerate(ok_pages)}
             texts = _TextOrder(work / "texts-ordered.parquet", len(ok_pages), chunk)
+            ordinal: dict[str, list[int]] = defaultdict(list)  # spooled pages (an id is on one page in a run)
+            for k, po in enumerate(ok_pages):
+                if po.text_file is None:
+                    texts.add(k, _text_of(po))
+                else:
+                    ordinal[po.task.article_id].append(k)
             for aid, text in _spooled_texts(ok_pages, chunk):
-                k = ordinal.get(aid)
-                if k is not None:  # a spooled page filtered out (stored by another run meanwhile) is skipped
+                for k in ordinal.get(aid, ()):  # a spooled page filtered out (stored meanwhile) has none
                     texts.add(k, text)
             del ordinal
             texts.finish()
