@@ -213,3 +213,38 @@ def test_a_lost_text_spool_fails_the_commit_and_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="text spool"):
         _commit(wh, "r0", outcomes, linkless, 3, NOW)
     assert not wh.is_committed("r0") and not wh.snapshot().live("articles")
+
+
+def test_article_files_stay_bounded_in_open_files_and_keep_each_days_row_order(tmp_path):
+    """More days than open files: a day whose file was closed goes on in its next part; every row once,
+    each day's rows in staging order."""
+    from pipeline.run import StreamedArticles, _write_article_files
+    from pipeline.schema import ARTICLE_SCHEMA
+
+    wh = Warehouse(tmp_path / "wh")
+    rows = []
+    for k in range(40):
+        item = FeedItem(source="s", feed_url="https://s.example/rss", url=f"https://s.example/{k}", guid=str(k),
+                        published_at=NOW - timedelta(days=k % 5))
+        row = build_articles(Config(), [], [PageTask(item_article_id(item)[0], item, first_seen_at=NOW)],
+                             {"pending": {}, "templates": {}}, "r9", NOW, RunSummary("r9"))[0]
+        row.published_at, row.cluster_id = item.published_at, row.article_id
+        rows.append(row)
+    staged = tmp_path / "articles.parquet"
+    pq.write_table(_articles_table(rows), staged, row_group_size=7)
+    clusters = {rows[3].article_id: ("c3", rows[1].article_id, "near", 0.5)}
+    arts = StreamedArticles(staged, len(rows), None, clusters, None)  # type: ignore[arg-type]
+    entries = _write_article_files(wh, arts, "r9", chunk=4, max_open=2)
+    assert sum(e["rows"] for e in entries) == 40
+    assert len({e["partition"] for e in entries}) == 5 and len(entries) > 5  # days split over parts
+    by_day: dict[str, list[str]] = {}
+    for e in entries:  # in (day, part) order
+        t = pq.read_table(wh.root / e["path"])
+        assert t.schema.equals(ARTICLE_SCHEMA, check_metadata=False)
+        by_day.setdefault(e["partition"], []).extend(t["article_id"].to_pylist())
+    for day, ids in by_day.items():
+        want = [r.article_id for r in rows if f"published_date={r.published_at.date().isoformat()}" == day]
+        assert ids == want
+    got = {r["article_id"]: r for e in entries for r in pq.read_table(wh.root / e["path"]).to_pylist()}
+    assert (got[rows[3].article_id]["cluster_id"], got[rows[3].article_id]["similarity"]) == ("c3", 0.5)
+    assert got[rows[4].article_id]["cluster_id"] == rows[4].article_id
