@@ -786,12 +786,20 @@ class _Postings:
 
     def build(self, keys: np.ndarray, slots: np.ndarray) -> None:
         """Replace everything by these (key, slot) entries, given in slot order."""
+        # A few arrays of the size of every entry of the window at once, freed as soon as done with (the
+        # peak memory of a large commit is here): the arguments too, when the caller passed temporaries.
         order = np.argsort(keys, kind="stable")
         k, sl = keys[order], slots[order]
+        del keys, slots, order
         head = np.ones(k.size, dtype=bool)
         head[1:] = k[1:] != k[:-1]
-        rank = np.arange(k.size) - np.maximum.accumulate(np.where(head, np.arange(k.size), 0))
+        rank = np.arange(k.size)
+        start = np.where(head, rank, 0)
+        np.maximum.accumulate(start, out=start)
+        rank -= start  # position of each entry among its key's
+        del start
         keep = rank < self.cap
+        del rank
         k, sl, head = k[keep], sl[keep], head[keep]
         starts = np.flatnonzero(head)
         self.keys, self.slots = k[starts], sl
