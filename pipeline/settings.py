@@ -198,7 +198,7 @@ class CommitSettings(_Strict):
     chunk_rows: int = Field(
         2000, ge=1,
         description="articles held in memory at once while cleaning and writing (texts are spooled to staging "
-        "files between passes); also the largest Parquet row group of an articles file",
+        "files between passes); articles files are written in row groups of up to about twice this many rows",
     )
 
 
