@@ -27,6 +27,7 @@ class Proc:
     cpu_s: float  # user + system of the child and its waited-for descendants (the extraction workers)
     max_rss_mb: float  # ru_maxrss: the largest single process
     tree_peak_mb: float  # the largest sum of RSS over the child and its descendants
+    main_peak_mb: float = 0.0  # the largest RSS of the child itself (the main process), sampled
     cores_busy: list[float] = field(default_factory=list)  # cores used by the tree, per 0.5 s interval
     output: str = ""
     summary: dict[str, Any] | None = None
@@ -52,6 +53,7 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
     """`python -m pipeline.cli ARGS` with this checkout first on the path."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSINGEST_LOG_FORMAT="json")
     peak = [0]
+    main_peak = [0]
     busy: list[float] = []
     done = threading.Event()
     t0 = time.monotonic()
@@ -66,6 +68,8 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
                 for p in descendant_pids(proc.pid):
                     rss, ticks = _rss_and_ticks(p)
                     rss_sum += rss
+                    if p == proc.pid:
+                        main_peak[0] = max(main_peak[0], rss)
                     seen[p] = max(seen.get(p, 0), ticks)  # ticks of exited workers stay counted
                 peak[0] = max(peak[0], rss_sum)
                 now = time.monotonic()
@@ -100,7 +104,8 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
             except ValueError:
                 pass
     return Proc(rc=os.waitstatus_to_exitcode(status), wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
-                max_rss_mb=usage.ru_maxrss / 1024, tree_peak_mb=peak[0] / 1024, cores_busy=busy, output=text,
+                max_rss_mb=usage.ru_maxrss / 1024, tree_peak_mb=peak[0] / 1024,
+                main_peak_mb=main_peak[0] / 1024, cores_busy=busy, output=text,
                 summary=summary)
 
 

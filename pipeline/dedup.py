@@ -787,6 +787,8 @@ class _Postings:
 
     The base is rebuilt from all documents when the additions outgrow half of it, so loading a window
     and adding to it both cost O(entries) overall, with no Python object per indexed key in the base.
+    A recent key held by one slot maps to that slot (an int), by several to a list of them: most keys
+    have one holder, and a list per key would double the memory of the additions.
     """
 
     def __init__(self, cap: int):
@@ -794,17 +796,25 @@ class _Postings:
         self.keys = np.zeros(0, dtype=np.uint64)
         self.ptr = np.zeros(1, dtype=np.int64)
         self.slots = np.zeros(0, dtype=np.int64)
-        self.new: dict[int, list[int]] = {}
+        self.new: dict[int, int | list[int]] = {}
         self.n_new = 0
 
     def build(self, keys: np.ndarray, slots: np.ndarray) -> None:
         """Replace everything by these (key, slot) entries, given in slot order."""
+        # A few arrays of the size of every entry of the window at once, freed as soon as done with (the
+        # peak memory of a large commit is here): the arguments too, when the caller passed temporaries.
         order = np.argsort(keys, kind="stable")
         k, sl = keys[order], slots[order]
+        del keys, slots, order
         head = np.ones(k.size, dtype=bool)
         head[1:] = k[1:] != k[:-1]
-        rank = np.arange(k.size) - np.maximum.accumulate(np.where(head, np.arange(k.size), 0))
+        rank = np.arange(k.size)
+        start = np.where(head, rank, 0)
+        np.maximum.accumulate(start, out=start)
+        rank -= start  # position of each entry among its key's
+        del start
         keep = rank < self.cap
+        del rank
         k, sl, head = k[keep], sl[keep], head[keep]
         starts = np.flatnonzero(head)
         self.keys, self.slots = k[starts], sl
@@ -814,11 +824,15 @@ class _Postings:
     def add(self, slot: int, keys: list[int]) -> None:
         new, cap = self.new, self.cap
         for h in keys:
-            lst = new.get(h)
-            if lst is None:
-                new[h] = [slot]
-            elif len(lst) < cap:
-                lst.append(slot)
+            held = new.get(h)
+            if held is None:
+                new[h] = slot
+            elif type(held) is int:
+                if cap < 2:
+                    continue
+                new[h] = [held, slot]
+            elif len(held) < cap:
+                held.append(slot)
             else:
                 continue
             self.n_new += 1
@@ -839,7 +853,15 @@ class _Postings:
                 out.append(self.slots[idx])
         if self.new:
             get = self.new.get
-            extra = [s for h in keys_list if (lst := get(h)) is not None for s in lst]
+            extra: list[int] = []
+            for h in keys_list:
+                held = get(h)
+                if held is None:
+                    continue
+                if type(held) is int:
+                    extra.append(held)
+                else:
+                    extra.extend(held)
             if extra:
                 out.append(np.array(extra, dtype=np.int64))
         if not out:

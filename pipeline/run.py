@@ -17,7 +17,7 @@ import os
 import secrets
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -363,6 +363,13 @@ class PageOutcome:
     fetch: FetchResult  # body and text dropped after extraction
     extracted: Extracted | None
     fetched_at: datetime
+    # The staging file (TextSpool) holding the extracted text when it was spooled during the fetch;
+    # `extracted.text` is then None. None: the text, if any, is `extracted.text` (watch, reextract, tests).
+    text_file: Path | None = None
+
+    @property
+    def has_text(self) -> bool:
+        return self.text_file is not None or bool(self.extracted is not None and self.extracted.text)
 
 
 def _extract_worker(html: str, url: str | None, min_words: int, feed_published_at: datetime | None) -> Extracted:
@@ -420,6 +427,58 @@ class RawPageWriter:
             self._writer.close()
 
 
+TEXT_SPOOL_COLUMNS = ("article_id", "text")
+
+
+class TextSpool:
+    """Streams extracted texts (article id, text) to a staging Parquet file in bounded batches, so a run
+    keeps only small page stubs in memory while it fetches; the commit reads the texts back in chunks."""
+
+    def __init__(self, path: Path, flush_rows: int = 256) -> None:
+        self.path = path
+        self.flush_rows = flush_rows
+        self._ids: list[str] = []
+        self._texts: list[str] = []
+        self._writer = None
+        self.count = 0
+
+    @staticmethod
+    def schema() -> Any:
+        import pyarrow as pa
+
+        return pa.schema([pa.field("article_id", pa.string(), nullable=False),
+                          pa.field("text", pa.large_string(), nullable=False)])
+
+    def add(self, article_id: str, text: str) -> None:
+        self._ids.append(article_id)
+        self._texts.append(text)
+        if len(self._ids) >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._ids:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = self.schema()
+        table = pa.Table.from_arrays([pa.array(self._ids, pa.string()), pa.array(self._texts, pa.large_string())],
+                                     schema=schema)
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.unlink(missing_ok=True)
+            self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+        self._writer.write_table(table)
+        self.count += len(self._ids)
+        self._ids, self._texts = [], []
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
 def _make_pool(config: Config, n_tasks: int) -> Executor | None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -453,7 +512,7 @@ def _interleave_hosts(tasks: Sequence[PageTask]) -> list[int]:
 
 async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
-                             fetch_env: dict[str, Any]) -> list[PageOutcome]:
+                             fetch_env: dict[str, Any], texts: TextSpool | None = None) -> list[PageOutcome]:
     from pipeline.fetch.client import Fetcher
 
     loop = asyncio.get_running_loop()
@@ -480,9 +539,13 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
                     extracted = Extracted(status="no_article" if res.error == "empty body" else "not_html",
                                           error=res.error)
                 res.body = res.text = None  # the bytes are in the raw-pages file now
+                text_file = None
+                if texts is not None and extracted is not None and extracted.text:
+                    texts.add(task.article_id, extracted.text)  # the text waits for the commit on disk
+                    extracted.text, text_file = None, texts.path
                 if progress:
                     progress(1)
-                return PageOutcome(task, res, extracted, fetched_at)
+                return PageOutcome(task, res, extracted, fetched_at, text_file)
 
             # A bounded number of pages in flight (fetched, queued for or in extraction), taken from the hosts
             # in turn: memory stays flat however many pages a run has, and no host waits behind another's
@@ -509,12 +572,14 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
     if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
         cache_dir = staging.parent.parent / "_cache"
     raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
+    texts = TextSpool(staging / f"texts-{batch_key}.parquet")
     log_rows: list[dict[str, Any]] = []
     try:
         outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress,
-                                                  _fetch_env(cache_dir, now)))
+                                                  _fetch_env(cache_dir, now), texts))
     finally:
         raw.close()
+        texts.close()
     for row in log_rows:
         row["run_id"] = run_id
     return outcomes, log_rows, raw.path if raw.count else None
@@ -554,26 +619,35 @@ def load_page_tasks(path: Path) -> list[PageTask]:
 
 
 def save_page_stage(path: Path, outcomes: list[PageOutcome], log_rows: list[dict[str, Any]], raw_path: Path | None) -> None:
+    """The page stage of one fetch task: page stubs and fetch-log rows as JSON. Extracted texts stay in
+    the task's text spool (a staging file beside this one, named here); a text still in memory (a caller
+    that did not spool) is embedded."""
+    spools = {o.text_file for o in outcomes if o.text_file is not None}
+    if len(spools) > 1 or any(p.parent != path.parent for p in spools):
+        raise ValueError(f"page stage {path}: the text spool must be one file beside it, not {sorted(spools)}")
     atomic_write_json(path, {
         "pages": [{"task": {"article_id": o.task.article_id, "attempts": o.task.attempts,
                             "first_seen_at": _ts(o.task.first_seen_at), "item": _record_to_dict(o.task.item)},
                    "fetch": _record_to_dict(o.fetch),
                    "extracted": _record_to_dict(o.extracted) if o.extracted else None,
+                   "spooled": o.text_file is not None,
                    "fetched_at": _ts(o.fetched_at)} for o in outcomes],
         "log": log_rows,
         "raw": raw_path.name if raw_path else None,
+        "texts": spools.pop().name if spools else None,
     })
 
 
 def load_page_stage(path: Path) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
     data = json.loads(path.read_text(encoding="utf-8"))
+    texts = (path.parent / data["texts"]) if data.get("texts") else None
     outcomes = []
     for d in data["pages"]:
         t = d["task"]
         task = PageTask(t["article_id"], _record_from_dict(FeedItem, t["item"]), t["attempts"], _dt(t["first_seen_at"]))
         outcomes.append(PageOutcome(task, _record_from_dict(FetchResult, d["fetch"]),
                                     _record_from_dict(Extracted, d["extracted"]) if d["extracted"] else None,
-                                    _dt(d["fetched_at"])))
+                                    _dt(d["fetched_at"]), texts if d.get("spooled") else None))
     for row in data["log"]:
         row["started_at"] = _dt(row.get("started_at"))
     return outcomes, data["log"], (path.parent / data["raw"]) if data.get("raw") else None
@@ -624,32 +698,35 @@ def _is_permanent(res: FetchResult) -> bool:
     return res.outcome == "http_error" and res.http_status in PERMANENT_STATUSES
 
 
-def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
-                   state: dict[str, Any], run_id: str, now: datetime, summary: RunSummary) -> list[Article]:
-    """Turn fetched pages into article rows (clean + metadata merge), updating pending retries in `state`."""
-    from pipeline.urls import canonicalize_url, host_of
+def _base_row(task: PageTask, status: str, fetched: PageOutcome | None, run_id: str, now: datetime) -> Article:
+    from pipeline.urls import host_of
 
+    item = task.item
+    _, canonical = item_article_id(item)
+    first_seen = task.first_seen_at or now
+    return Article(
+        article_id=task.article_id, url=item.url, canonical_url=canonical, source=item.source,
+        site=host_of(canonical) if canonical else None, first_seen_at=first_seen, run_id=run_id,
+        extraction_status=status, title=item.title, summary=item.summary, authors=list(item.authors),
+        tags=list(item.tags), published_at=item.published_at, published_source="feed" if item.published_at else None,
+        feed_guid=item.guid, feed_url=item.feed_url,
+        http_status=fetched.fetch.http_status if fetched else None,
+        fetched_at=fetched.fetched_at if fetched else None,
+    )
+
+
+def _triage_pages(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
+                  state: dict[str, Any], run_id: str, now: datetime, summary: RunSummary,
+                  ) -> tuple[list[Article], list[PageOutcome]]:
+    """The rows of pages without an article text (link-less items, given-up fetches, pages that are no
+    article), updating pending retries in `state`; and the pages with a text to clean, in page order."""
     pending: dict[str, Any] = state["pending"]
     rows: list[Article] = []
-    ok_pages: list[tuple[PageOutcome, str]] = []
-
-    def base_row(task: PageTask, status: str, fetched: PageOutcome | None) -> Article:
-        item = task.item
-        _, canonical = item_article_id(item)
-        first_seen = task.first_seen_at or now
-        return Article(
-            article_id=task.article_id, url=item.url, canonical_url=canonical, source=item.source,
-            site=host_of(canonical) if canonical else None, first_seen_at=first_seen, run_id=run_id,
-            extraction_status=status, title=item.title, summary=item.summary, authors=list(item.authors),
-            tags=list(item.tags), published_at=item.published_at, published_source="feed" if item.published_at else None,
-            feed_guid=item.guid, feed_url=item.feed_url,
-            http_status=fetched.fetch.http_status if fetched else None,
-            fetched_at=fetched.fetched_at if fetched else None,
-        )
+    ok_pages: list[PageOutcome] = []
 
     for task in linkless:
         summary.not_article += 1
-        rows.append(base_row(task, "invalid_url", None))
+        rows.append(_base_row(task, "invalid_url", None, run_id, now))
 
     for po in page_outcomes:
         task, res = po.task, po.fetch
@@ -663,7 +740,7 @@ def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkles
             if _is_permanent(res) or attempts >= config.fetch.page_max_attempts:
                 pending.pop(task.article_id, None)
                 summary.given_up += 1
-                rows.append(base_row(task, "fetch_failed", po))
+                rows.append(_base_row(task, "fetch_failed", po, run_id, now))
                 continue
             delay = max(_page_retry_delay(config, attempts), res.retry_after_s or 0)
             pending[task.article_id] = {
@@ -676,55 +753,92 @@ def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkles
         pending.pop(task.article_id, None)
         summary.pages_fetched += 1
         ex = po.extracted
-        if ex.status != "ok" or not ex.text:
+        if ex.status != "ok" or not po.has_text:
             summary.not_article += 1
-            row = base_row(task, ex.status if ex.status != "ok" else "no_article", po)
+            row = _base_row(task, ex.status if ex.status != "ok" else "no_article", po, run_id, now)
             row.title = row.title or ex.title
             row.language, row.site_name, row.description = ex.language, ex.site_name, ex.description
             rows.append(row)
             continue
-        ok_pages.append((po, ex.text))
+        ok_pages.append(po)
+    return rows, ok_pages
 
+
+def _page_site(po: PageOutcome) -> str:
+    """The site whose template cleans a page: the host of its canonical URL (the page's, else the item's)."""
+    from pipeline.urls import canonicalize_url, host_of
+
+    ex = po.extracted
+    canonical = canonicalize_url(ex.canonical_url) if ex and ex.canonical_url else item_article_id(po.task.item)[1]
+    return host_of(canonical or po.task.item.url or "")
+
+
+def _sites_in_order(ok_pages: Sequence[PageOutcome]) -> dict[str, list[int]]:
+    """Indices of `ok_pages` by site: sites in order of first appearance, each site's pages in page order
+    (the order in which templates learn and articles are cleaned)."""
+    by_site: dict[str, list[int]] = defaultdict(list)
+    for i, po in enumerate(ok_pages):
+        by_site[_page_site(po)].append(i)
+    return by_site
+
+
+def _clean_row(config: Config, po: PageOutcome, text: str, template: Any, site: str, run_id: str, now: datetime,
+               summary: RunSummary) -> Article:
+    """The article row of one page with a text: cleaned with its site's template, metadata merged."""
+    from pipeline.clean import clean_text
+    from pipeline.urls import canonicalize_url, host_of
+
+    ex = po.extracted
+    assert ex is not None
+    cleaned = clean_text(text, title=ex.title or po.task.item.title, template=template, site_name=ex.site_name)
+    row = _base_row(po.task, "ok", po, run_id, now)
+    _, item_canonical = item_article_id(po.task.item)
+    row.canonical_url = canonicalize_url(ex.canonical_url) if ex.canonical_url else item_canonical
+    row.site = host_of(row.canonical_url) if row.canonical_url else site
+    row.title = ex.title or cleaned.title or row.title
+    row.text = cleaned.text
+    row.word_count = len(cleaned.text.split())
+    row.authors = ex.authors or cleaned.authors or row.authors
+    row.language, row.site_name, row.description = ex.language, ex.site_name, ex.description
+    row.tags = ex.tags or row.tags
+    row.syndicated_from = cleaned.syndicated_from or ex.syndicated_from
+    row.published_at, row.published_source = _publication_time(ex, cleaned.published_at)
+    if row.word_count < config.extract.min_words:
+        row.extraction_status, row.text = "too_short", None
+        summary.not_article += 1
+    else:
+        summary.articles_ok += 1
+    return row
+
+
+def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
+                   state: dict[str, Any], run_id: str, now: datetime, summary: RunSummary) -> list[Article]:
+    """Turn fetched pages into article rows (clean + metadata merge), updating pending retries in `state`.
+
+    Every text in memory (`extracted.text`): for a bounded number of pages (reextract). `commit_run`
+    streams instead (`_stream_articles`), with the same rows."""
+    rows, ok_pages = _triage_pages(config, page_outcomes, linkless, state, run_id, now, summary)
     if not ok_pages:
         return rows  # nothing to clean (a run of 304s never loads the cleaner)
-    from pipeline.clean import SiteTemplate, clean_text
+    from pipeline.clean import SiteTemplate
 
     # Clean with per-site templates: observe every new article of a site first, then clean each one, so the
     # first article of a batch already benefits from what the others teach.
     templates: dict[str, Any] = state["templates"]
-    by_site: dict[str, list[tuple[PageOutcome, str]]] = defaultdict(list)
-    for po, text in ok_pages:
-        ex = po.extracted
-        canonical = canonicalize_url(ex.canonical_url) if ex and ex.canonical_url else item_article_id(po.task.item)[1]
-        by_site[host_of(canonical or po.task.item.url or "")].append((po, text))
-    for site, pages in by_site.items():
+    for site, idx in _sites_in_order(ok_pages).items():
         template = SiteTemplate.from_dict(templates[site]) if site in templates else SiteTemplate()
-        for po, text in pages:
-            template.observe(po.task.article_id, text)
+        for i in idx:
+            template.observe(ok_pages[i].task.article_id, _text_of(ok_pages[i]))
         templates[site] = template.to_dict()
-        for po, text in pages:
-            ex = po.extracted
-            assert ex is not None
-            cleaned = clean_text(text, title=ex.title or po.task.item.title, template=template, site_name=ex.site_name)
-            row = base_row(po.task, "ok", po)
-            _, item_canonical = item_article_id(po.task.item)
-            row.canonical_url = canonicalize_url(ex.canonical_url) if ex.canonical_url else item_canonical
-            row.site = host_of(row.canonical_url) if row.canonical_url else site
-            row.title = ex.title or cleaned.title or row.title
-            row.text = cleaned.text
-            row.word_count = len(cleaned.text.split())
-            row.authors = ex.authors or cleaned.authors or row.authors
-            row.language, row.site_name, row.description = ex.language, ex.site_name, ex.description
-            row.tags = ex.tags or row.tags
-            row.syndicated_from = cleaned.syndicated_from or ex.syndicated_from
-            row.published_at, row.published_source = _publication_time(ex, cleaned.published_at)
-            if row.word_count < config.extract.min_words:
-                row.extraction_status, row.text = "too_short", None
-                summary.not_article += 1
-            else:
-                summary.articles_ok += 1
-            rows.append(row)
+        for i in idx:
+            rows.append(_clean_row(config, ok_pages[i], _text_of(ok_pages[i]), template, site, run_id, now, summary))
     return rows
+
+
+def _text_of(po: PageOutcome) -> str:
+    if po.extracted is None or not po.extracted.text:
+        raise ValueError(f"page {po.task.article_id}: its text is in {po.text_file}, not in memory")
+    return po.extracted.text
 
 
 def _publication_time(ex: Extracted, text_time: datetime | None) -> tuple[datetime | None, str | None]:
@@ -744,7 +858,9 @@ def _publication_time(ex: Extracted, text_time: datetime | None) -> tuple[dateti
 
 def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: str, now: datetime,
                     summary: RunSummary) -> Any:
-    """Near-duplicate detection against the rolling index; returns this run's index entries (Arrow)."""
+    """Near-duplicate detection against the rolling index; returns this run's index entries (Arrow).
+
+    Every row in memory; `commit_run` streams instead (`_stream_articles`), with the same clusters."""
     for row in rows:
         if row.extraction_status != "ok" or not row.text:
             row.cluster_id = row.article_id  # no text, nothing to compare: a cluster of its own
@@ -767,12 +883,7 @@ def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: 
         row.duplicate_of = match.duplicate_of
         row.dup_method = match.method
         row.similarity = match.similarity
-        if match.duplicate_of:
-            summary.duplicates += 1
-            if match.method == "exact":
-                summary.exact_duplicates += 1
-            else:
-                summary.near_duplicates += 1
+        _count_match(summary, match)
     table = index.to_arrow()
     if not new_ids:
         return None
@@ -831,18 +942,312 @@ def partition_date(row: Article) -> str:
     return (row.published_at or row.first_seen_at).astimezone(UTC).date().isoformat()
 
 
+# ---------------------------------------------------------------------------------------------------- streaming commit
+# A run's new articles pass through the commit in chunks of `commit.chunk_rows`: texts stream from the text
+# spools of the fetch (or from memory) through a bucket sort into the order templates learn in, article rows
+# go to a staging file, and only small per-article keys (sort key, fingerprint, cluster) stay in memory.
+
+
+class _TextOrder:
+    """Texts read back in a given order (ordinals 0..n-1) with at most about `chunk` texts in memory: a
+    bucket sort through a staging Parquet file (bucket b holds the ordinals [b * chunk, (b + 1) * chunk))."""
+
+    def __init__(self, path: Path, n: int, chunk: int) -> None:
+        self.path, self.n, self.chunk = path, n, chunk
+        self._buckets: dict[int, tuple[list[int], list[str]]] = {}
+        self._buffered = 0
+        self._writer: Any = None
+        self._groups: dict[int, list[int]] = defaultdict(list)  # bucket -> its row groups in the file
+        self._n_groups = 0
+        self._filled = np.zeros(n, dtype=bool)
+
+    def add(self, ordinal: int, text: str) -> None:
+        if self._filled[ordinal]:
+            return  # the same article twice (a text spooled by two attempts): the first counts
+        self._filled[ordinal] = True
+        ords, texts = self._buckets.setdefault(ordinal // self.chunk, ([], []))
+        ords.append(ordinal)
+        texts.append(text)
+        self._buffered += 1
+        if self._buffered >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pa.schema([("ord", pa.int64()), ("text", pa.large_string())])
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.unlink(missing_ok=True)
+            self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+        for b, (ords, texts) in sorted(self._buckets.items()):
+            table = pa.Table.from_arrays([pa.array(ords, pa.int64()), pa.array(texts, pa.large_string())],
+                                         schema=schema)
+            self._writer.write_table(table, row_group_size=len(ords))  # one row group
+            self._groups[b].append(self._n_groups)
+            self._n_groups += 1
+        self._buckets, self._buffered = {}, 0
+
+    def finish(self) -> None:
+        missing = int((~self._filled).sum())
+        if missing:
+            first = int(np.flatnonzero(~self._filled)[0])
+            raise RuntimeError(f"{missing} extracted texts are missing from the text spools (ordinal {first} first); "
+                               "the fetch tasks' staging files were removed or rewritten")
+        if self._writer is not None:
+            self._flush()
+            self._writer.close()
+            self._writer = None
+
+    def chunks(self) -> Iterator[tuple[list[int], list[str]]]:
+        """(ordinals, texts) in ordinal order, a bucket at a time; can be iterated again."""
+        if not self._groups:  # everything fitted in memory
+            for _b, (ords, texts) in sorted(self._buckets.items()):
+                order = sorted(range(len(ords)), key=ords.__getitem__)
+                yield [ords[i] for i in order], [texts[i] for i in order]
+            return
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(self.path)
+        for b in sorted(self._groups):
+            table = pf.read_row_groups(self._groups[b])
+            table = table.take(pc.sort_indices(table["ord"]))
+            yield table["ord"].to_pylist(), table["text"].to_pylist()
+            del table
+
+
+def _spooled_texts(ok_pages: Sequence[PageOutcome], chunk: int) -> Iterator[tuple[str, str]]:
+    """(article id, text) of the rows of the text spools of `ok_pages` (every row, a batch at a time)."""
+    import pyarrow.parquet as pq
+
+    files = dict.fromkeys(po.text_file for po in ok_pages if po.text_file is not None)
+    for path in files:
+        if not path.exists():
+            raise RuntimeError(f"text spool {path} is missing: the fetch task's staging files were removed")
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk, columns=list(TEXT_SPOOL_COLUMNS)):
+            yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
+
+
+@dataclass
+class StreamedArticles:
+    """A run's article rows in a staging file (in the order `build_articles` returns them), with what the
+    dedup pass found; written into the warehouse by `_write_article_files`."""
+
+    path: Path | None  # ARTICLE_SCHEMA rows, cluster fields of the rows with a text not yet set
+    rows: int
+    ids: np.ndarray  # uint64 ids of every row
+    clusters: dict[str, tuple[str, str | None, str | None, float | None]]  # article id -> cluster fields
+    index_delta: Any  # this run's dedup index entries (Arrow) or None
+
+
+def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[PageOutcome],
+                     linkless: Sequence[PageTask], state: dict[str, Any], run_id: str, now: datetime,
+                     summary: RunSummary, work: Path, chunk: int) -> StreamedArticles:
+    """`build_articles` then `assign_clusters`, with the same rows, templates and clusters, in bounded memory.
+
+    Pass 1 learns the site templates from the texts in their order (site by site, pages in page order);
+    pass 2 cleans them chunk by chunk into article rows (to a staging file) and fingerprints each chunk;
+    pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`."""
+    import pyarrow.parquet as pq
+
+    from pipeline.schema import ARTICLE_SCHEMA
+
+    work.mkdir(parents=True, exist_ok=True)
+    rows_path = work / "articles.parquet"
+    rows_path.unlink(missing_ok=True)
+    writer: Any = None
+    n_rows = 0
+    ids: list[int] = []
+
+    def put(rows: list[Article]) -> None:
+        nonlocal writer, n_rows
+        if not rows:
+            return
+        for row in rows:
+            if row.extraction_status != "ok" or not row.text:
+                row.cluster_id = row.article_id  # no text, nothing to compare: a cluster of its own
+            ids.append(id_to_u64(row.article_id))
+        if writer is None:
+            writer = pq.ParquetWriter(rows_path, ARTICLE_SCHEMA, compression="zstd")
+        writer.write_table(_articles_table(rows))
+        n_rows += len(rows)
+
+    try:
+        rows, ok_pages = _triage_pages(config, page_outcomes, linkless, state, run_id, now, summary)
+        for k in range(0, len(rows), chunk):
+            put(rows[k:k + chunk])
+        del rows
+        keys: list[tuple[datetime, str, Any, str, datetime]] = []
+        if ok_pages:
+            from pipeline.clean import SiteTemplate
+            from pipeline.dedup import content_hash, fingerprints
+
+            # The order of `build_articles`: sites in order of first appearance, each site's pages in order.
+            order = [i for idx in _sites_in_order(ok_pages).values() for i in idx]
+            ok_pages = [ok_pages[i] for i in order]
+            del order
+            sites = [_page_site(po) for po in ok_pages]
+            texts = _TextOrder(work / "texts-ordered.parquet", len(ok_pages), chunk)
+            ordinal: dict[str, list[int]] = defaultdict(list)  # spooled pages (an id is on one page in a run)
+            for k, po in enumerate(ok_pages):
+                if po.text_file is None:
+                    texts.add(k, _text_of(po))
+                else:
+                    ordinal[po.task.article_id].append(k)
+            for aid, text in _spooled_texts(ok_pages, chunk):
+                for k in ordinal.get(aid, ()):  # a spooled page filtered out (stored meanwhile) has none
+                    texts.add(k, text)
+            del ordinal
+            texts.finish()
+            # Pass 1: templates learn from every new article of their site, in order.
+            templates: dict[str, Any] = state["templates"]
+            live: dict[str, Any] = {}
+            for ords, chunk_texts in texts.chunks():
+                for k, text in zip(ords, chunk_texts, strict=True):
+                    site = sites[k]
+                    template = live.get(site)
+                    if template is None:
+                        template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
+                                                 else SiteTemplate())
+                    template.observe(ok_pages[k].task.article_id, text)
+            for site, template in live.items():
+                templates[site] = template.to_dict()
+            # Pass 2: clean, fingerprint, spool the rows.
+            for ords, chunk_texts in texts.chunks():
+                out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary)
+                       for k, text in zip(ords, chunk_texts, strict=True)]
+                del chunk_texts
+                with_text = [r for r in out if r.extraction_status == "ok" and r.text]
+                for row, fp in zip(with_text, fingerprints([r.text for r in with_text], config.dedup), strict=True):
+                    row.content_hash = content_hash(row.text)
+                    keys.append((row.published_at or row.first_seen_at, row.article_id,
+                                 fp._replace(content_hash=row.content_hash), row.source, row.first_seen_at))
+                put(out)
+            del texts, live
+        if writer is not None:
+            writer.close()
+            writer = None
+    finally:
+        if writer is not None:
+            writer.close()
+    # Pass 3: the dedup index, documents in the order of `assign_clusters`.
+    clusters: dict[str, tuple[str, str | None, str | None, float | None]] = {}
+    index_delta = None
+    if keys:
+        from pipeline.dedup import DedupIndex
+
+        window_start = now - timedelta(days=config.dedup.window_days)
+        index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start)
+        keys.sort(key=lambda k: (k[0], k[1]))
+        new_ids = []
+        for n, (_, aid, fp, source, seen_at) in enumerate(keys):
+            match = index.add_fingerprint(aid, fp, source=source, seen_at=seen_at)
+            keys[n] = None  # type: ignore[call-overload]  # the fingerprint is the index's now
+            new_ids.append(aid)
+            clusters[aid] = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
+            _count_match(summary, match)
+        del keys
+        import pyarrow.compute as pc
+
+        table = index.to_arrow()
+        index_delta = table.filter(pc.is_in(table["doc_id"], value_set=_pa_array(new_ids)))
+    return StreamedArticles(rows_path if n_rows else None, n_rows, np.asarray(ids, dtype=np.uint64), clusters,
+                            index_delta)
+
+
+def _count_match(summary: RunSummary, match: Any) -> None:
+    if match.duplicate_of:
+        summary.duplicates += 1
+        if match.method == "exact":
+            summary.exact_duplicates += 1
+        else:
+            summary.near_duplicates += 1
+
+
+def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chunk: int,
+                         max_open: int = 32) -> list[dict[str, Any]]:
+    """The staged article rows, with their cluster fields, into `articles/published_date=<day>/` files:
+    rows of a day in staging order, written a row group at a time (at most `chunk` rows buffered over all
+    days, at most `max_open` files open; a day whose file was closed continues in `part-<run>-<n+1>`)."""
+    if arts.path is None:
+        return []
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.schema import ARTICLE_SCHEMA
+
+    names = ARTICLE_SCHEMA.names
+    cols = {name: names.index(name) for name in ("cluster_id", "duplicate_of", "dup_method", "similarity")}
+    open_files: dict[str, Any] = {}  # day -> TableWriter, least recently used first
+    parts: dict[str, int] = defaultdict(int)
+    buffers: dict[str, list[Any]] = defaultdict(list)
+    buffered: dict[str, int] = defaultdict(int)
+    entries: list[tuple[str, int, dict[str, Any]]] = []
+
+    def close(day: str) -> None:
+        w = open_files.pop(day)
+        entries.append((day, parts[day], w.close()))
+        parts[day] += 1
+
+    def flush(day: str) -> None:
+        table = pa.concat_tables(buffers.pop(day))
+        buffered.pop(day)
+        w = open_files.pop(day, None)
+        if w is None:
+            while len(open_files) >= max_open:
+                close(next(iter(open_files)))
+            w = wh.open_table(f"articles/published_date={day}/part-{run_id}-{parts[day]}.parquet", ARTICLE_SCHEMA)
+        open_files[day] = w  # most recently used last
+        w.write(table)
+
+    try:
+        for batch in pq.ParquetFile(arts.path).iter_batches(batch_size=chunk):
+            table = pa.Table.from_batches([batch], schema=ARTICLE_SCHEMA)
+            aids = table["article_id"].to_pylist()
+            found = [arts.clusters.get(a) for a in aids]
+            if any(found):
+                for j, (name, i) in enumerate(cols.items()):
+                    old = table.column(i).to_pylist()
+                    new = [f[j] if f is not None else o for f, o in zip(found, old, strict=True)]
+                    table = table.set_column(i, ARTICLE_SCHEMA.field(name), pa.array(new, ARTICLE_SCHEMA.field(name).type))
+            days = [(p or s).astimezone(UTC).date().isoformat()
+                    for p, s in zip(table["published_at"].to_pylist(), table["first_seen_at"].to_pylist(), strict=True)]
+            by_day: dict[str, list[int]] = defaultdict(list)
+            for i, day in enumerate(days):
+                by_day[day].append(i)
+            for day, idx in by_day.items():
+                buffers[day].append(table.take(pa.array(idx, pa.int64())) if len(idx) < table.num_rows else table)
+                buffered[day] += len(idx)
+            del table, batch
+            while sum(buffered.values()) >= chunk:
+                flush(max(buffered, key=buffered.__getitem__))
+        for day in sorted(buffers):
+            flush(day)
+        for day in sorted(open_files):
+            close(day)
+    except BaseException:
+        for w in open_files.values():
+            w.abort()
+        raise
+    return [e for _, _, e in sorted(entries, key=lambda e: (e[0], e[1]))]
+
+
 def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Sequence[FeedOutcome],
                page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask], log_rows: list[dict[str, Any]],
                raw_files: Sequence[Path], started_at: datetime, trigger: str = "cli",
-               summary: RunSummary | None = None, now: datetime | None = None) -> RunSummary:
+               summary: RunSummary | None = None, now: datetime | None = None,
+               chunk_rows: int | None = None) -> RunSummary:
     """Write everything of one run and commit it. Call under the warehouse lock. Idempotent per run id.
 
     Data files first (each atomic), then the new state, then the log entry that lists them (the commit
     point, see pipeline.warehouse). A crash anywhere before the entry leaves nothing visible, and the
-    next writer removes the leftovers."""
-    import pyarrow as pa
+    next writer removes the leftovers.
 
-    from pipeline.schema import FETCH_LOG_SCHEMA
+    Memory stays bounded however many pages the run has: texts (spooled by the fetch, see TextSpool, or
+    in memory) are cleaned, fingerprinted and written `chunk_rows` (default `commit.chunk_rows`) at a time
+    through staging files under `_staging/<run_id>/commit/` (removed at the end)."""
     from pipeline.views import refresh_database_file
 
     summary = summary or RunSummary(run_id)
@@ -863,18 +1268,35 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     for fo in feed_outcomes:
         update_feed_state(config, state["feeds"].setdefault(fo.name, {}), fo, seen, state["pending"], now)
 
-    rows = build_articles(config, page_outcomes, linkless, state, run_id, now, summary)
-    log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
-    index_delta = assign_clusters(config, wh, rows, run_id, now, summary)
+    chunk = chunk_rows or config.commit.chunk_rows
+    work = wh.staging_dir(run_id) / "commit"
+    try:
+        arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk)
+        log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
+        _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
+                      summary, now, t0, chunk)
+    finally:
+        _remove_tree(work)
+    wh.prune_state(wh.last_snapshot)
+    write_polling_snapshot(wh, state)
+    warning = refresh_database_file(wh, wh.last_snapshot)  # the snapshot this commit made: no re-read
+    if warning:
+        summary.warnings.append(warning)
+    return summary
 
+
+def _commit_files(config: Config, wh: Warehouse, run_id: str, base: Any, arts: StreamedArticles,
+                  state: dict[str, Any], seen: np.ndarray, log_rows: list[dict[str, Any]], raw_files: Sequence[Path],
+                  started_at: datetime, trigger: str, summary: RunSummary, now: datetime, t0: float,
+                  chunk: int) -> None:
+    """The data files, the new state and the log entry of one run (the commit point), in that order."""
+    import pyarrow as pa
+
+    from pipeline.schema import FETCH_LOG_SCHEMA
+
+    index_delta = arts.index_delta
     with wh.transaction(run_id, f"run {run_id}"):
-        files: list[dict[str, Any]] = []
-        by_date: dict[str, list[Article]] = defaultdict(list)
-        for row in rows:
-            by_date[partition_date(row)].append(row)
-        for day, day_rows in sorted(by_date.items()):
-            files.append(wh.write_table(f"articles/published_date={day}/part-{run_id}-0.parquet",
-                                        _articles_table(day_rows)))
+        files: list[dict[str, Any]] = _write_article_files(wh, arts, run_id, chunk)
         if log_rows:
             files.append(wh.write_table(f"fetch_log/run_date={now.date().isoformat()}/part-{run_id}-0.parquet",
                                         pa.Table.from_pylist(log_rows, schema=FETCH_LOG_SCHEMA)))
@@ -885,10 +1307,9 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
         if index_delta is not None and index_delta.num_rows:
             files.append(wh.write_table(f"dedup_index/part-{run_id}-0.parquet", index_delta))
 
-        new_ids = np.fromiter((id_to_u64(r.article_id) for r in rows), dtype=np.uint64, count=len(rows))
-        loaded, seen = seen, add_ids(seen, new_ids)
+        loaded, seen = seen, add_ids(seen, arts.ids)
         summary.retries_pending = len(state["pending"])
-        summary.articles_written = len(rows)
+        summary.articles_written = arts.rows
         summary.elapsed_s = round(summary.elapsed_s + time.monotonic() - t0, 3)
         last = wh.last_run(base)
         unchanged = seen is loaded and last is not None and last.get("seen_file")
@@ -901,12 +1322,6 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
         ), base=base)
         summary.committed = True
         crash_point("after_commit")
-    wh.prune_state(wh.last_snapshot)
-    write_polling_snapshot(wh, state)
-    warning = refresh_database_file(wh, wh.last_snapshot)  # the snapshot this commit made: no re-read
-    if warning:
-        summary.warnings.append(warning)
-    return summary
 
 
 # ---------------------------------------------------------------------------------------------------- polling

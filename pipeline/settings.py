@@ -191,6 +191,17 @@ class WatchSettings(_Strict):
     drain_s: float = Field(20.0, ge=0, description="on SIGINT/SIGTERM, let polls in flight finish this long")
 
 
+class CommitSettings(_Strict):
+    """The commit of a run (clean, deduplicate, write Parquet). Its memory stays flat however many new
+    articles a run has: texts stream from staging files in chunks of `chunk_rows` articles."""
+
+    chunk_rows: int = Field(
+        2000, ge=1,
+        description="articles held in memory at once while cleaning and writing (texts are spooled to staging "
+        "files between passes); articles files are written in row groups of up to about twice this many rows",
+    )
+
+
 class Config(_Strict):
     """The whole config file."""
 
@@ -200,6 +211,7 @@ class Config(_Strict):
     dedup: DedupSettings = Field(default_factory=DedupSettings, description="syndicated-copy detection")
     polling: PollingSettings = Field(default_factory=PollingSettings, description="adaptive per-feed polling intervals")
     watch: WatchSettings = Field(default_factory=WatchSettings, description="the streaming mode (newsingest watch)")
+    commit: CommitSettings = Field(default_factory=CommitSettings, description="the commit of a run: memory bounds")
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

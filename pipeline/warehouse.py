@@ -930,6 +930,11 @@ class Warehouse:
         crash_point("write")
         return self._describe(rel, rows=table.num_rows, schema=table.schema)
 
+    def open_table(self, rel: str, schema: Any) -> TableWriter:
+        """A data file written in row groups (`TableWriter.write`), visible under `rel` when `close` returns
+        its file entry for the commit (as `write_table`'s); `abort` drops it."""
+        return TableWriter(self, rel, schema)
+
     def put_file(self, local: Path, rel: str, rows: int | None = None) -> dict[str, Any]:
         """Put a finished local file (a staging file) into the warehouse; the local file stays."""
         size = self.storage.put_file(local, rel)
@@ -1125,6 +1130,31 @@ class Warehouse:
         if self._root is not None:
             return str(self._root / rel)
         return f"{self.location}/{rel}"
+
+
+class TableWriter:
+    """One data file of a commit written a row group at a time (Warehouse.open_table)."""
+
+    def __init__(self, wh: Warehouse, rel: str, schema: Any) -> None:
+        self.wh, self.rel, self.schema = wh, rel, schema
+        self.rows = 0
+        self._cm = wh.storage.parquet_writer(rel, schema)
+        self._writer = self._cm.__enter__()
+
+    def write(self, table: Any) -> None:
+        self._writer.write_table(table, row_group_size=max(1, table.num_rows))
+        self.rows += table.num_rows
+
+    def close(self) -> dict[str, Any]:
+        self._cm.__exit__(None, None, None)
+        crash_point("write")
+        return self.wh._describe(self.rel, rows=self.rows, schema=self.schema)
+
+    def abort(self) -> None:
+        """Drop the unfinished file (a local temporary file is removed; an object is never completed)."""
+        err = RuntimeError(f"{self.rel}: aborted")
+        with contextlib.suppress(Exception):
+            self._cm.__exit__(RuntimeError, err, None)
 
 
 class _LogRace(Exception):

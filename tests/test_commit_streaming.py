@@ -1,0 +1,250 @@
+"""The commit streams a run's texts in chunks (`commit.chunk_rows`) with the same output as holding them all.
+
+Pages are made up here (several sites with a page template's boilerplate, syndicated copies across sites,
+failed fetches, pages that are no article, link-less items, several publication days) and committed three
+ways: chunks of 3 with the texts spooled to a staging file (as `fetch_pages` does), one chunk with the texts
+in memory (as `watch` does), and the all-in-memory reference (`build_articles` + `assign_clusters`, what the
+commit did before it streamed). Rows (real Parquet, read back through DuckDB), templates, retries and
+dedup index entries must be identical.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.records import Extracted, FeedItem, FetchResult
+from pipeline.run import (
+    PageOutcome,
+    PageTask,
+    RunSummary,
+    TextSpool,
+    _articles_table,
+    assign_clusters,
+    build_articles,
+    commit_run,
+    item_article_id,
+    load_page_stage,
+    save_page_stage,
+)
+from pipeline.settings import Config
+from pipeline.views import connect
+from pipeline.warehouse import Warehouse
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+WORDS = ("harbour council budget river bridge school hospital market storm festival museum railway election "
+         "court ferry mayor minister union farmers prices energy wind solar housing teachers nurses police coast "
+         "valley airport shipping exports inflation wages tourism library stadium season league record harvest").split()
+
+
+def _sentence(rng: random.Random, n: int = 14) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def _pages(seed: int, n: int, first: int = 0) -> tuple[list[PageOutcome], list[PageTask]]:
+    """`n` page outcomes on 4 sites (a few canonical URLs on another site), with copies, failures and
+    non-articles; plus two link-less items."""
+    rng = random.Random(seed)
+    boiler = {s: [f"Subscribe to the {s} newsletter today", f"Follow {s} on social media for updates",
+                  f"Copyright {s} Media Group all rights reserved"] for s in ("alpha", "beta", "gamma", "delta")}
+    bodies: list[str] = []
+    outcomes = []
+    for k in range(first, first + n):
+        site = ("alpha", "beta", "gamma", "delta")[k % 4]
+        url = f"https://{site}.example/news/{k}.html"
+        published = NOW - timedelta(days=k % 3, hours=k % 7) if k % 5 else None
+        item = FeedItem(source=f"{site}-feed", feed_url=f"https://{site}.example/rss", url=url, guid=f"g{k}",
+                        title=f"Story {k}", summary=f"summary {k}", published_at=published)
+        aid, _ = item_article_id(item)
+        task = PageTask(aid, item, first_seen_at=NOW - timedelta(minutes=k))
+        if k % 11 == 3:  # a failed fetch: a retry (500) or given up (410)
+            status = 410 if k % 2 else 500
+            res = FetchResult(url=url, kind="page", outcome="http_error", http_status=status, error=f"HTTP {status}")
+            outcomes.append(PageOutcome(task, res, None, NOW))
+            continue
+        res = FetchResult(url=url, kind="page", outcome="ok", http_status=200)
+        if k % 13 == 5:
+            outcomes.append(PageOutcome(task, res, Extracted(status="no_article", title="Index page"), NOW))
+            continue
+        if bodies and k % 6 == 0:  # a syndicated copy of an earlier story (on another site)
+            body = rng.choice(bodies)
+        elif k % 17 == 9:
+            body = _sentence(rng, 8)  # too short once cleaned
+        else:
+            body = "\n".join(_sentence(rng) for _ in range(rng.randint(5, 9)))
+            bodies.append(body)
+        b = boiler[site]
+        text = "\n".join([b[0], body, b[1], b[2]])
+        canonical = f"https://alpha.example/news/{k}.html" if k % 19 == 7 else url
+        ex = Extracted(status="ok", title=f"Story {k}", text=text, published_at=published,
+                       published_source="meta" if published else None, canonical_url=canonical, language="en")
+        outcomes.append(PageOutcome(task, res, ex, NOW))
+    linkless = []
+    for j in range(2):
+        item = FeedItem(source="alpha-feed", feed_url="https://alpha.example/rss", url=None, guid=f"nolink-{seed}-{j}",
+                        title=f"No link {j}", link="javascript:void(0)", link_error="not http(s)")
+        linkless.append(PageTask(item_article_id(item)[0], item, first_seen_at=NOW))
+    return outcomes, linkless
+
+
+def _spool(outcomes: list[PageOutcome], path: Path) -> list[PageOutcome]:
+    """What fetch_pages does: texts to a TextSpool, stubs keep the rest (pages in another order than the
+    spool's, as when fetches complete out of order)."""
+    spool = TextSpool(path, flush_rows=4)
+    for po in reversed(outcomes):
+        if po.extracted is not None and po.extracted.text:
+            spool.add(po.task.article_id, po.extracted.text)
+            po.extracted.text, po.text_file = None, path
+    spool.close()
+    return outcomes
+
+
+def _commit(wh: Warehouse, run_id: str, outcomes: list[PageOutcome], linkless: list[PageTask], chunk: int,
+            now: datetime) -> RunSummary:
+    return commit_run(Config(), wh, run_id, feed_outcomes=[], page_outcomes=outcomes, linkless=linkless, log_rows=[],
+                      raw_files=[], started_at=now, now=now, chunk_rows=chunk)
+
+
+def _articles(wh: Warehouse) -> list[dict]:
+    con = connect(wh.root)
+    try:
+        return con.sql("SELECT * FROM articles ORDER BY article_id").to_arrow_table().to_pylist()
+    finally:
+        con.close()
+
+
+def _index(wh: Warehouse) -> list[dict]:
+    tables = [wh.read_table(f["path"]) for f in wh.snapshot().live("dedup_index")]
+    rows = pa.concat_tables(tables).to_pylist() if tables else []
+    return sorted(rows, key=lambda r: r["doc_id"])
+
+
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory):
+    """Two runs (the second dedups against the first's index) committed in chunks of 3 from a spool, and
+    in one chunk from memory."""
+    root = tmp_path_factory.mktemp("streaming")
+    out = {}
+    for name, chunk, spooled in (("chunked", 3, True), ("whole", 1_000_000, False)):
+        wh = Warehouse(root / name)
+        summaries = []
+        for run, (seed, first) in enumerate(((1, 0), (2, 60))):
+            outcomes, linkless = _pages(seed, 60, first)
+            if spooled:
+                outcomes = _spool(outcomes, wh.staging_dir(f"r{run}") / "texts-0000.parquet")
+            summaries.append(_commit(wh, f"r{run}", outcomes, linkless, chunk, NOW + timedelta(hours=run)))
+        out[name] = (wh, summaries)
+    return out
+
+
+def test_chunked_and_whole_commits_store_the_same_rows_templates_and_index(committed):
+    (chunked, s_chunked), (whole, s_whole) = committed["chunked"], committed["whole"]
+    rows = _articles(chunked)
+    assert len(rows) == len({r["article_id"] for r in rows}) > 100
+    assert rows == _articles(whole)
+    statuses = {r["extraction_status"] for r in rows}
+    assert {"ok", "fetch_failed", "no_article", "too_short", "invalid_url"} <= statuses
+    assert sum(1 for r in rows if r["duplicate_of"]) >= 5  # copies were found, within and across the runs
+    assert len({r["published_date"] for r in rows}) >= 3
+    assert chunked.load_state()["templates"] == whole.load_state()["templates"]
+    assert chunked.load_state()["pending"] == whole.load_state()["pending"]
+    assert _index(chunked) == _index(whole) and _index(chunked)
+    assert [s.counts() for s in s_chunked] == [s.counts() for s in s_whole]
+    # Chunks of 3: a day's rows in several row groups; everything else as one chunk.
+    files = chunked.snapshot().live("articles")
+    assert max(pq.ParquetFile(chunked.root / f["path"]).metadata.num_row_groups for f in files) > 1
+    # The commit's own staging files are gone; the fetch's spool stays for the caller to remove.
+    assert not (chunked.staging_dir("r1") / "commit").exists()
+    assert (chunked.staging_dir("r1") / "texts-0000.parquet").exists()
+
+
+def test_the_streamed_commit_stores_what_the_in_memory_build_gives(committed, tmp_path):
+    """The reference: build_articles + assign_clusters on every row in memory (the commit before streaming),
+    run for the same two runs on a warehouse holding the same earlier runs."""
+    chunked, _ = committed["chunked"]
+    stored = {r["article_id"]: r for r in _articles(chunked)}
+    ref_wh = Warehouse(tmp_path / "ref")
+    state = {"feeds": {}, "pending": {}, "templates": {}}
+    n_ref = 0
+    for run, (seed, first) in enumerate(((1, 0), (2, 60))):
+        outcomes, linkless = _pages(seed, 60, first)
+        now = NOW + timedelta(hours=run)
+        rows = build_articles(Config(), outcomes, linkless, state, f"r{run}", now, RunSummary(f"r{run}"))
+        delta = assign_clusters(Config(), ref_wh, rows, f"r{run}", now, RunSummary(f"r{run}"))
+        # the next run's index window holds this run's entries: commit them the way commit_run does
+        with ref_wh.transaction(f"r{run}", "test"):
+            from pipeline.warehouse import RunEntry
+
+            entry = ref_wh.write_table(f"dedup_index/part-r{run}-0.parquet", delta)
+            ref_wh.commit(RunEntry(run_id=f"r{run}", started_at=now.isoformat(), committed_at=now.isoformat(),
+                                   counts={}, files=[entry], state_file=None, seen_file=None))
+        n_ref += len(rows)
+        for ref in _articles_table(rows).to_pylist():
+            got = {k: v for k, v in stored[ref["article_id"]].items() if k in ref}
+            assert got == ref
+    assert len(stored) == n_ref
+    assert chunked.load_state()["templates"] == state["templates"]
+    assert _index(chunked) == _index(ref_wh)
+
+
+def test_a_page_stage_names_its_text_spool_and_loads_it_back(tmp_path):
+    outcomes, _ = _pages(3, 12)
+    texts = {po.task.article_id: po.extracted.text for po in outcomes if po.extracted and po.extracted.text}
+    outcomes = _spool(outcomes, tmp_path / "texts-0001.parquet")
+    save_page_stage(tmp_path / "pages-0001.json", outcomes, [], None)
+    loaded, _, _ = load_page_stage(tmp_path / "pages-0001.json")
+    assert [po.task.article_id for po in loaded] == [po.task.article_id for po in outcomes]
+    assert {po.task.article_id for po in loaded if po.text_file == tmp_path / "texts-0001.parquet"} == set(texts)
+    assert all(po.extracted is None or po.extracted.text is None for po in loaded)
+    spooled = pq.read_table(tmp_path / "texts-0001.parquet").to_pylist()
+    assert {r["article_id"]: r["text"] for r in spooled} == texts
+
+
+def test_a_lost_text_spool_fails_the_commit_and_leaves_nothing(tmp_path):
+    wh = Warehouse(tmp_path / "wh")
+    outcomes, linkless = _pages(4, 10)
+    outcomes = _spool(outcomes, wh.staging_dir("r0") / "texts-0000.parquet")
+    (wh.staging_dir("r0") / "texts-0000.parquet").unlink()
+    with pytest.raises(RuntimeError, match="text spool"):
+        _commit(wh, "r0", outcomes, linkless, 3, NOW)
+    assert not wh.is_committed("r0") and not wh.snapshot().live("articles")
+
+
+def test_article_files_stay_bounded_in_open_files_and_keep_each_days_row_order(tmp_path):
+    """More days than open files: a day whose file was closed goes on in its next part; every row once,
+    each day's rows in staging order."""
+    from pipeline.run import StreamedArticles, _write_article_files
+    from pipeline.schema import ARTICLE_SCHEMA
+
+    wh = Warehouse(tmp_path / "wh")
+    rows = []
+    for k in range(40):
+        item = FeedItem(source="s", feed_url="https://s.example/rss", url=f"https://s.example/{k}", guid=str(k),
+                        published_at=NOW - timedelta(days=k % 5))
+        row = build_articles(Config(), [], [PageTask(item_article_id(item)[0], item, first_seen_at=NOW)],
+                             {"pending": {}, "templates": {}}, "r9", NOW, RunSummary("r9"))[0]
+        row.published_at, row.cluster_id = item.published_at, row.article_id
+        rows.append(row)
+    staged = tmp_path / "articles.parquet"
+    pq.write_table(_articles_table(rows), staged, row_group_size=7)
+    clusters = {rows[3].article_id: ("c3", rows[1].article_id, "near", 0.5)}
+    arts = StreamedArticles(staged, len(rows), None, clusters, None)  # type: ignore[arg-type]
+    entries = _write_article_files(wh, arts, "r9", chunk=4, max_open=2)
+    assert sum(e["rows"] for e in entries) == 40
+    assert len({e["partition"] for e in entries}) == 5 and len(entries) > 5  # days split over parts
+    by_day: dict[str, list[str]] = {}
+    for e in entries:  # in (day, part) order
+        t = pq.read_table(wh.root / e["path"])
+        assert t.schema.equals(ARTICLE_SCHEMA, check_metadata=False)
+        by_day.setdefault(e["partition"], []).extend(t["article_id"].to_pylist())
+    for day, ids in by_day.items():
+        want = [r.article_id for r in rows if f"published_date={r.published_at.date().isoformat()}" == day]
+        assert ids == want
+    got = {r["article_id"]: r for e in entries for r in pq.read_table(wh.root / e["path"]).to_pylist()}
+    assert (got[rows[3].article_id]["cluster_id"], got[rows[3].article_id]["similarity"]) == ("c3", 0.5)
+    assert got[rows[4].article_id]["cluster_id"] == rows[4].article_id
