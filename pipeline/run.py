@@ -381,16 +381,44 @@ def _extract_worker(html: str, url: str | None, min_words: int, feed_published_a
         return Extracted(status="error", error=f"{type(exc).__name__}: {exc}")
 
 
-class RawPageWriter:
-    """Streams fetched page bytes to a staging Parquet file in bounded batches (memory stays flat)."""
+class _StagingParquet:
+    """A staging Parquet file written in row groups as rows arrive (memory stays flat). Always a new file,
+    never a rewrite in place: a committed file may be a hard link of this path (Warehouse.put_file) when a
+    task of an already committed run is re-run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: Any = None
+        self.count = 0
+
+    def _write(self, table: Any) -> None:
+        if self._writer is None:
+            import pyarrow.parquet as pq
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.unlink(missing_ok=True)
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+        self._writer.write_table(table)
+        self.count += table.num_rows
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class RawPageWriter(_StagingParquet):
+    """Streams fetched page bytes to a staging Parquet file in bounded batches."""
 
     def __init__(self, path: Path, run_id: str, flush_rows: int = 256) -> None:
-        self.path = path
+        super().__init__(path)
         self.run_id = run_id
         self.flush_rows = flush_rows
         self._rows: list[dict[str, Any]] = []
-        self._writer = None
-        self.count = 0
 
     def add(self, task: PageTask, res: FetchResult, fetched_at: datetime) -> None:
         crash_point("fetch")  # test hook: NEWSINGEST_CRASH_AT=fetch@N kills the run at its N-th page
@@ -406,41 +434,25 @@ class RawPageWriter:
         if not self._rows:
             return
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         from pipeline.schema import RAW_PAGE_SCHEMA
 
-        table = pa.Table.from_pylist(self._rows, schema=RAW_PAGE_SCHEMA)
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # A new file, never a rewrite in place: a committed raw-pages file may be a hard link of this path
-            # (Warehouse.put_file) when a task of an already committed run is re-run.
-            self.path.unlink(missing_ok=True)
-            self._writer = pq.ParquetWriter(self.path, RAW_PAGE_SCHEMA, compression="zstd")
-        self._writer.write_table(table)
-        self.count += len(self._rows)
+        self._write(pa.Table.from_pylist(self._rows, schema=RAW_PAGE_SCHEMA))
         self._rows = []
-
-    def close(self) -> None:
-        self.flush()
-        if self._writer is not None:
-            self._writer.close()
 
 
 TEXT_SPOOL_COLUMNS = ("article_id", "text")
 
 
-class TextSpool:
+class TextSpool(_StagingParquet):
     """Streams extracted texts (article id, text) to a staging Parquet file in bounded batches, so a run
     keeps only small page stubs in memory while it fetches; the commit reads the texts back in chunks."""
 
     def __init__(self, path: Path, flush_rows: int = 256) -> None:
-        self.path = path
+        super().__init__(path)
         self.flush_rows = flush_rows
         self._ids: list[str] = []
         self._texts: list[str] = []
-        self._writer = None
-        self.count = 0
 
     @staticmethod
     def schema() -> Any:
@@ -459,24 +471,10 @@ class TextSpool:
         if not self._ids:
             return
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        schema = self.schema()
-        table = pa.Table.from_arrays([pa.array(self._ids, pa.string()), pa.array(self._texts, pa.large_string())],
-                                     schema=schema)
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.unlink(missing_ok=True)
-            self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
-        self._writer.write_table(table)
-        self.count += len(self._ids)
+        self._write(pa.Table.from_arrays([pa.array(self._ids, pa.string()), pa.array(self._texts, pa.large_string())],
+                                         schema=self.schema()))
         self._ids, self._texts = [], []
-
-    def close(self) -> None:
-        self.flush()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
 
 
 def _make_pool(config: Config, n_tasks: int) -> Executor | None:
