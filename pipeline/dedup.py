@@ -1384,22 +1384,30 @@ def _or_positions(code: np.ndarray) -> None:
         code[lo : lo + (1 << 20)] |= np.arange(lo, min(lo + (1 << 20), code.size), dtype=np.uint64)
 
 
-def _stable_argsort_u64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.argsort(keys, kind="stable")`` for uint64 keys (fewer than 2**32 of them), about 3x faster,
-    and the sorted keys.
+def _key_sorted(keys: np.ndarray, doc: np.ndarray, jit: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries sorted by key, stable (text order inside a key): their positions,
+    their keys and their documents ``doc[order]`` (``np.argsort(keys, kind="stable")`` and two gathers).
 
     Sorts (high 32 bits of the key, position) packed into one uint64 with numpy's SIMD sort, then
-    re-sorts the rare runs where distinct keys share their high 32 bits.
+    re-sorts the rare runs where distinct keys share their high 32 bits. Positions come as int64, or int32
+    from the ``jit`` kernel, which reads the positions, keys and documents out in one pass (numpy's
+    gathers are three passes of random reads, the slowest part of a million-document batch).
     """
     if keys.size >= 1 << 32:  # pragma: no cover - beyond any batch this engine holds in memory
         order = np.argsort(keys, kind="stable")
-        return order, keys[order]
+        return order, keys[order], doc[order]
     code = keys & ~_LO32
     _or_positions(code)
     code.sort()
-    code &= _LO32
-    order = code.view(np.int64)
-    ks = keys[order]
+    ds = None
+    if jit is not None:
+        order, ks, ds = np.empty(code.size, np.int32), np.empty(code.size, np.uint64), np.empty(code.size, np.int32)
+        jit.sorted_entries(code, keys, doc, order, ks, ds)
+        del code
+    else:
+        code &= _LO32
+        order = code.view(np.int64)
+        ks = keys[order]
     mixed = []
     for lo in range(0, ks.size - 1, 1 << 20):  # adjacent distinct keys with equal high bits (in slices)
         hi = min(lo + (1 << 20), ks.size - 1)
@@ -1415,7 +1423,11 @@ def _stable_argsort_u64(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sub = order[idx]
         o = np.lexsort((sub, ks[idx]))
         order[idx], ks[idx] = sub[o], ks[idx][o]
-    return order, ks
+        if ds is not None:
+            ds[idx] = doc[order[idx]]
+    if ds is None:
+        ds = doc[order]
+    return order, ks, ds
 
 
 def _stable_argsort_small(values: np.ndarray) -> np.ndarray:
@@ -1449,26 +1461,26 @@ class _Batch:
         self.st, self.tu, self.jit = settings, tu, jit
         n = self.n = n_tokens.size
         keys = entries.pop("keys")
-        # entries sorted by key, text order inside a key; a key repeated inside one text is kept once
-        order, ks = _stable_argsort_u64(keys)
-        del keys
         # int32 positions and document numbers: half the memory of the default int64
-        order = order.astype(np.int32)
         doc = entries.pop("doc").astype(np.int32, copy=False)
+        # entries sorted by key, text order inside a key (with their documents: ds); a key repeated inside
+        # one text is kept once
+        order, ks, ds = _key_sorted(keys, doc, jit)
+        del keys
+        order = order.astype(np.int32, copy=False)
         # each text's entries are contiguous (doc is sorted): where they start, and which texts have any
         self.d_start = np.searchsorted(doc, np.arange(n + 1)).astype(np.int64)
         self.has_entries = self.d_start[1:] > self.d_start[:-1]
         self.eligible = (n_tokens >= int(settings.min_words)) & self.has_entries
         # the kernel computes ds, repeat, gid_sorted, dk_order and dk below, and raw_pairs' inputs
-        layout = self._layout(jit, order, ks, doc) if jit is not None else None
+        layout = self._layout(jit, order, ks, ds) if jit is not None else None
         # A repeat is masked rather than removed (removing it renumbers every array): `repeat` in key
         # order, `first` in text order. Repeats join no pair, are never informative and do not count.
         if layout is None:
-            ds = doc[order]
             self.repeat = np.zeros(ks.size, dtype=bool)
             self.repeat[1:] = (ks[1:] == ks[:-1]) & (ds[1:] == ds[:-1])
         else:
-            ds, self.repeat = layout[0], layout[1]
+            self.repeat = layout[0]
         self.first: np.ndarray | None = None
         if self.repeat.any():
             self.first = np.ones(doc.size, dtype=bool)
@@ -1485,14 +1497,14 @@ class _Batch:
             self.gid_sorted -= 1
             del new
         else:
-            self.gid_sorted = layout[2]
+            self.gid_sorted = layout[1]
         self.n_groups = int(self.gid_sorted[-1]) + 1 if ks.size else 0
         self.src_idx = self._source_index(srcs)
         # entries by (document, key): what `pairs` looks keys up in, sorted once for both passes (a stable
         # sort of the key-sorted entries by document); codes as _pair_code's, built in place
         if layout is not None:
-            self.dk_order, self.dk = layout[3], layout[4]
-            self.pairing = layout[5:]  # raw_pairs' kernel walks the entries by document
+            self.dk_order, self.dk = layout[2], layout[3]
+            self.pairing = layout[4:]  # raw_pairs' kernel walks the entries by document
             del layout, ks
             return
         self.pairing = None
@@ -1511,19 +1523,18 @@ class _Batch:
             self.dk[lo : lo + step] = code
         del by_doc, ks
 
-    def _layout(self, jit: Any, order: np.ndarray, ks: np.ndarray, doc: np.ndarray) -> tuple[np.ndarray, ...]:
-        """ds, repeat, gid_sorted, dk_order, dk as the numpy code of ``__init__`` makes them, and raw_pairs'
+    def _layout(self, jit: Any, order: np.ndarray, ks: np.ndarray, ds: np.ndarray) -> tuple[np.ndarray, ...]:
+        """repeat, gid_sorted, dk_order, dk as the numpy code of ``__init__`` makes them, and raw_pairs'
         inputs, by the kernels (into arrays allocated here: numpy gives big arrays huge pages)."""
         m, n = order.size, self.n
-        ds, repeat = np.empty(m, dtype=np.int32), np.empty(m, dtype=bool)
+        repeat = np.empty(m, dtype=bool)
         gid, info = np.empty(m, dtype=np.int32), np.empty(m, dtype=np.int64)
         ud, start = np.empty(m, dtype=np.int32), np.zeros(n + 1, dtype=np.int64)
-        u = jit.batch_layout(order, ks, doc, self.eligible, min(int(self.tu.posting_cap), 255), ds, repeat, gid,
-                             info, ud, start)  # fmt: skip
+        u = jit.batch_layout(ks, ds, self.eligible, min(int(self.tu.posting_cap), 255), repeat, gid, info, ud, start)
         nb = int(start[n])
         dk_order, dk, info_bd = np.empty(nb, dtype=np.int32), np.empty(nb, dtype=np.uint64), np.empty(nb, dtype=np.int64)
         jit.batch_by_doc(order, ks, ds, repeat, info, start, dk_order, dk, info_bd)
-        return ds, repeat, gid, dk_order, dk, info_bd, ud[:u]
+        return repeat, gid, dk_order, dk, info_bd, ud[:u]
 
     @staticmethod
     def _source_index(srcs: list[int]) -> np.ndarray | None:
@@ -1916,18 +1927,37 @@ def dedup_documents(
     yield from _dedup_items(items, settings, tuning, _jit_kernels(len(items)))
 
 
+KEEP_FREED_MIN_DOCS = 10_000
+"""Batches of at least this many documents keep freed memory in the process while they compute
+(:func:`pipeline._malloc.keep_freed_memory`): their big temporary arrays then reuse each other's pages."""
+
+
 def _dedup_items(items: list[dict], settings: Any, tuning: DedupTuning | None, jit: Any) -> Iterator[dict]:
     """:func:`dedup_documents` with the kernels chosen by the caller (None: numpy only, same results)."""
-    from pipeline.urls import canonicalize_url, host_of
-
-    st = settings if settings is not None else _DefaultSettings()
-    tu = tuning if tuning is not None else DedupTuning()
     if not items:
         return
     try:
         ids = [d["id"] for d in items]
     except KeyError:
         raise ValueError("every document needs an 'id'") from None
+    if len(items) >= KEEP_FREED_MIN_DOCS:
+        from pipeline._malloc import keep_freed_memory
+
+        with keep_freed_memory():
+            root, dup = _cluster_items(items, settings, tuning, jit)
+    else:
+        root, dup = _cluster_items(items, settings, tuning, jit)
+    for i, doc_id in enumerate(ids):
+        j = dup[i]
+        yield {"id": doc_id, "cluster": ids[root[i]], "duplicate_of": ids[j] if j >= 0 else None}
+
+
+def _cluster_items(items: list[dict], settings: Any, tuning: DedupTuning | None, jit: Any) -> tuple[list, list]:
+    """Each document's cluster (its first document's number) and best link (a number or -1)."""
+    from pipeline.urls import canonicalize_url, host_of
+
+    st = settings if settings is not None else _DefaultSettings()
+    tu = tuning if tuning is not None else DedupTuning()
     flat = _fingerprint_chunks([str(d.get("text") or "") for d in items], st, int(st.sample_mod), minhash=False,
                                jit=jit)  # fmt: skip
     hashes, n_tokens = flat.hashes, flat.n_tokens
@@ -1956,10 +1986,7 @@ def _dedup_items(items: list[dict], settings: Any, tuning: DedupTuning | None, j
     first_root, _, _ = batch.assign(batch.pairs(raw, no_template), hashes, ntok, url_first)
     template = batch.template_by_clusters(first_root)
     root_a, dup_a, _ = batch.assign(batch.pairs(raw, template), hashes, ntok, url_first)
-    root, dup = root_a.tolist(), dup_a.tolist()
-    for i, doc_id in enumerate(ids):
-        j = dup[i]
-        yield {"id": doc_id, "cluster": ids[root[i]], "duplicate_of": ids[j] if j >= 0 else None}
+    return root_a.tolist(), dup_a.tolist()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,73 @@
+"""Keep freed memory in the process while a big batch computes (glibc only; elsewhere a no-op).
+
+glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh ``mmap`` and unmaps it
+on free, so each of the batch engine's large temporary arrays is faulted in page by page from the kernel
+again, although an array of the same size was just freed. On these VMs a first touch costs about 2.5 s of
+CPU per GB: a 100k-document batch spent ~10% of its time there, a 1M-document one ~15%. Inside
+:func:`keep_freed_memory` big blocks come from the heap instead and freed ones stay there for the next
+array; on the way out the defaults come back and ``malloc_trim`` returns the free pages to the system, so
+the process's resident set afterwards is what it would have been.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_MAX = -4
+_DEFAULT_TRIM_THRESHOLD = 128 * 1024
+_DEFAULT_TOP_PAD = 128 * 1024
+_DEFAULT_MMAP_MAX = 65536
+
+_lock = threading.Lock()
+_depth = 0
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows): nothing to tune
+        return None
+
+
+_LIBC = _libc()
+
+
+def available() -> bool:
+    return _LIBC is not None
+
+
+@contextmanager
+def keep_freed_memory() -> Iterator[bool]:
+    """Within the block, large allocations reuse freed heap memory instead of fresh pages; yields whether
+    that is in effect (glibc). Nested and concurrent uses share one setting, restored by the last to leave."""
+    global _depth
+    libc = _LIBC
+    if libc is None:
+        yield False
+        return
+    with _lock:
+        if _depth == 0:
+            libc.mallopt(_M_MMAP_MAX, 0)  # big blocks from the heap, where a freed one can be reused
+            libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)  # and do not give the heap's top back on every free
+            libc.mallopt(_M_TOP_PAD, 64 << 20)  # grow the heap in steps of 64 MB rather than per array
+        _depth += 1
+    try:
+        yield True
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
+                libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
+                libc.mallopt(_M_TOP_PAD, _DEFAULT_TOP_PAD)
+                libc.malloc_trim(0)  # free pages back to the system, as unmapping would have done
