@@ -110,6 +110,9 @@ class DedupTuning:
     """members kept per sampled shingle in the candidate index (clusters are reached via any member)."""
     sketch_bits: int = 22
     """log2 of the width of the index's count-min sketch of clusters per shingle (2 rows of int32)."""
+    recent_postings: int = 1 << 18
+    """keys the index's postings keep in a Python dict before merging them into a sorted numpy tier
+    (memory against merge work; the results do not depend on it)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -783,19 +786,25 @@ class _Sketch:
 
 
 class _Postings:
-    """key -> first ``cap`` slots holding it: a sorted numpy base (bulk-built) plus a dict of recent additions.
+    """key -> first ``cap`` slots holding it: a sorted numpy base (bulk-built) plus the recent additions.
 
     The base is rebuilt from all documents when the additions outgrow half of it, so loading a window
     and adding to it both cost O(entries) overall, with no Python object per indexed key in the base.
-    A recent key held by one slot maps to that slot (an int), by several to a list of them: most keys
-    have one holder, and a list per key would double the memory of the additions.
+    The additions since then live in two tiers: the latest in a dict (a key held by one slot maps to that
+    slot, an int, by several to a list of them), at most ``recent_max`` keys, which is then merged into a
+    sorted numpy tier (one entry per (key, slot), sorted by key). Python objects cost ~110 bytes per key
+    and numpy 16, so the additions of a big window no longer cost most of a commit's memory; the slots a
+    key is found with, and which additions the cap refuses, are the same as with one dict.
     """
 
-    def __init__(self, cap: int):
+    def __init__(self, cap: int, recent_max: int = 1 << 18):
         self.cap = cap
+        self.recent_max = recent_max
         self.keys = np.zeros(0, dtype=np.uint64)
         self.ptr = np.zeros(1, dtype=np.int64)
         self.slots = np.zeros(0, dtype=np.int64)
+        self.mid_keys = np.zeros(0, dtype=np.uint64)  # merged additions, one entry per (key, slot), by key
+        self.mid_slots = np.zeros(0, dtype=np.int64)
         self.new: dict[int, int | list[int]] = {}
         self.n_new = 0
 
@@ -819,23 +828,50 @@ class _Postings:
         starts = np.flatnonzero(head)
         self.keys, self.slots = k[starts], sl
         self.ptr = np.append(starts, k.size).astype(np.int64)
+        self.mid_keys, self.mid_slots = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
         self.new, self.n_new = {}, 0
 
-    def add(self, slot: int, keys: list[int]) -> None:
+    def add(self, slot: int, keys: np.ndarray) -> None:
         new, cap = self.new, self.cap
-        for h in keys:
+        in_mid = None
+        if self.mid_keys.size:  # holders already merged into the sorted tier count against the cap
+            mk = self.mid_keys
+            in_mid = (np.searchsorted(mk, keys, side="right") - np.searchsorted(mk, keys, side="left")).tolist()
+        for i, h in enumerate(keys.tolist()):
             held = new.get(h)
+            count = (0 if held is None else 1 if type(held) is int else len(held)) + (in_mid[i] if in_mid else 0)
+            if count and count >= cap:
+                continue
             if held is None:
                 new[h] = slot
             elif type(held) is int:
-                if cap < 2:
-                    continue
                 new[h] = [held, slot]
-            elif len(held) < cap:
-                held.append(slot)
             else:
-                continue
+                held.append(slot)
             self.n_new += 1
+        if len(new) > self.recent_max:
+            self._merge_recent()
+
+    def _merge_recent(self) -> None:
+        """Move the dict's additions into the sorted tier (a linear merge of two sorted runs)."""
+        keys: list[int] = []
+        slots: list[int] = []
+        for h, held in self.new.items():
+            if type(held) is int:
+                keys.append(h)
+                slots.append(held)
+            else:
+                keys.extend([h] * len(held))
+                slots.extend(held)
+        self.new = {}
+        k = np.array(keys, dtype=np.uint64)
+        del keys
+        o = np.argsort(k, kind="stable")
+        k = np.concatenate([self.mid_keys, k[o]])
+        sl = np.concatenate([self.mid_slots, np.array(slots, dtype=np.int64)[o]])
+        del slots, o
+        o = np.argsort(k, kind="stable")  # two sorted runs: timsort merges them in one linear pass
+        self.mid_keys, self.mid_slots = k[o], sl[o]
 
     def outgrown(self) -> bool:
         return self.n_new > max(50_000, self.slots.size // 2)
@@ -851,6 +887,12 @@ class _Postings:
                 lo, hi = self.ptr[pos], self.ptr[pos + 1]
                 idx, _, _ = _ragged(lo, hi - lo)
                 out.append(self.slots[idx])
+        if self.mid_keys.size:
+            lo = np.searchsorted(self.mid_keys, keys, side="left")
+            hi = np.searchsorted(self.mid_keys, keys, side="right")
+            if (hi > lo).any():
+                idx, _, _ = _ragged(lo, hi - lo)
+                out.append(self.mid_slots[idx])
         if self.new:
             get = self.new.get
             extra: list[int] = []
@@ -908,8 +950,9 @@ class DedupIndex:
         self._match: list[DedupMatch | None] = []
         self._by_id: dict[str, int] = {}
         self._by_hash: dict[str, int] = {}
-        self._post = _Postings(self.tuning.posting_cap)  # sampled shingle -> documents
-        self._lsh = _Postings(self.tuning.posting_cap)  # MinHash band -> documents
+        tu = self.tuning
+        self._post = _Postings(tu.posting_cap, tu.recent_postings)  # sampled shingle -> documents
+        self._lsh = _Postings(tu.posting_cap, tu.recent_postings)  # MinHash band -> documents
         self._union: dict[str, np.ndarray] = {}  # sorted sampled keys of clusters with several members
         self._multi: set[int] = set()  # slots of pages found to hold several stories (not persisted)
         self._sketch = _Sketch(self.tuning.sketch_bits)
@@ -1149,8 +1192,8 @@ class DedupIndex:
                 self._sketch.add(_source_keys(novel, src))
 
     def _index_slot(self, slot: int) -> None:
-        self._post.add(slot, self._sample[slot].tolist())
-        self._lsh.add(slot, self._band_keys(self._mh[slot]).tolist())
+        self._post.add(slot, self._sample[slot])
+        self._lsh.add(slot, self._band_keys(self._mh[slot]))
         if self._post.outgrown() or self._lsh.outgrown():
             self._build_postings()
 

@@ -503,6 +503,40 @@ def test_add_many_equals_add() -> None:
     assert many == one
 
 
+def _copies_corpus(n_stories: int, seed: int) -> list[dict]:
+    """Made-up stories of random words, each published several times: whole, truncated, with a template
+    line (shared by every outlet), so postings hold keys with many holders (the cap) and single ones."""
+    rng = np.random.default_rng(seed)
+    vocab = [f"w{i}" for i in range(3000)]
+    docs = []
+    for s in range(n_stories):
+        sentences = [" ".join(rng.choice(vocab, 14)) + "." for _ in range(12)]
+        story = "\n".join(sentences)
+        for c in range(int(rng.integers(1, 5))):
+            text = story if c % 2 == 0 else "\n".join(sentences[: 6 + c])
+            docs.append({"id": f"s{s}c{c}", "text": text + "\nShare this story on social media today please."})
+    rng.shuffle(docs)
+    return docs
+
+
+@pytest.mark.parametrize("cap", [2, 6])
+def test_index_postings_tiers_find_the_same_matches(cap: int) -> None:
+    """The postings' recent additions merged into the sorted tier every few keys (dict kept tiny) give
+    the same matches as keeping them all in the dict."""
+    docs = _copies_corpus(150, seed=cap)
+    merged = DedupIndex(tuning=dedup.DedupTuning(posting_cap=cap, recent_postings=64))
+    plain = DedupIndex(tuning=dedup.DedupTuning(posting_cap=cap, recent_postings=1 << 40))
+    got = [merged.add(d["id"], d["text"], seen_at=T0) for d in docs]
+    want = [plain.add(d["id"], d["text"], seen_at=T0) for d in docs]
+    assert merged._post.mid_keys.size and merged._lsh.mid_keys.size  # the sorted tier was used
+    assert len(merged._post.new) <= 64 + 200 and not plain._post.mid_keys.size
+    assert got == want
+    assert sum(m.duplicate_of is not None for m in got) > 50  # copies were found, through both tiers
+    sample = np.concatenate([plain._sample[i] for i in range(0, len(docs), 7)])
+    assert np.array_equal(np.sort(merged._post.lookup(sample, sample.tolist())),
+                          np.sort(plain._post.lookup(sample, sample.tolist())))
+
+
 # -------------------------------------------------------------------------------------- benchmark
 
 

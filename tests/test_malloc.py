@@ -32,9 +32,22 @@ def test_freed_big_array_is_reused_inside_the_block() -> None:
         again = _faults_of_new_array(size)
     assert first > 0
     assert again * 4 < first, (first, again)
-    # after the block the defaults are back: a big array is a fresh mapping again, unmapped when freed
+
+def _mapped_bytes() -> int:
+    return int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+
+
+def test_freed_memory_stays_mapped_inside_the_block_only() -> None:
+    size = 96 << 20
+    with _malloc.keep_freed_memory():
+        before = _mapped_bytes()
+        _faults_of_new_array(size)
+        kept = _mapped_bytes() - before
+    assert kept >= size * 0.9, kept  # freed, but still the process's for the next array
+    # after the block glibc's defaults are back: a big array is its own mapping, gone when freed
+    before = _mapped_bytes()
     _faults_of_new_array(size)
-    assert _faults_of_new_array(size) * 4 > first, "glibc's defaults were not restored"
+    assert abs(_mapped_bytes() - before) < size // 4, "glibc's defaults were not restored"
 
 
 def test_nested_blocks_and_results_unchanged() -> None:
