@@ -47,7 +47,7 @@ def test_freed_memory_stays_mapped_inside_the_block_only() -> None:
     # after the block glibc's defaults are back: a big array is its own mapping, gone when freed
     before = _mapped_bytes()
     _faults_of_new_array(size)
-    assert abs(_mapped_bytes() - before) < size // 4, "glibc's defaults were not restored"
+    assert abs(_mapped_bytes() - before) < size // 4, "the freed array was not given back after the block"
 
 
 def test_nested_blocks_and_results_unchanged() -> None:
