@@ -519,6 +519,33 @@ def _copies_corpus(n_stories: int, seed: int) -> list[dict]:
     return docs
 
 
+@pytest.mark.parametrize("cap", [1, 3])
+def test_postings_build_keeps_each_keys_first_slots(cap: int) -> None:
+    """The bulk build against a plain reference: per key, its first `cap` slots in slot order, with keys
+    that share their high 32 bits (the sort's re-sorted runs) and keys held many times."""
+    rng = np.random.default_rng(cap)
+    base = rng.integers(0, 2**63, 300, dtype=np.uint64)
+    twins = (base[:40] & np.uint64(0xFFFFFFFF00000000)) | rng.integers(0, 2**32, 40, dtype=np.uint64)
+    pool = np.concatenate([base, twins])
+    keys, slots = [], []
+    for slot in range(400):  # slot order, a few keys each, popular keys often
+        k = np.unique(np.concatenate([rng.choice(pool, 5), rng.choice(pool[:8], 2)]))
+        keys.append(k)
+        slots.append(np.full(k.size, slot))
+    post = dedup._Postings(cap)
+    post.build(np.concatenate(keys), np.concatenate(slots))
+    want: dict[int, list[int]] = {}
+    for k, sl in zip(keys, slots, strict=True):
+        for h, slot in zip(k.tolist(), sl.tolist(), strict=True):
+            held = want.setdefault(h, [])
+            if len(held) < cap:
+                held.append(slot)
+    assert post.keys.tolist() == sorted(want)
+    for h, held in want.items():
+        assert post.lookup(np.array([h], dtype=np.uint64), [h]).tolist() == held
+    assert post.lookup(pool, pool.tolist()).size == sum(len(want[h]) for h in pool.tolist())
+
+
 @pytest.mark.parametrize("cap", [2, 6])
 def test_index_postings_tiers_find_the_same_matches(cap: int) -> None:
     """The postings' recent additions merged into the sorted tier every few keys (dict kept tiny) give
