@@ -3,7 +3,8 @@
 glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh ``mmap`` and unmaps it
 on free, so each of the batch engine's large temporary arrays is faulted in page by page from the kernel
 again, although an array of the same size was just freed. On these VMs a first touch costs about 2.5 s of
-CPU per GB: a 100k-document batch spent ~10% of its time there, a 1M-document one ~15%. Inside
+CPU per GB: with this, a 100k-document batch ran ~5% faster (a third of the page faults), a 1M-document
+one 10-15%. Inside
 :func:`keep_freed_memory` big blocks come from the heap instead and freed ones stay there for the next
 array; on the way out the defaults come back and ``malloc_trim`` returns the free pages to the system, so
 the process's resident set afterwards is what it would have been.
