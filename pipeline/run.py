@@ -391,18 +391,18 @@ class _StagingParquet:
         self._writer: Any = None
         self.count = 0
 
-    def _write(self, table: Any) -> None:
+    def _write(self, table: Any, row_group_size: int | None = None) -> None:
         if self._writer is None:
             import pyarrow.parquet as pq
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.unlink(missing_ok=True)
             self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
-        self._writer.write_table(table)
+        self._writer.write_table(table, row_group_size=row_group_size)
         self.count += table.num_rows
 
     def flush(self) -> None:
-        raise NotImplementedError
+        """Write what a subclass buffers (the base class buffers nothing: `_write` writes at once)."""
 
     def close(self) -> None:
         self.flush()
@@ -937,7 +937,12 @@ def _articles_table(rows: Sequence[Article]) -> Any:
 
 
 def partition_date(row: Article) -> str:
-    return (row.published_at or row.first_seen_at).astimezone(UTC).date().isoformat()
+    return _partition_day(row.published_at, row.first_seen_at)
+
+
+def _partition_day(published_at: datetime | None, first_seen_at: datetime) -> str:
+    """The `published_date` partition of an article: its publication day (UTC), else the day it was first seen."""
+    return (published_at or first_seen_at).astimezone(UTC).date().isoformat()
 
 
 # ---------------------------------------------------------------------------------------------------- streaming commit
@@ -946,15 +951,15 @@ def partition_date(row: Article) -> str:
 # go to a staging file, and only small per-article keys (sort key, fingerprint, cluster) stay in memory.
 
 
-class _TextOrder:
+class _TextOrder(_StagingParquet):
     """Texts read back in a given order (ordinals 0..n-1) with at most about `chunk` texts in memory: a
     bucket sort through a staging Parquet file (bucket b holds the ordinals [b * chunk, (b + 1) * chunk))."""
 
     def __init__(self, path: Path, n: int, chunk: int) -> None:
-        self.path, self.n, self.chunk = path, n, chunk
+        super().__init__(path)
+        self.n, self.chunk = n, chunk
         self._buckets: dict[int, tuple[list[int], list[str]]] = {}
         self._buffered = 0
-        self._writer: Any = None
         self._groups: dict[int, list[int]] = defaultdict(list)  # bucket -> its row groups in the file
         self._n_groups = 0
         self._filled = np.zeros(n, dtype=bool)
@@ -968,21 +973,16 @@ class _TextOrder:
         texts.append(text)
         self._buffered += 1
         if self._buffered >= self.chunk:
-            self._flush()
+            self.flush()
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         schema = pa.schema([("ord", pa.int64()), ("text", pa.large_string())])
-        if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.unlink(missing_ok=True)
-            self._writer = pq.ParquetWriter(self.path, schema, compression="zstd")
         for b, (ords, texts) in sorted(self._buckets.items()):
             table = pa.Table.from_arrays([pa.array(ords, pa.int64()), pa.array(texts, pa.large_string())],
                                          schema=schema)
-            self._writer.write_table(table, row_group_size=len(ords))  # one row group
+            self._write(table, row_group_size=len(ords))  # one row group
             self._groups[b].append(self._n_groups)
             self._n_groups += 1
         self._buckets, self._buffered = {}, 0
@@ -993,10 +993,8 @@ class _TextOrder:
             first = int(np.flatnonzero(~self._filled)[0])
             raise RuntimeError(f"{missing} extracted texts are missing from the text spools (ordinal {first} first); "
                                "the fetch tasks' staging files were removed or rewritten")
-        if self._writer is not None:
-            self._flush()
-            self._writer.close()
-            self._writer = None
+        if self._writer is not None:  # else every text is still in memory: chunks() reads them there
+            self.close()
 
     def chunks(self) -> Iterator[tuple[list[int], list[str]]]:
         """(ordinals, texts) in ordinal order, a bucket at a time; can be iterated again."""
@@ -1048,29 +1046,17 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
     Pass 1 learns the site templates from the texts in their order (site by site, pages in page order);
     pass 2 cleans them chunk by chunk into article rows (to a staging file) and fingerprints each chunk;
     pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`."""
-    import pyarrow.parquet as pq
-
-    from pipeline.schema import ARTICLE_SCHEMA
-
-    work.mkdir(parents=True, exist_ok=True)
-    rows_path = work / "articles.parquet"
-    rows_path.unlink(missing_ok=True)
-    writer: Any = None
-    n_rows = 0
+    rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids: list[int] = []
 
     def put(rows: list[Article]) -> None:
-        nonlocal writer, n_rows
         if not rows:
             return
         for row in rows:
             if row.extraction_status != "ok" or not row.text:
                 row.cluster_id = row.article_id  # no text, nothing to compare: a cluster of its own
             ids.append(id_to_u64(row.article_id))
-        if writer is None:
-            writer = pq.ParquetWriter(rows_path, ARTICLE_SCHEMA, compression="zstd")
-        writer.write_table(_articles_table(rows))
-        n_rows += len(rows)
+        rows_out._write(_articles_table(rows))
 
     try:
         rows, ok_pages = _triage_pages(config, page_outcomes, linkless, state, run_id, now, summary)
@@ -1124,12 +1110,8 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                                  fp._replace(content_hash=row.content_hash), row.source, row.first_seen_at))
                 put(out)
             del texts, live
-        if writer is not None:
-            writer.close()
-            writer = None
     finally:
-        if writer is not None:
-            writer.close()
+        rows_out.close()
     # Pass 3: the dedup index, documents in the order of `assign_clusters`.
     clusters: dict[str, tuple[str, str | None, str | None, float | None]] = {}
     index_delta = None
@@ -1151,8 +1133,8 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
 
         table = index.to_arrow()
         index_delta = table.filter(pc.is_in(table["doc_id"], value_set=_pa_array(new_ids)))
-    return StreamedArticles(rows_path if n_rows else None, n_rows, np.asarray(ids, dtype=np.uint64), clusters,
-                            index_delta)
+    return StreamedArticles(rows_out.path if rows_out.count else None, rows_out.count,
+                            np.asarray(ids, dtype=np.uint64), clusters, index_delta)
 
 
 def _count_match(summary: RunSummary, match: Any) -> None:
@@ -1210,7 +1192,7 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
                     old = table.column(i).to_pylist()
                     new = [f[j] if f is not None else o for f, o in zip(found, old, strict=True)]
                     table = table.set_column(i, ARTICLE_SCHEMA.field(name), pa.array(new, ARTICLE_SCHEMA.field(name).type))
-            days = [(p or s).astimezone(UTC).date().isoformat()
+            days = [_partition_day(p, s)
                     for p, s in zip(table["published_at"].to_pylist(), table["first_seen_at"].to_pylist(), strict=True)]
             by_day: dict[str, list[int]] = defaultdict(list)
             for i, day in enumerate(days):
