@@ -1273,15 +1273,28 @@ class DedupIndex:
             "sample_mod": int(st.sample_mod),
         }
 
-    def to_arrow(self) -> pa.Table:
+    def to_arrow(self, doc_ids: Iterable[str] | None = None) -> pa.Table:
         """The window as a table: doc_id, cluster_id, content_hash, source, seen_at (timestamp[us, UTC]),
-        n_tokens, minhash (little-endian uint32 bytes), sample (little-endian uint64 bytes, text order)."""
+        n_tokens, minhash (little-endian uint32 bytes), sample (little-endian uint64 bytes, text order).
+
+        ``doc_ids``: only the rows of these documents (those in the window), in window order: a commit's
+        new entries without building a table of the whole window first."""
         import pyarrow as pa
 
-        n = len(self._ids)
-        mh = np.stack(self._mh).astype("<u4") if n else np.zeros((0, self._num_perm), dtype="<u4")
-        lens = np.array([s.size for s in self._sample], dtype=np.int64)
-        keys = np.concatenate(self._sample).astype("<u8") if n else np.zeros(0, dtype="<u8")
+        if doc_ids is None:
+            slots = range(len(self._ids))
+        else:
+            by_id = self._by_id
+            slots = sorted({by_id[d] for d in doc_ids if d in by_id})
+
+        def col(values: list) -> list:
+            return values if doc_ids is None else [values[i] for i in slots]
+
+        n = len(slots)
+        mh = np.stack(col(self._mh)).astype("<u4") if n else np.zeros((0, self._num_perm), dtype="<u4")
+        sample = col(self._sample)
+        lens = np.array([s.size for s in sample], dtype=np.int64)
+        keys = np.concatenate(sample).astype("<u8") if n else np.zeros(0, dtype="<u8")
         offsets = np.concatenate(([0], np.cumsum(lens * 8))).astype(np.int64)
         mh_offsets = np.arange(n + 1, dtype=np.int64) * (4 * self._num_perm)
         schema = pa.schema(
@@ -1298,12 +1311,12 @@ class DedupIndex:
             metadata={"newsingest.dedup": json.dumps(self._meta())},
         )
         columns = [
-            pa.array(self._ids, pa.string()),
-            pa.array(self._cluster, pa.string()),
-            pa.array(self._hash, pa.string()),
-            pa.array(self._source, pa.string()),
-            pa.array(np.array(self._seen, dtype=np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-            pa.array(np.array(self._ntok, dtype=np.int32), pa.int32()),
+            pa.array(col(self._ids), pa.string()),
+            pa.array(col(self._cluster), pa.string()),
+            pa.array(col(self._hash), pa.string()),
+            pa.array(col(self._source), pa.string()),
+            pa.array(np.array(col(self._seen), dtype=np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+            pa.array(np.array(col(self._ntok), dtype=np.int32), pa.int32()),
             pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(mh_offsets), pa.py_buffer(mh.tobytes())]),
             pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(keys.tobytes())]),
         ]

@@ -882,18 +882,9 @@ def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: 
         row.dup_method = match.method
         row.similarity = match.similarity
         _count_match(summary, match)
-    table = index.to_arrow()
     if not new_ids:
         return None
-    import pyarrow.compute as pc
-
-    return table.filter(pc.is_in(table["doc_id"], value_set=_pa_array(new_ids)))
-
-
-def _pa_array(values: list[str]) -> Any:
-    import pyarrow as pa
-
-    return pa.array(values, type=pa.string())
+    return index.to_arrow(new_ids)
 
 
 def _load_index(wh: Warehouse, window_start: datetime, snap: Any = None) -> Any:
@@ -1129,10 +1120,7 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
             clusters[aid] = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
             _count_match(summary, match)
         del keys
-        import pyarrow.compute as pc
-
-        table = index.to_arrow()
-        index_delta = table.filter(pc.is_in(table["doc_id"], value_set=_pa_array(new_ids)))
+        index_delta = index.to_arrow(new_ids)
     return StreamedArticles(rows_out.path if rows_out.count else None, rows_out.count,
                             np.asarray(ids, dtype=np.uint64), clusters, index_delta)
 

@@ -462,6 +462,12 @@ def test_index_round_trip_through_arrow_keeps_clusters() -> None:
     loaded = DedupIndex.from_arrow(table, settings)
     assert len(loaded) == 6
     assert loaded.to_arrow().equals(table)
+    # some documents' rows only (a commit's new entries): the same rows, in window order
+    import pyarrow.compute as pc
+
+    some = ["item2", "origin", "not-indexed", "item0"]
+    assert loaded.to_arrow(some).equals(table.filter(pc.is_in(table["doc_id"], value_set=pa.array(some))))
+    assert loaded.to_arrow([]).num_rows == 0 and loaded.to_arrow([]).schema.equals(table.schema)
     m = loaded.add("copy", SYNDICATED, source="gazette", seen_at=T0 + timedelta(hours=3))
     assert m.cluster_id == "origin" and m.method == "near"
     assert loaded.add("trunc", TRUNCATED, seen_at=T0 + timedelta(hours=3)).cluster_id == "origin"
