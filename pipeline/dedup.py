@@ -96,6 +96,7 @@ class _DefaultSettings:
     full_coverage: float = 0.8
     min_length_ratio: float = 0.2
     max_lead_skip: float = 0.2
+    threads: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,16 +549,24 @@ def _fingerprint_arrays(
 
 
 def _fingerprint_chunks(
-    texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 19, jit: Any = None
+    texts: Sequence[str], settings: Any, sample_mod: int, minhash: bool, budget: int = 1 << 19, jit: Any = None,
+    threads: int = 1,
 ) -> _Flat:
     """:func:`_fingerprint_arrays` over slices of about ``budget`` characters (bounds the temporary arrays).
 
-    The slices' keys and documents are copied as they come into arrays that grow when needed (sized
-    from the text length first), so the batch holds them once rather than once per slice plus once
-    concatenated.
+    The slices' keys and documents are copied as they come, in slice order, into arrays that grow when
+    needed (sized from the text length first), so the batch holds them once rather than once per slice
+    plus once concatenated. With ``threads`` > 1, that many slices are fingerprinted at a time in threads:
+    the compiled kernel and numpy's big operations release the GIL, so one slice's folding (Python) runs
+    beside another's hashing. The result does not depend on the number of threads.
     """
-    if not texts:
+    slices = _slices(texts, budget)
+    if len(slices) <= 1:
         return _fingerprint_arrays(texts, settings, sample_mod, minhash, jit)
+
+    def part(bounds: tuple[int, int]) -> _Flat:
+        return _fingerprint_arrays(texts[bounds[0] : bounds[1]], settings, sample_mod, minhash, jit)
+
     hashes: list[str] = []
     n_tokens: list[np.ndarray] = []
     minhashes: list[np.ndarray] = []
@@ -565,25 +574,69 @@ def _fingerprint_chunks(
     doc = np.zeros(0, dtype=np.int32)
     m = 0
     estimate = sum(map(len, texts)) // max(2, 8 * sample_mod) + 1024  # ~1 sampled key per 19 characters
+    for (lo, _), p in zip(slices, _in_order(part, slices, threads), strict=True):
+        end = m + p.keys.size
+        if end > keys.size:
+            cap = max(end, keys.size * 3 // 2, estimate)
+            keys, doc = _grown(keys, m, cap), _grown(doc, m, cap)
+        keys[m:end] = p.keys
+        np.add(p.doc, np.int32(lo), out=doc[m:end])
+        m = end
+        hashes += p.hashes
+        n_tokens.append(p.n_tokens)
+        minhashes.append(p.minhash)
+    return _Flat(hashes, np.concatenate(n_tokens), np.concatenate(minhashes), keys[:m], doc[:m])
+
+
+def _slices(texts: Sequence[str], budget: int) -> list[tuple[int, int]]:
+    """(lo, hi) bounds of consecutive texts of about ``budget`` characters together (at least one text each)."""
+    out = []
     lo, size = 0, 0
     for hi, t in enumerate(texts, 1):
         size += len(t)
         if size >= budget or hi == len(texts):
-            p = _fingerprint_arrays(texts[lo:hi], settings, sample_mod, minhash, jit)
-            if lo == 0 and hi == len(texts):
-                return p
-            end = m + p.keys.size
-            if end > keys.size:
-                cap = max(end, keys.size * 3 // 2, estimate)
-                keys, doc = _grown(keys, m, cap), _grown(doc, m, cap)
-            keys[m:end] = p.keys
-            np.add(p.doc, np.int32(lo), out=doc[m:end])
-            m = end
-            hashes += p.hashes
-            n_tokens.append(p.n_tokens)
-            minhashes.append(p.minhash)
+            out.append((lo, hi))
             lo, size = hi, 0
-    return _Flat(hashes, np.concatenate(n_tokens), np.concatenate(minhashes), keys[:m], doc[:m])
+    return out
+
+
+def _in_order(fn: Any, items: Sequence[Any], threads: int) -> Iterator[Any]:
+    """``map(fn, items)``, computed by up to ``threads`` threads with at most twice as many results waiting
+    (memory stays bounded when the consumer is slower)."""
+    if threads <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dedup-fp") as pool:
+        pending: deque = deque()
+        todo = iter(items)
+        try:
+            for item in todo:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * threads:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for f in pending:  # the consumer stopped early, or a slice failed: drop the queued rest
+                f.cancel()
+
+
+def batch_threads(settings: Any) -> int:
+    """Threads for a batch's fingerprinting: ``settings.threads``, or when 0, one per core this process may
+    run on (at most 8: beyond that the single-threaded stages after it dominate)."""
+    import os
+
+    wanted = int(getattr(settings, "threads", 0) or 0)
+    if wanted > 0:
+        return wanted
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
 
 
 def _grown(a: np.ndarray, used: int, cap: int) -> np.ndarray:
@@ -2015,7 +2068,7 @@ def _cluster_items(items: list[dict], settings: Any, tuning: DedupTuning | None,
     st = settings if settings is not None else _DefaultSettings()
     tu = tuning if tuning is not None else DedupTuning()
     flat = _fingerprint_chunks([str(d.get("text") or "") for d in items], st, int(st.sample_mod), minhash=False,
-                               jit=jit)  # fmt: skip
+                               jit=jit, threads=batch_threads(st))  # fmt: skip
     hashes, n_tokens = flat.hashes, flat.n_tokens
     entries = {"keys": flat.keys, "doc": flat.doc}  # handed over to the batch, which frees them once used
     del flat

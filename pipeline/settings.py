@@ -142,6 +142,11 @@ class DedupSettings(_Strict):
         description="... and the shared text must start within this share of the longer (a truncated copy "
         "keeps the lead; a roundup quoting a paragraph or a follow-up reusing background does not)",
     )
+    threads: int = Field(
+        0, ge=0, le=64,
+        description="threads that fingerprint a batch (`newsingest dedup`; results do not depend on it); "
+        "0 = one per core the process may use, at most 8",
+    )
 
     @model_validator(mode="after")
     def _bands_divide(self) -> DedupSettings:

@@ -127,3 +127,62 @@ def test_kernel_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEWSINGEST_DEDUP_JIT", "1")
     assert dedup._jit_kernels(1) is jit
     assert dedup.warm_jit() > 0.0
+
+
+@pytest.mark.parametrize("kernels", [None, jit], ids=["numpy", "jit"])
+def test_threaded_fingerprinting_gives_the_serial_result(kernels) -> None:
+    """Slices fingerprinted by several threads land in slice order: the same arrays as one thread."""
+    texts = [d["text"] for d in _dev_docs()[:3000]]
+    st = dedup._DefaultSettings()
+    budget = 20_000  # ~100 slices, so several are in flight and results wait for earlier ones
+    assert len(dedup._slices(texts, budget)) > 50
+    one = dedup._fingerprint_chunks(texts, st, 2, minhash=False, budget=budget, jit=kernels, threads=1)
+    for threads in (2, 5):
+        many = dedup._fingerprint_chunks(texts, st, 2, minhash=False, budget=budget, jit=kernels, threads=threads)
+        assert many.hashes == one.hashes
+        assert np.array_equal(many.n_tokens, one.n_tokens)
+        assert np.array_equal(many.keys, one.keys) and np.array_equal(many.doc, one.doc)
+    whole = dedup._fingerprint_arrays(texts, st, 2, minhash=False, jit=kernels)  # and slicing changes nothing
+    assert np.array_equal(whole.keys, one.keys) and np.array_equal(whole.doc, one.doc)
+
+
+def test_dedup_documents_same_clusters_with_any_thread_count() -> None:
+    docs = _dev_docs()
+    serial = list(dedup._dedup_items(docs, DedupSettings(threads=1), None, jit))
+    assert list(dedup._dedup_items(docs, DedupSettings(threads=4), None, jit)) == serial
+
+
+def test_in_order_keeps_order_bounds_waiting_results_and_raises() -> None:
+    import threading
+    import time
+
+    started: list[int] = []
+    lock = threading.Lock()
+
+    def slow(i: int) -> int:
+        with lock:
+            started.append(i)
+        time.sleep(0.002 * (i % 3))  # later items often finish first
+        return i * i
+
+    out = []
+    for i, v in enumerate(dedup._in_order(slow, list(range(40)), threads=3)):
+        out.append(v)
+        with lock:
+            assert len(started) <= i + 1 + 2 * 3  # at most 2x threads submitted ahead of the consumer
+    assert out == [i * i for i in range(40)]
+
+    def failing(i: int) -> int:
+        if i == 7:
+            raise ValueError("slice 7")
+        return i
+
+    with pytest.raises(ValueError, match="slice 7"):
+        list(dedup._in_order(failing, list(range(20)), threads=2))
+
+
+def test_batch_threads_setting() -> None:
+    assert dedup.batch_threads(DedupSettings(threads=3)) == 3
+    auto = dedup.batch_threads(DedupSettings())
+    assert 1 <= auto <= 8
+    assert dedup.batch_threads(dedup._DefaultSettings()) == auto
