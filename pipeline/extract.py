@@ -38,6 +38,7 @@ from urllib.parse import urljoin, urlsplit
 
 import charset_normalizer
 import lxml.html
+import numpy as np
 import trafilatura
 from lxml import etree
 
@@ -1015,15 +1016,71 @@ def _iso639_1(code: str | None) -> str | None:
     return primary if len(primary) == 2 and primary.isalpha() else None
 
 
+# py3langid finds its features (byte n-grams) with a DFA that forgets what it read more than this many
+# bytes ago: from any state, the same 6 bytes lead to the same state (tests/test_extract.py proves it for
+# the packaged model). So the state at every byte is a walk from the start state over its last 6 bytes,
+# which numpy does for all bytes at once, instead of py3langid's Python loop over each byte.
+_LANGID_DFA_MEMORY = 6
+
+
+def _dfa_states(nextmove: np.ndarray, rowbase: np.ndarray, data: bytes) -> np.ndarray:
+    """The DFA's state after each byte of `data`, starting from state 0 (nextmove[rowbase[state] + byte])."""
+    letters = np.frombuffer(data, dtype=np.uint8)
+    size = len(letters)
+    states = np.zeros(size, dtype=np.int64)
+    for back in range(min(_LANGID_DFA_MEMORY, size) - 1, -1, -1):
+        # every position reads the byte `back` before it (positions nearer the start join later, from 0)
+        states[back:] = nextmove[rowbase[states[back:]] + letters[: size - back]]
+    return states
+
+
+def _dfa_feature_counts(
+    nextmove: np.ndarray, rowbase: np.ndarray, output: np.ndarray, data: bytes
+) -> dict[int, int] | None:
+    """py3langid's `visit_counts`: {feature: times seen}, in order of first sight (the order its
+    scoring sums in), or None when there is no feature."""
+    features = output[_dfa_states(nextmove, rowbase, data)]
+    features = features[features >= 0]
+    if not len(features):
+        return None
+    keys, first, counts = np.unique(features, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    return dict(zip(keys[order].tolist(), counts[order].tolist(), strict=True))
+
+
+def _language_identifier_class() -> type:
+    from py3langid.langid import LanguageIdentifier
+
+    class VectorisedLanguageIdentifier(LanguageIdentifier):
+        """py3langid's identifier with the DFA walk done by `_dfa_feature_counts` (same scores)."""
+
+        __slots__ = ("_np_nextmove", "_np_output", "_np_rowbase")
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._np_nextmove = np.frombuffer(self.tk_nextmove, dtype=f"u{self.tk_nextmove.itemsize}")
+            self._np_rowbase = np.asarray(self._rowbase, dtype=np.int64)
+            self._np_output = np.asarray(self.tk_output, dtype=np.int64)
+
+        def _raw_score(self, text: bytes) -> np.ndarray:
+            visits = _dfa_feature_counts(self._np_nextmove, self._np_rowbase, self._np_output, text)
+            if visits is None:
+                return super()._raw_score(text)  # no feature: py3langid's own fill value
+            return self._sparse_score(visits, self.nb_ptc)
+
+    return VectorisedLanguageIdentifier
+
+
 @lru_cache(maxsize=1)
 def _language_identifier() -> Any:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from py3langid.langid import MODEL_FILE
 
+    identifier_class = _language_identifier_class()
     cached = _cached_language_model()
     if cached is not None:
         ptc, pc, classes, nextmove, row, output = cached
-        return LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        return identifier_class(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
+    return identifier_class.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def _cache_dir() -> Path:
@@ -1042,7 +1099,6 @@ def _cached_language_model() -> tuple | None:
     try:
         import lzma
 
-        import numpy as np
         from py3langid import modelio
         from py3langid.langid import MODEL_DIR, MODEL_FILE
 

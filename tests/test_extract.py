@@ -440,3 +440,47 @@ def test_language_model_cache_that_cannot_be_written_falls_back(tmp_path, monkey
         assert ex._language("The government announced a new pension reform on Tuesday, officials said.", None) == "en"
     finally:
         ex._language_identifier.cache_clear()
+
+
+def test_language_dfa_forgets_all_but_its_last_bytes():
+    """The vectorised walk (pipeline.extract._dfa_states) relies on this property of py3langid's model: from
+    any two states, the same _LANGID_DFA_MEMORY bytes lead to the same state. Pairs of distinct states are
+    followed over every byte until none is left."""
+    import numpy as np
+
+    import pipeline.extract as ex
+
+    identifier = ex._language_identifier()
+    rows = np.frombuffer(identifier.tk_nextmove, dtype=f"u{identifier.tk_nextmove.itemsize}").reshape(-1, 256)
+    delta = rows[np.frombuffer(identifier.tk_row, dtype=f"u{identifier.tk_row.itemsize}")]  # state x byte
+    states = len(delta)
+    a, b = np.arange(1, states, dtype=np.int64), np.zeros(states - 1, dtype=np.int64)  # (any state, start)
+    for _ in range(ex._LANGID_DFA_MEMORY):
+        next_a, next_b = delta[a].ravel().astype(np.int64), delta[b].ravel().astype(np.int64)
+        apart = next_a != next_b
+        pairs = np.unique(next_a[apart] * states + next_b[apart])
+        a, b = pairs // states, pairs % states
+    assert len(a) == 0, f"{len(a)} state pairs still apart after {ex._LANGID_DFA_MEMORY} bytes"
+
+
+def test_language_feature_counts_match_py3langid():
+    """Same features, counts and first-seen order as py3langid's own DFA walk (its scores sum in that order)."""
+    import random
+
+    from py3langid.langid import visit_counts
+
+    import pipeline.extract as ex
+
+    identifier = ex._language_identifier()
+    rnd = random.Random(7)
+    texts = [
+        "Le gouvernement a annoncé mardi une nouvelle réforme des retraites. " * 20,
+        "Правительство во вторник объявило о новой пенсионной реформе. " * 10,
+        "".join(chr(rnd.randrange(32, 0x3000)) for _ in range(1500)),
+    ]
+    samples = [identifier._encode(t) for t in texts]
+    samples += [bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 12))) for _ in range(200)]
+    for data in samples:
+        expected = visit_counts(identifier.tk_nextmove, identifier._rowbase, identifier.tk_output, data)
+        got = ex._dfa_feature_counts(identifier._np_nextmove, identifier._np_rowbase, identifier._np_output, data)
+        assert (None if expected is None else list(expected.items())) == (None if got is None else list(got.items()))
