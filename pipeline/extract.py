@@ -264,13 +264,14 @@ def _parse(text: str) -> tuple[lxml.html.HtmlElement, bool]:
 # -------------------------------------------------------------------------------------------------
 # small text helpers
 
-_WS_RE = re.compile(r"\s+")
 _WORD_RE = re.compile(r"\w+")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def _norm_space(value: str | None) -> str:
-    return _WS_RE.sub(" ", value or "").strip()
+    # str.split() splits at exactly the characters `\s` matches (str.isspace), several times faster than a
+    # regex substitution and a strip
+    return " ".join(value.split()) if value else ""
 
 
 def _count_words(text: str) -> int:

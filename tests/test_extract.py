@@ -484,3 +484,16 @@ def test_language_feature_counts_match_py3langid():
         expected = visit_counts(identifier.tk_nextmove, identifier._rowbase, identifier.tk_output, data)
         got = ex._dfa_feature_counts(identifier._np_nextmove, identifier._np_rowbase, identifier._np_output, data)
         assert (None if expected is None else list(expected.items())) == (None if got is None else list(got.items()))
+
+
+def test_norm_space_collapses_exactly_what_regex_whitespace_matches():
+    """_norm_space splits with str.split(); it must treat as space exactly the characters `\\s` matches."""
+    import re
+    import sys
+
+    from pipeline.extract import _norm_space
+
+    spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if re.fullmatch(r"\s", c) or c.isspace())
+    for text in (f"{spaces}a{spaces}b c\u200b d{spaces}", "x", "", " \u00a0\u3000 ", "\x1c\x1d\x1e\x1fword\x85"):
+        assert _norm_space(text) == re.sub(r"\s+", " ", text).strip()
+    assert _norm_space(None) == ""
