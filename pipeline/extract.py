@@ -1434,7 +1434,7 @@ class _PageScan:
             role = (el.get("role") or "").lower()
             if consent_box or role in ("dialog", "alertdialog"):
                 text = _elem_text(el)
-                if text and _CONSENT_TEXT_RE.search(text) and not any(text in c for c in consent):
+                if text and _has_consent_text(text) and not any(text in c for c in consent):
                     consent.append(text)
             elif paywall_box:
                 text = _elem_text(el)
@@ -1598,6 +1598,41 @@ _PAYWALL_TEXT_RE = re.compile(
     re.I,
 )
 _SENTENCE_END_RE = re.compile(r"[.!?。！？…»\"”)]\s*$|[.!?。！？]\s")
+
+# Every match of _CONSENT_TEXT_RE / _PAYWALL_TEXT_RE contains one of these phrases (after _ascii_casefold):
+# testing for them first gives the same answer, much cheaper on texts without a match (under re.I, sre
+# tries every alternative at every position). tests/test_extract.py checks them against the regexes.
+_CONSENT_PHRASES = (
+    "cookie", "consent", "gdpr", "privacy policy", "privacy settings", "privacy preferences", "privacy choices",
+    "personalised ad", "personalized ad", "personalised content", "personalized content", "partners",
+    "accept all", "reject all", "manage options", "manage preferences", "manage settings", "datenschutz",
+    "einwilligung", "zustimmen", "alle akzeptieren", "partenaires", "tout accepter", "aceptar todo", "consenso",
+    "accetta tutto", "toestemming", "legitimate interest",
+)  # fmt: skip
+_PAYWALL_PHRASES = (
+    "continue reading", "keep reading", "to read ", "for full access", "to unlock", "to access this",
+    "to see the rest", "to subscribers", "for subscribers", "to members", "for members", "to premium",
+    "for premium", "already a subscriber?", "already a member?", "subscriber only", "subscribers only",
+    "subscriber-only", "the rest of this", "ve reached ", "ve used ", "weiterlesen mit", "abonnenten",
+    "aux abonn", "exclusivo para ",
+)  # fmt: skip
+# the non-ASCII letters that re.IGNORECASE matches to ASCII letters (documented in the `re` module)
+_IGNORECASE_TO_ASCII = str.maketrans({"İ": "i", "ı": "i", "ſ": "s", "K": "k"})
+
+
+def _ascii_casefold(text: str) -> str:
+    """Lower case, and the letters re.IGNORECASE takes for an ASCII one turned into it."""
+    return text.lower() if text.isascii() else text.translate(_IGNORECASE_TO_ASCII).lower()
+
+
+def _has_consent_text(text: str) -> bool:
+    folded = _ascii_casefold(text)
+    return any(p in folded for p in _CONSENT_PHRASES) and _CONSENT_TEXT_RE.search(text) is not None
+
+
+def _has_paywall_text(text: str) -> bool:
+    folded = _ascii_casefold(text)
+    return any(p in folded for p in _PAYWALL_PHRASES) and _PAYWALL_TEXT_RE.search(text) is not None
 _PAYWALL_SHORT_WORDS = 200  # a "not free" article shorter than this is a teaser
 _LONG_ARTICLE_WORDS = 1000  # ... and one this long is complete whatever prompt follows it
 
@@ -1645,11 +1680,11 @@ def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
         return False
     # The cheap tests first: a banner on the page is common, and the case-insensitive regex is slow on
     # long texts (each line is screened by its hint words before the regex runs on it).
-    if not scan.consent_text and not _CONSENT_TEXT_RE.search(text):
+    if not scan.consent_text and not _has_consent_text(text):
         return False
     lines = [line for line in text.split("\n") if line.strip()]
     consent_words = sum(_count_words(line) for line in lines
-                        if _may_mention_consent(line) and _CONSENT_TEXT_RE.search(line))
+                        if _may_mention_consent(line) and _has_consent_text(line))
     other_words = _count_words(text) - consent_words
     if other_words >= min_words:
         return False
@@ -1661,13 +1696,13 @@ def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
 
 def _paywall_prompt_at_end(text: str) -> bool:
     tail = text.split("\n")[-3:]
-    return any(_PAYWALL_TEXT_RE.search(line) for line in tail)
+    return any(_has_paywall_text(line) for line in tail)
 
 
 def _status(body: str, free: bool | None, scan: _PageScan, min_words: int) -> tuple[str, str]:
     """The extraction status of a page from its main text, and the text (a subscription prompt
     trailing a complete article is cut off)."""
-    dom_prompt = bool(scan.paywall_text and _PAYWALL_TEXT_RE.search(scan.paywall_text))
+    dom_prompt = bool(scan.paywall_text) and _has_paywall_text(scan.paywall_text)
     if not body:
         if _consent_only("", scan, min_words):
             return "consent_wall", body
@@ -1682,7 +1717,7 @@ def _status(body: str, free: bool | None, scan: _PageScan, min_words: int) -> tu
             return "paywalled", body
         # a complete article followed by a leaked subscription box
         lines = body.split("\n")
-        while lines and _PAYWALL_TEXT_RE.search(lines[-1]):
+        while lines and _has_paywall_text(lines[-1]):
             lines.pop()
         body = "\n".join(lines)
         words = _count_words(body)

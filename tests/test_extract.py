@@ -4,6 +4,7 @@ hand and checked in) and unit tests of the edge cases (not HTML, deep nesting, e
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -497,3 +498,59 @@ def test_norm_space_collapses_exactly_what_regex_whitespace_matches():
     for text in (f"{spaces}a{spaces}b c\u200b d{spaces}", "x", "", " \u00a0\u3000 ", "\x1c\x1d\x1e\x1fword\x85"):
         assert _norm_space(text) == re.sub(r"\s+", " ", text).strip()
     assert _norm_space(None) == ""
+
+
+def _regex_examples(pattern: re.Pattern, limit: int = 20_000) -> list[str]:
+    """Strings matching `pattern`: every branch and every listed character of a class, each repeat taken at
+    its minimum and once more (a negated class or `.` is an "x", a digit class a "7", an anchor nothing)."""
+    from itertools import product
+    from re import _constants as c
+    from re import _parser
+
+    def seq(items) -> list[str]:
+        out = [""]
+        for op, av in items:
+            out = [a + b for a, b in product(out, node(op, av))][:limit]
+        return out
+
+    def node(op, av) -> list[str]:
+        if op is c.LITERAL:
+            return [chr(av)]
+        if op in (c.NOT_LITERAL, c.ANY):
+            return ["x"]
+        if op is c.AT:
+            return [""]
+        if op is c.IN:
+            if any(o is c.NEGATE for o, _ in av):
+                return ["x"]
+            return [chr(a) if o is c.LITERAL else "7" for o, a in av]
+        if op is c.BRANCH:
+            return [s for branch in av[1] for s in seq(branch)]
+        if op is c.SUBPATTERN:
+            return seq(av[-1])
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            low, high, inner = av
+            counts = {low, min(low + 1, high)}
+            return [s for n in counts for s in seq(list(inner) * n)]
+        raise AssertionError(f"unsupported regex node {op}")
+
+    return seq(_parser.parse(pattern.pattern, pattern.flags))
+
+
+@pytest.mark.parametrize("which", ["consent", "paywall"])
+def test_phrase_screens_pass_every_match_of_their_regex(which: str):
+    """_has_consent_text / _has_paywall_text screen texts by phrases before the case-insensitive regex:
+    every match of the regex, in any case the regex accepts (including the non-ASCII letters re.I takes for
+    ASCII ones), must contain a phrase."""
+    import pipeline.extract as ex
+
+    regex, has = {"consent": (ex._CONSENT_TEXT_RE, ex._has_consent_text),
+                  "paywall": (ex._PAYWALL_TEXT_RE, ex._has_paywall_text)}[which]
+    examples = _regex_examples(regex)
+    assert len(examples) > 30
+    for example in examples:
+        for variant in (example, example.upper(), example.title(), example.replace("i", "ı"),
+                        example.replace("i", "İ"), example.replace("s", "ſ"), example.replace("k", "\u212a")):
+            text = f"Before. {variant} after"
+            assert regex.search(text), text
+            assert has(text), f"{text!r} matches the regex but no phrase"
