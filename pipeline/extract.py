@@ -38,6 +38,7 @@ from urllib.parse import urljoin, urlsplit
 
 import charset_normalizer
 import lxml.html
+import numpy as np
 import trafilatura
 from lxml import etree
 
@@ -263,13 +264,14 @@ def _parse(text: str) -> tuple[lxml.html.HtmlElement, bool]:
 # -------------------------------------------------------------------------------------------------
 # small text helpers
 
-_WS_RE = re.compile(r"\s+")
 _WORD_RE = re.compile(r"\w+")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def _norm_space(value: str | None) -> str:
-    return _WS_RE.sub(" ", value or "").strip()
+    # str.split() splits at exactly the characters `\s` matches (str.isspace), several times faster than a
+    # regex substitution and a strip
+    return " ".join(value.split()) if value else ""
 
 
 def _count_words(text: str) -> int:
@@ -1015,15 +1017,71 @@ def _iso639_1(code: str | None) -> str | None:
     return primary if len(primary) == 2 and primary.isalpha() else None
 
 
+# py3langid finds its features (byte n-grams) with a DFA that forgets what it read more than this many
+# bytes ago: from any state, the same 6 bytes lead to the same state (tests/test_extract.py proves it for
+# the packaged model). So the state at every byte is a walk from the start state over its last 6 bytes,
+# which numpy does for all bytes at once, instead of py3langid's Python loop over each byte.
+_LANGID_DFA_MEMORY = 6
+
+
+def _dfa_states(nextmove: np.ndarray, rowbase: np.ndarray, data: bytes) -> np.ndarray:
+    """The DFA's state after each byte of `data`, starting from state 0 (nextmove[rowbase[state] + byte])."""
+    letters = np.frombuffer(data, dtype=np.uint8)
+    size = len(letters)
+    states = np.zeros(size, dtype=np.int64)
+    for back in range(min(_LANGID_DFA_MEMORY, size) - 1, -1, -1):
+        # every position reads the byte `back` before it (positions nearer the start join later, from 0)
+        states[back:] = nextmove[rowbase[states[back:]] + letters[: size - back]]
+    return states
+
+
+def _dfa_feature_counts(
+    nextmove: np.ndarray, rowbase: np.ndarray, output: np.ndarray, data: bytes
+) -> dict[int, int] | None:
+    """py3langid's `visit_counts`: {feature: times seen}, in order of first sight (the order its
+    scoring sums in), or None when there is no feature."""
+    features = output[_dfa_states(nextmove, rowbase, data)]
+    features = features[features >= 0]
+    if not len(features):
+        return None
+    keys, first, counts = np.unique(features, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    return dict(zip(keys[order].tolist(), counts[order].tolist(), strict=True))
+
+
+def _language_identifier_class() -> type:
+    from py3langid.langid import LanguageIdentifier
+
+    class VectorisedLanguageIdentifier(LanguageIdentifier):
+        """py3langid's identifier with the DFA walk done by `_dfa_feature_counts` (same scores)."""
+
+        __slots__ = ("_np_nextmove", "_np_output", "_np_rowbase")
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._np_nextmove = np.frombuffer(self.tk_nextmove, dtype=f"u{self.tk_nextmove.itemsize}")
+            self._np_rowbase = np.asarray(self._rowbase, dtype=np.int64)
+            self._np_output = np.asarray(self.tk_output, dtype=np.int64)
+
+        def _raw_score(self, text: bytes) -> np.ndarray:
+            visits = _dfa_feature_counts(self._np_nextmove, self._np_rowbase, self._np_output, text)
+            if visits is None:
+                return super()._raw_score(text)  # no feature: py3langid's own fill value
+            return self._sparse_score(visits, self.nb_ptc)
+
+    return VectorisedLanguageIdentifier
+
+
 @lru_cache(maxsize=1)
 def _language_identifier() -> Any:
-    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+    from py3langid.langid import MODEL_FILE
 
+    identifier_class = _language_identifier_class()
     cached = _cached_language_model()
     if cached is not None:
         ptc, pc, classes, nextmove, row, output = cached
-        return LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
-    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        return identifier_class(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
+    return identifier_class.from_model_file(MODEL_FILE, norm_probs=True)
 
 
 def _cache_dir() -> Path:
@@ -1042,7 +1100,6 @@ def _cached_language_model() -> tuple | None:
     try:
         import lzma
 
-        import numpy as np
         from py3langid import modelio
         from py3langid.langid import MODEL_DIR, MODEL_FILE
 
@@ -1377,7 +1434,7 @@ class _PageScan:
             role = (el.get("role") or "").lower()
             if consent_box or role in ("dialog", "alertdialog"):
                 text = _elem_text(el)
-                if text and _CONSENT_TEXT_RE.search(text) and not any(text in c for c in consent):
+                if text and _has_consent_text(text) and not any(text in c for c in consent):
                     consent.append(text)
             elif paywall_box:
                 text = _elem_text(el)
@@ -1541,6 +1598,41 @@ _PAYWALL_TEXT_RE = re.compile(
     re.I,
 )
 _SENTENCE_END_RE = re.compile(r"[.!?。！？…»\"”)]\s*$|[.!?。！？]\s")
+
+# Every match of _CONSENT_TEXT_RE / _PAYWALL_TEXT_RE contains one of these phrases (after _ascii_casefold):
+# testing for them first gives the same answer, much cheaper on texts without a match (under re.I, sre
+# tries every alternative at every position). tests/test_extract.py checks them against the regexes.
+_CONSENT_PHRASES = (
+    "cookie", "consent", "gdpr", "privacy policy", "privacy settings", "privacy preferences", "privacy choices",
+    "personalised ad", "personalized ad", "personalised content", "personalized content", "partners",
+    "accept all", "reject all", "manage options", "manage preferences", "manage settings", "datenschutz",
+    "einwilligung", "zustimmen", "alle akzeptieren", "partenaires", "tout accepter", "aceptar todo", "consenso",
+    "accetta tutto", "toestemming", "legitimate interest",
+)  # fmt: skip
+_PAYWALL_PHRASES = (
+    "continue reading", "keep reading", "to read ", "for full access", "to unlock", "to access this",
+    "to see the rest", "to subscribers", "for subscribers", "to members", "for members", "to premium",
+    "for premium", "already a subscriber?", "already a member?", "subscriber only", "subscribers only",
+    "subscriber-only", "the rest of this", "ve reached ", "ve used ", "weiterlesen mit", "abonnenten",
+    "aux abonn", "exclusivo para ",
+)  # fmt: skip
+# the non-ASCII letters that re.IGNORECASE matches to ASCII letters (documented in the `re` module)
+_IGNORECASE_TO_ASCII = str.maketrans({"İ": "i", "ı": "i", "ſ": "s", "K": "k"})
+
+
+def _ascii_casefold(text: str) -> str:
+    """Lower case, and the letters re.IGNORECASE takes for an ASCII one turned into it."""
+    return text.lower() if text.isascii() else text.translate(_IGNORECASE_TO_ASCII).lower()
+
+
+def _has_consent_text(text: str) -> bool:
+    folded = _ascii_casefold(text)
+    return any(p in folded for p in _CONSENT_PHRASES) and _CONSENT_TEXT_RE.search(text) is not None
+
+
+def _has_paywall_text(text: str) -> bool:
+    folded = _ascii_casefold(text)
+    return any(p in folded for p in _PAYWALL_PHRASES) and _PAYWALL_TEXT_RE.search(text) is not None
 _PAYWALL_SHORT_WORDS = 200  # a "not free" article shorter than this is a teaser
 _LONG_ARTICLE_WORDS = 1000  # ... and one this long is complete whatever prompt follows it
 
@@ -1588,11 +1680,11 @@ def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
         return False
     # The cheap tests first: a banner on the page is common, and the case-insensitive regex is slow on
     # long texts (each line is screened by its hint words before the regex runs on it).
-    if not scan.consent_text and not _CONSENT_TEXT_RE.search(text):
+    if not scan.consent_text and not _has_consent_text(text):
         return False
     lines = [line for line in text.split("\n") if line.strip()]
     consent_words = sum(_count_words(line) for line in lines
-                        if _may_mention_consent(line) and _CONSENT_TEXT_RE.search(line))
+                        if _may_mention_consent(line) and _has_consent_text(line))
     other_words = _count_words(text) - consent_words
     if other_words >= min_words:
         return False
@@ -1604,13 +1696,13 @@ def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
 
 def _paywall_prompt_at_end(text: str) -> bool:
     tail = text.split("\n")[-3:]
-    return any(_PAYWALL_TEXT_RE.search(line) for line in tail)
+    return any(_has_paywall_text(line) for line in tail)
 
 
 def _status(body: str, free: bool | None, scan: _PageScan, min_words: int) -> tuple[str, str]:
     """The extraction status of a page from its main text, and the text (a subscription prompt
     trailing a complete article is cut off)."""
-    dom_prompt = bool(scan.paywall_text and _PAYWALL_TEXT_RE.search(scan.paywall_text))
+    dom_prompt = bool(scan.paywall_text) and _has_paywall_text(scan.paywall_text)
     if not body:
         if _consent_only("", scan, min_words):
             return "consent_wall", body
@@ -1625,7 +1717,7 @@ def _status(body: str, free: bool | None, scan: _PageScan, min_words: int) -> tu
             return "paywalled", body
         # a complete article followed by a leaked subscription box
         lines = body.split("\n")
-        while lines and _PAYWALL_TEXT_RE.search(lines[-1]):
+        while lines and _has_paywall_text(lines[-1]):
             lines.pop()
         body = "\n".join(lines)
         words = _count_words(body)

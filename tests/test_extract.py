@@ -4,6 +4,7 @@ hand and checked in) and unit tests of the edge cases (not HTML, deep nesting, e
 from __future__ import annotations
 
 import json
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -440,3 +441,116 @@ def test_language_model_cache_that_cannot_be_written_falls_back(tmp_path, monkey
         assert ex._language("The government announced a new pension reform on Tuesday, officials said.", None) == "en"
     finally:
         ex._language_identifier.cache_clear()
+
+
+def test_language_dfa_forgets_all_but_its_last_bytes():
+    """The vectorised walk (pipeline.extract._dfa_states) relies on this property of py3langid's model: from
+    any two states, the same _LANGID_DFA_MEMORY bytes lead to the same state. Pairs of distinct states are
+    followed over every byte until none is left."""
+    import numpy as np
+
+    import pipeline.extract as ex
+
+    identifier = ex._language_identifier()
+    rows = np.frombuffer(identifier.tk_nextmove, dtype=f"u{identifier.tk_nextmove.itemsize}").reshape(-1, 256)
+    delta = rows[np.frombuffer(identifier.tk_row, dtype=f"u{identifier.tk_row.itemsize}")]  # state x byte
+    states = len(delta)
+    a, b = np.arange(1, states, dtype=np.int64), np.zeros(states - 1, dtype=np.int64)  # (any state, start)
+    for _ in range(ex._LANGID_DFA_MEMORY):
+        next_a, next_b = delta[a].ravel().astype(np.int64), delta[b].ravel().astype(np.int64)
+        apart = next_a != next_b
+        pairs = np.unique(next_a[apart] * states + next_b[apart])
+        a, b = pairs // states, pairs % states
+    assert len(a) == 0, f"{len(a)} state pairs still apart after {ex._LANGID_DFA_MEMORY} bytes"
+
+
+def test_language_feature_counts_match_py3langid():
+    """Same features, counts and first-seen order as py3langid's own DFA walk (its scores sum in that order)."""
+    import random
+
+    from py3langid.langid import visit_counts
+
+    import pipeline.extract as ex
+
+    identifier = ex._language_identifier()
+    rnd = random.Random(7)
+    texts = [
+        "Le gouvernement a annoncé mardi une nouvelle réforme des retraites. " * 20,
+        "Правительство во вторник объявило о новой пенсионной реформе. " * 10,
+        "".join(chr(rnd.randrange(32, 0x3000)) for _ in range(1500)),
+    ]
+    samples = [identifier._encode(t) for t in texts]
+    samples += [bytes(rnd.randrange(256) for _ in range(rnd.randrange(0, 12))) for _ in range(200)]
+    for data in samples:
+        expected = visit_counts(identifier.tk_nextmove, identifier._rowbase, identifier.tk_output, data)
+        got = ex._dfa_feature_counts(identifier._np_nextmove, identifier._np_rowbase, identifier._np_output, data)
+        assert (None if expected is None else list(expected.items())) == (None if got is None else list(got.items()))
+
+
+def test_norm_space_collapses_exactly_what_regex_whitespace_matches():
+    """_norm_space splits with str.split(); it must treat as space exactly the characters `\\s` matches."""
+    import re
+    import sys
+
+    from pipeline.extract import _norm_space
+
+    spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if re.fullmatch(r"\s", c) or c.isspace())
+    for text in (f"{spaces}a{spaces}b c\u200b d{spaces}", "x", "", " \u00a0\u3000 ", "\x1c\x1d\x1e\x1fword\x85"):
+        assert _norm_space(text) == re.sub(r"\s+", " ", text).strip()
+    assert _norm_space(None) == ""
+
+
+def _regex_examples(pattern: re.Pattern, limit: int = 20_000) -> list[str]:
+    """Strings matching `pattern`: every branch and every listed character of a class, each repeat taken at
+    its minimum and once more (a negated class or `.` is an "x", a digit class a "7", an anchor nothing)."""
+    from itertools import product
+    from re import _constants as c
+    from re import _parser
+
+    def seq(items) -> list[str]:
+        out = [""]
+        for op, av in items:
+            out = [a + b for a, b in product(out, node(op, av))][:limit]
+        return out
+
+    def node(op, av) -> list[str]:
+        if op is c.LITERAL:
+            return [chr(av)]
+        if op in (c.NOT_LITERAL, c.ANY):
+            return ["x"]
+        if op is c.AT:
+            return [""]
+        if op is c.IN:
+            if any(o is c.NEGATE for o, _ in av):
+                return ["x"]
+            return [chr(a) if o is c.LITERAL else "7" for o, a in av]
+        if op is c.BRANCH:
+            return [s for branch in av[1] for s in seq(branch)]
+        if op is c.SUBPATTERN:
+            return seq(av[-1])
+        if op in (c.MAX_REPEAT, c.MIN_REPEAT):
+            low, high, inner = av
+            counts = {low, min(low + 1, high)}
+            return [s for n in counts for s in seq(list(inner) * n)]
+        raise AssertionError(f"unsupported regex node {op}")
+
+    return seq(_parser.parse(pattern.pattern, pattern.flags))
+
+
+@pytest.mark.parametrize("which", ["consent", "paywall"])
+def test_phrase_screens_pass_every_match_of_their_regex(which: str):
+    """_has_consent_text / _has_paywall_text screen texts by phrases before the case-insensitive regex:
+    every match of the regex, in any case the regex accepts (including the non-ASCII letters re.I takes for
+    ASCII ones), must contain a phrase."""
+    import pipeline.extract as ex
+
+    regex, has = {"consent": (ex._CONSENT_TEXT_RE, ex._has_consent_text),
+                  "paywall": (ex._PAYWALL_TEXT_RE, ex._has_paywall_text)}[which]
+    examples = _regex_examples(regex)
+    assert len(examples) > 30
+    for example in examples:
+        for variant in (example, example.upper(), example.title(), example.replace("i", "ı"),
+                        example.replace("i", "İ"), example.replace("s", "ſ"), example.replace("k", "\u212a")):
+            text = f"Before. {variant} after"
+            assert regex.search(text), text
+            assert has(text), f"{text!r} matches the regex but no phrase"
