@@ -86,8 +86,8 @@ def pair_stats(table, t_rank, t_start, n_inf, longer, shorter, order, inter, fir
     """``_Batch.pairs``' lookups: for each pair, the shorter text's informative keys found in the longer
     text (``inter``) and the first and last rank in the longer text of the found ones (int32 max and -1 when
     none), as numpy's leftmost binary search over the longer text's block of ``table`` gives them; written
-    into ``inter``, ``first`` and ``last``."""
-    npairs = longer.size
+    into ``inter``, ``first`` and ``last``, for the pairs ``order`` lists (all of them, or a range of them)."""
+    npairs = order.size
     low = _LOW40
     for z in range(npairs):
         p = order[z]

@@ -639,6 +639,34 @@ def batch_threads(settings: Any) -> int:
     return max(1, min(cores, 8))
 
 
+
+_PARALLEL_MIN = 1 << 20
+"""Elements below which a split over threads costs more than it saves."""
+
+
+def _split(n: int, threads: int) -> list[tuple[int, int]]:
+    """[0, n) cut into up to ``threads`` contiguous (lo, hi) ranges; one when n is small."""
+    parts = max(1, min(threads, n // _PARALLEL_MIN))
+    cuts = [n * k // parts for k in range(parts + 1)]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def _each_range(fn: Any, ranges: Sequence[tuple[int, int]]) -> list[Any]:
+    """``[fn(lo, hi) for lo, hi in ranges]``, one thread per range (compiled kernels and numpy's big
+    operations release the GIL)."""
+    return list(_in_order(lambda r: fn(*r), ranges, len(ranges)))
+
+
+def _empty(size: int, dtype: Any, threads: int) -> np.ndarray:
+    """``np.empty(size, dtype)`` with its pages touched by ``threads`` threads at once. A big array's first
+    touch is the kernel zeroing fresh pages (on a VM, where the host backs them on demand, ~2.5 s per GB
+    here): the threads share that cost instead of the single-threaded loop that fills the array."""
+    out = np.empty(size, dtype=dtype)
+    ranges = _split(size, threads)
+    if len(ranges) > 1:
+        _each_range(lambda lo, hi: out[lo:hi].fill(0), ranges)
+    return out
+
 def _grown(a: np.ndarray, used: int, cap: int) -> np.ndarray:
     """A new array of ``cap`` elements starting with the ``used`` first ones of ``a`` (the rest untouched)."""
     out = np.empty(cap, dtype=a.dtype)
@@ -1493,25 +1521,34 @@ def _or_positions(code: np.ndarray) -> None:
         code[lo : lo + (1 << 20)] |= np.arange(lo, min(lo + (1 << 20), code.size), dtype=np.uint64)
 
 
-def _key_sorted(keys: np.ndarray, doc: np.ndarray, jit: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _key_sorted(keys: np.ndarray, doc: np.ndarray, jit: Any, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entries sorted by key, stable (text order inside a key): their positions,
     their keys and their documents ``doc[order]`` (``np.argsort(keys, kind="stable")`` and two gathers).
 
     Sorts (high 32 bits of the key, position) packed into one uint64 with numpy's SIMD sort, then
     re-sorts the rare runs where distinct keys share their high 32 bits. Positions come as int64, or int32
     from the ``jit`` kernel, which reads the positions, keys and documents out in one pass (numpy's
-    gathers are three passes of random reads, the slowest part of a million-document batch).
+    gathers are three passes of random reads, the slowest part of a million-document batch). With
+    ``threads``, the packing and the kernel run on ranges of entries in threads.
     """
     if keys.size >= 1 << 32:  # pragma: no cover - beyond any batch this engine holds in memory
         order = np.argsort(keys, kind="stable")
         return order, keys[order], doc[order]
-    code = keys & ~_LO32
-    _or_positions(code)
+    m = keys.size
+    ranges = _split(m, threads)
+    code = np.empty(m, dtype=np.uint64)
+
+    def pack(lo: int, hi: int) -> None:
+        np.bitwise_and(keys[lo:hi], ~_LO32, out=code[lo:hi])
+        code[lo:hi] |= np.arange(lo, hi, dtype=np.uint64)
+
+    _each_range(pack, ranges)
     code.sort()
     ds = None
     if jit is not None:
-        order, ks, ds = np.empty(code.size, np.int32), np.empty(code.size, np.uint64), np.empty(code.size, np.int32)
-        jit.sorted_entries(code, keys, doc, order, ks, ds)
+        order, ks, ds = np.empty(m, np.int32), np.empty(m, np.uint64), np.empty(m, np.int32)
+        _each_range(lambda lo, hi: jit.sorted_entries(code[lo:hi], keys, doc, order[lo:hi], ks[lo:hi], ds[lo:hi]),
+                    ranges)  # fmt: skip
         del code
     else:
         code &= _LO32
@@ -1568,13 +1605,14 @@ class _Batch:
         as {"keys", "doc"}, popped from the dict so that each is freed as soon as it is used. ``jit``: the
         compiled kernels (:func:`_jit_kernels`) or None for numpy only (same results)."""
         self.st, self.tu, self.jit = settings, tu, jit
+        self.threads = batch_threads(settings)
         n = self.n = n_tokens.size
         keys = entries.pop("keys")
         # int32 positions and document numbers: half the memory of the default int64
         doc = entries.pop("doc").astype(np.int32, copy=False)
         # entries sorted by key, text order inside a key (with their documents: ds); a key repeated inside
         # one text is kept once
-        order, ks, ds = _key_sorted(keys, doc, jit)
+        order, ks, ds = _key_sorted(keys, doc, jit, self.threads)
         del keys
         order = order.astype(np.int32, copy=False)
         # each text's entries are contiguous (doc is sorted): where they start, and which texts have any
@@ -1635,13 +1673,13 @@ class _Batch:
     def _layout(self, jit: Any, order: np.ndarray, ks: np.ndarray, ds: np.ndarray) -> tuple[np.ndarray, ...]:
         """repeat, gid_sorted, dk_order, dk as the numpy code of ``__init__`` makes them, and raw_pairs'
         inputs, by the kernels (into arrays allocated here: numpy gives big arrays huge pages)."""
-        m, n = order.size, self.n
-        repeat = np.empty(m, dtype=bool)
-        gid, info = np.empty(m, dtype=np.int32), np.empty(m, dtype=np.int64)
-        ud, start = np.empty(m, dtype=np.int32), np.zeros(n + 1, dtype=np.int64)
+        m, n, t = order.size, self.n, self.threads
+        repeat = _empty(m, bool, t)
+        gid, info = _empty(m, np.int32, t), _empty(m, np.int64, t)
+        ud, start = _empty(m, np.int32, t), np.zeros(n + 1, dtype=np.int64)
         u = jit.batch_layout(ks, ds, self.eligible, min(int(self.tu.posting_cap), 255), repeat, gid, info, ud, start)
         nb = int(start[n])
-        dk_order, dk, info_bd = np.empty(nb, dtype=np.int32), np.empty(nb, dtype=np.uint64), np.empty(nb, dtype=np.int64)
+        dk_order, dk, info_bd = _empty(nb, np.int32, t), _empty(nb, np.uint64, t), _empty(nb, np.int64, t)
         jit.batch_by_doc(order, ks, ds, repeat, info, start, dk_order, dk, info_bd)
         return repeat, gid, dk_order, dk, info_bd, ud[:u]
 
@@ -1704,7 +1742,15 @@ class _Batch:
         n = self.n
         if self.pairing is not None and self.tu.posting_cap < 256:
             (info, ud), self.pairing = self.pairing, None
-            return self.jit.raw_pairs(info, ud, self.dk, np.zeros(n, dtype=np.int32), np.empty(n, dtype=np.int32))
+            # ranges of whole documents (dk is in document order), each with its own scratch counters
+            cuts = [lo for lo, _ in _split(info.size, self.threads)] + [info.size]
+            cuts = [0] + [int(np.searchsorted(self.dk, (self.dk[c] >> _U64(40)) << _U64(40))) for c in cuts[1:-1]] + cuts[-1:]
+            parts = _each_range(lambda lo, hi: self.jit.raw_pairs(info[lo:hi], ud, self.dk[lo:hi], np.zeros(n, dtype=np.int32),
+                                                                  np.empty(n, dtype=np.int32)),
+                                list(zip(cuts[:-1], cuts[1:], strict=True)))  # fmt: skip
+            if len(parts) == 1:
+                return parts[0]
+            return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
         use = self.eligible[self.Ds]
         use &= ~self.repeat
         g = self.gid_sorted[use]
@@ -1795,7 +1841,9 @@ class _Batch:
         by_longer = _stable_argsort_small(longer)
         if self.jit is not None:
             inter, first, last = np.empty(i.size), np.empty(i.size, dtype=np.int64), np.empty(i.size, dtype=np.int64)
-            self.jit.pair_stats(table, t_rank, t_start, n_inf, longer, shorter, by_longer, inter, first, last)
+            _each_range(lambda lo, hi: self.jit.pair_stats(table, t_rank, t_start, n_inf, longer, shorter,
+                                                           by_longer[lo:hi], inter, first, last),
+                        _split(by_longer.size, self.threads))  # fmt: skip (each pair is written once)
         else:
             inter, first, last = self._lookup(table, t_rank, t_start, n_inf, longer, shorter, by_longer)
         span = np.maximum(n_inf[longer], 1)

@@ -186,3 +186,40 @@ def test_batch_threads_setting() -> None:
     auto = dedup.batch_threads(DedupSettings())
     assert 1 <= auto <= 8
     assert dedup.batch_threads(dedup._DefaultSettings()) == auto
+
+
+def test_parallel_kernels_give_the_serial_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's ranges in threads (packing, sorted entries, pair counting by documents, pair statistics)
+    split even a small batch when the split threshold is low: same clusters and links as one thread."""
+    docs = Replicator_corpus(6000)
+    serial = list(dedup._dedup_items(docs, DedupSettings(threads=1, window_days=30), None, jit))
+    monkeypatch.setattr(dedup, "_PARALLEL_MIN", 1000)
+    assert len(dedup._split(10_000, 3)) == 3
+    for threads in (2, 3, 7):
+        got = list(dedup._dedup_items(docs, DedupSettings(threads=threads, window_days=30), None, jit))
+        assert got == serial, threads
+    assert sum(r["duplicate_of"] is not None for r in serial) > 1000
+
+
+def test_split_covers_the_range_once() -> None:
+    for n, threads in ((0, 4), (5, 4), (dedup._PARALLEL_MIN * 3 + 7, 2), (dedup._PARALLEL_MIN * 3 + 7, 8)):
+        ranges = dedup._split(n, threads)
+        assert ranges[0][0] == 0 and ranges[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:], strict=False))
+        assert len(ranges) <= max(1, threads)
+    assert len(dedup._split(dedup._PARALLEL_MIN * 3 + 7, 8)) == 3  # no range below the threshold
+    arr = dedup._empty(dedup._PARALLEL_MIN * 2 + 5, np.int64, 2)
+    assert arr.size == dedup._PARALLEL_MIN * 2 + 5 and not arr.any()
+
+
+def Replicator_corpus(n: int) -> list[dict]:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench.dedup import Replicator
+    finally:
+        sys.path.remove(str(ROOT))
+    docs = Replicator(_dev_docs()).corpus(n)
+    for k, d in enumerate(docs):
+        d["url"] = f"https://outlet{k % 7}.example/story/{k % 5000}"
+        d["published_at"] = f"2026-0{1 + k // 2000}-0{1 + k % 9}T10:00:00+00:00"
+    return docs
