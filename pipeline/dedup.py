@@ -625,8 +625,8 @@ def _in_order(fn: Any, items: Sequence[Any], threads: int) -> Iterator[Any]:
 
 
 def batch_threads(settings: Any) -> int:
-    """Threads for a batch's fingerprinting: ``settings.threads``, or when 0, one per core this process may
-    run on (at most 8: beyond that the single-threaded stages after it dominate)."""
+    """Threads for a batch (its fingerprinting and its kernels on ranges): ``settings.threads``, or when 0,
+    one per core this process may run on, at most 8 (beyond that the stages left single-threaded dominate)."""
     import os
 
     wanted = int(getattr(settings, "threads", 0) or 0)

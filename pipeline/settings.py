@@ -144,8 +144,8 @@ class DedupSettings(_Strict):
     )
     threads: int = Field(
         0, ge=0, le=64,
-        description="threads that fingerprint a batch (`newsingest dedup`; results do not depend on it); "
-        "0 = one per core the process may use, at most 8",
+        description="threads of a batch dedup (`newsingest dedup`): fingerprinting, sorting and pair counting run "
+        "on ranges in parallel, with the same results; 0 = one per core the process may use, at most 8",
     )
 
     @model_validator(mode="after")
