@@ -639,7 +639,6 @@ def batch_threads(settings: Any) -> int:
     return max(1, min(cores, 8))
 
 
-
 _PARALLEL_MIN = 1 << 20
 """Elements below which a split over threads costs more than it saves."""
 
@@ -666,6 +665,7 @@ def _empty(size: int, dtype: Any, threads: int) -> np.ndarray:
     if len(ranges) > 1:
         _each_range(lambda lo, hi: out[lo:hi].fill(0), ranges)
     return out
+
 
 def _grown(a: np.ndarray, used: int, cap: int) -> np.ndarray:
     """A new array of ``cap`` elements starting with the ``used`` first ones of ``a`` (the rest untouched)."""
@@ -1742,12 +1742,10 @@ class _Batch:
         n = self.n
         if self.pairing is not None and self.tu.posting_cap < 256:
             (info, ud), self.pairing = self.pairing, None
-            # ranges of whole documents (dk is in document order), each with its own scratch counters
-            cuts = [lo for lo, _ in _split(info.size, self.threads)] + [info.size]
-            cuts = [0] + [int(np.searchsorted(self.dk, (self.dk[c] >> _U64(40)) << _U64(40))) for c in cuts[1:-1]] + cuts[-1:]
-            parts = _each_range(lambda lo, hi: self.jit.raw_pairs(info[lo:hi], ud, self.dk[lo:hi], np.zeros(n, dtype=np.int32),
-                                                                  np.empty(n, dtype=np.int32)),
-                                list(zip(cuts[:-1], cuts[1:], strict=True)))  # fmt: skip
+            # ranges of whole documents, each with its own scratch counters (a document's pairs in one range)
+            parts = _each_range(lambda lo, hi: self.jit.raw_pairs(info[lo:hi], ud, self.dk[lo:hi],
+                                                                  np.zeros(n, dtype=np.int32), np.empty(n, dtype=np.int32)),
+                                self._document_ranges())  # fmt: skip
             if len(parts) == 1:
                 return parts[0]
             return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
@@ -1795,6 +1793,13 @@ class _Batch:
             out_i.append(code // n)
             out_j.append(code % n)
         return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_c)
+
+    def _document_ranges(self) -> list[tuple[int, int]]:
+        """``_split`` of the entries in document order (``dk``), each cut moved back to its document's first
+        entry (``dk`` is sorted by its document bits, 40 and up)."""
+        ranges = _split(self.dk.size, self.threads)
+        cuts = [0] + [int(np.searchsorted(self.dk, (self.dk[lo] >> _U64(40)) << _U64(40))) for lo, _ in ranges[1:]]
+        return list(zip(cuts, cuts[1:] + [self.dk.size], strict=True))
 
     _BLOCK = 1 << 19  # entries (raw_pairs) or part pairs (composite) handled at once: bounds temporaries
     _LOOKUP_BLOCK = 1 << 17  # looked-up keys (pairs) at once: a narrower part of the table to search
