@@ -1262,8 +1262,35 @@ def _link_text_share(el: etree._Element, total: int | None = None) -> float:
         total = len(_elem_text(el))
     if not total:
         return 0.0
-    linked = sum(len(_elem_text(a)) for a in el.iter("a"))
+    linked = sum(map(len, map(_elem_text, el.iter("a"))))
     return min(1.0, linked / total)
+
+
+def _is_blank(text: str | None) -> bool:
+    return not text or text.isspace()
+
+
+def _item_link_share(li: etree._Element) -> float | None:
+    """`_link_text_share` of a list item, or None when the item has no link or no text."""
+    if len(li) == 1 and li[0].tag == "a" and _is_blank(li.text) and _is_blank(li[0].tail):
+        # the common <li><a>...</a></li>: the item's text is the link's, so the share is 1 (no second walk)
+        return 1.0 if _elem_text(li[0]) else None
+    if li.find(".//a") is None:
+        return None
+    size = len(_elem_text(li))
+    return _link_text_share(li, size) if size else None
+
+
+def _is_link_list(items: list[etree._Element]) -> bool:
+    """Whether list items are (nearly) all link text, each with a link: related stories, not a list in
+    the article."""
+    shares = []
+    for li in items:
+        share = _item_link_share(li)
+        if share is None:
+            return False
+        shares.append(share)
+    return sum(shares) / len(items) >= 0.75
 
 
 _CARD_CHILD_TAGS = {"span", "div", "img", "picture", "figure", "h2", "h3", "h4", "h5", "strong", "p"}
@@ -1391,20 +1418,34 @@ def _paragraphise(root: lxml.html.HtmlElement) -> None:
 _UNSEEN_TEXT_TAGS = ("script", "style", "noscript", "template")
 
 
+def _stripped_len(el: etree._Element) -> int:
+    """Characters of an element's text nodes, each stripped (map, not a generator: this runs over every
+    text node of the page)."""
+    return sum(map(len, map(str.strip, el.itertext())))
+
+
 def _visible_text_len(body: etree._Element) -> int:
     """Characters of text the page shows (text nodes stripped, script/style/noscript/template left out):
     all text minus the unseen elements' own text, which is much cheaper than testing each text node's
     ancestors."""
-    total = sum(len(t.strip()) for t in body.itertext())
+    total = _stripped_len(body)
     for el in body.iter(*_UNSEEN_TEXT_TAGS):
         if not any(anc.tag in _UNSEEN_TEXT_TAGS for anc in el.iterancestors()):
-            total -= sum(len(t.strip()) for t in el.itertext())  # its tail is shown text: not subtracted
+            total -= _stripped_len(el)  # its tail is shown text: not subtracted
     return total
 
 
-_ATTRIBUTED_XPATH = etree.XPath(
-    ".//*[@class or @id or @role or @aria-label or @hidden or @itemprop or @data-component or @data-module]"
+# the attributes the page scan reads; elements with none of them are skipped
+_SCANNED_ATTRIBUTES = frozenset(
+    ("class", "id", "role", "aria-label", "hidden", "itemprop", "data-component", "data-module")
 )
+# elements with any attribute, filtered in Python: an XPath testing the eight attributes took twice as long
+_DESCENDANTS_WITH_ATTRIBUTES = etree.XPath("descendant::*[@*]")
+
+
+def _attributed_descendants(el: etree._Element) -> list[etree._Element]:
+    """Descendants of `el` carrying any of `_SCANNED_ATTRIBUTES`, in document order."""
+    return [d for d in _DESCENDANTS_WITH_ATTRIBUTES(el) if not _SCANNED_ATTRIBUTES.isdisjoint(d.keys())]
 
 
 class _PageScan:
@@ -1425,7 +1466,7 @@ class _PageScan:
             self.consent_text = self.paywall_text = ""
             return
         candidates: list[etree._Element] = []
-        for el in _ATTRIBUTED_XPATH(body):
+        for el in _attributed_descendants(body):
             tag = el.tag
             if tag in _NEVER_PRUNED:
                 continue
@@ -1471,17 +1512,8 @@ class _PageScan:
             else:
                 # a list of links (related stories), possibly with a few words around some of them
                 items = [li for li in el if li.tag == "li"]
-                if len(items) < 2:
-                    continue
-                sizes = []
-                for li in items:
-                    size = len(_elem_text(li)) if li.find(".//a") is not None else 0
-                    if not size:
-                        break
-                    sizes.append(size)
-                else:
-                    if sum(_link_text_share(li, n) for li, n in zip(items, sizes, strict=True)) / len(items) >= 0.75:
-                        candidates.append(el)
+                if len(items) >= 2 and _is_link_list(items):
+                    candidates.append(el)
         self.body_len = _visible_text_len(body) or 1
         stats = _PageStats(body, self.body_len)
         accepted = {el for el in candidates if not _holds_the_article(el, stats)}

@@ -554,3 +554,44 @@ def test_phrase_screens_pass_every_match_of_their_regex(which: str):
             text = f"Before. {variant} after"
             assert regex.search(text), text
             assert has(text), f"{text!r} matches the regex but no phrase"
+
+
+_SCAN_SAMPLE = """<html><head><title>t</title></head><body class="b">
+<div id="main" data-x="1"><p class="lead" style="x">Lead <a href="/a">link</a></p>
+<span hidden>hidden</span><i data-module="promo">m</i><img src="x.png" alt="no scanned attribute">
+<section aria-label="Share bar" role="toolbar"><b itemprop="author">A</b><u data-component="c"></u></section>
+<em class="">empty class</em><a href="/b" rel="tag">tag</a></div>
+<ul><li><a href="/1">One story</a></li><li> <a href="/2">Two <b>stories</b></a>\u00a0</li>
+<li>Words <a href="/3">three</a> and more words around it</li><li><a href="/4"><a href="/5">nested</a></a></li>
+<li><a href="/6"> </a></li><li><a href="/7">x</a><a href="/8">y</a></li><li>\u2003<a href="/9">nbsp</a>!</li>
+<li>no link</li><li></li></ul></body></html>"""
+
+
+def test_attributed_descendants_are_the_elements_with_a_scanned_attribute():
+    """The page scan takes elements with any attribute and filters them in Python: the same elements, in the
+    same order, as an XPath testing each scanned attribute."""
+    import lxml.html
+    from lxml import etree
+
+    import pipeline.extract as ex
+
+    body = lxml.html.document_fromstring(_SCAN_SAMPLE).find("body")
+    tests = " or ".join(f"@{name}" for name in sorted(ex._SCANNED_ATTRIBUTES))
+    expected = etree.XPath(f".//*[{tests}]")(body)
+    assert len(expected) == 8
+    assert ex._attributed_descendants(body) == expected
+
+
+def test_item_link_share_is_the_link_text_share_of_an_item_with_links():
+    """List items of one link skip the walk over their links: the share must be what _link_text_share gives
+    (None: no link or no text, which makes the list no link list)."""
+    import lxml.html
+
+    import pipeline.extract as ex
+
+    items = list(lxml.html.document_fromstring(_SCAN_SAMPLE).iter("li"))
+    assert len(items) == 9
+    for li in items:
+        size = len(ex._elem_text(li)) if li.find(".//a") is not None else 0
+        expected = ex._link_text_share(li, size) if size else None
+        assert ex._item_link_share(li) == expected, lxml.html.tostring(li)
