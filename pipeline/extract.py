@@ -824,9 +824,10 @@ _AUTHOR_META_KEYS = (
     "dcterms.creator", "byl", "citation_author", "cxenseparse:author", "twitter:creator",
 )  # fmt: skip
 # a cheap substring test in XPath, then the exact class tokens in Python (concat/normalize-space per
-# element made this the slowest step of metadata extraction)
+# element made this the slowest step of metadata extraction); the test runs on the attributes and returns
+# their elements (in document order), half the work of testing four attributes on every element
 _AUTHOR_CANDIDATES_XPATH = etree.XPath(
-    "//*[@rel='author' or @itemprop='author' or contains(@class, 'byline') or contains(@class, 'author')]"
+    "//@class[contains(., 'byline') or contains(., 'author')]/.. | //@rel[. = 'author']/.. | //@itemprop[. = 'author']/.."
 )
 _AUTHOR_CLASSES = frozenset(("byline", "author-name", "author"))
 

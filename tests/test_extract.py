@@ -595,3 +595,25 @@ def test_item_link_share_is_the_link_text_share_of_an_item_with_links():
         size = len(ex._elem_text(li)) if li.find(".//a") is not None else 0
         expected = ex._link_text_share(li, size) if size else None
         assert ex._item_link_share(li) == expected, lxml.html.tostring(li)
+
+
+def test_author_candidates_are_the_elements_whose_attributes_match():
+    """The author XPath tests attributes and returns their elements: the same elements, in document order and
+    once each, as testing the attributes on every element."""
+    import lxml.html
+    from lxml import etree
+
+    import pipeline.extract as ex
+
+    root = lxml.html.document_fromstring(
+        """<html><head><meta itemprop="author" content="A"><link rel="author" href="/a"></head><body>
+        <div class="byline author" rel="author" itemprop="author"><span class="author-name">B</span></div>
+        <p class="coauthors">C</p><a rel="nofollow author" href="/c">D</a><i itemprop="Author">E</i>
+        <section class="post"><b class="bylines" rel="author">F</b></section></body></html>"""
+    )
+    per_element = etree.XPath(
+        "//*[@rel='author' or @itemprop='author' or contains(@class, 'byline') or contains(@class, 'author')]"
+    )
+    expected = per_element(root)
+    assert [el.tag for el in expected] == ["meta", "link", "div", "span", "p", "b"]
+    assert ex._AUTHOR_CANDIDATES_XPATH(root) == expected
