@@ -242,15 +242,36 @@ def _flatten_nesting(html: str, limit: int = _FLATTEN_DEPTH) -> str:
     return "".join(out)
 
 
+def _html_class_lookup() -> etree.ElementNamespaceClassLookup:
+    """lxml.html's element classes (FormElement for <form>, ..., HtmlElement otherwise), chosen in C.
+
+    lxml.html's own lookup is a Python method called for every element proxy lxml creates (each element of
+    our tree and of trafilatura's copies of it): a measurable share of a page's CPU. The HTML parser
+    lower-cases tag names, so a table of the lower-case names gives the same classes."""
+    fallback = etree.ElementDefaultClassLookup(
+        element=lxml.html.HtmlElement,
+        comment=lxml.html.HtmlComment,
+        pi=lxml.html.HtmlProcessingInstruction,
+        entity=lxml.html.HtmlEntity,
+    )
+    lookup = etree.ElementNamespaceClassLookup(fallback)
+    classes = lookup.get_namespace(None)
+    for name, element_class in lxml.html.HtmlElementClassLookup._default_element_classes.items():
+        classes[name] = element_class
+    return lookup
+
+
+_HTML_CLASS_LOOKUP = _html_class_lookup()
+
+
 def _parse(text: str) -> tuple[lxml.html.HtmlElement, bool]:
     """Parse HTML text to an lxml tree rooted at <html>, and whether libxml2 hit its depth limit
     (and so dropped the rest of the document). Raises ValueError when nothing parses."""
     text = _XML_DECL_RE.sub("", text, count=1)  # lxml refuses str input with an encoding declaration
     text = _INVALID_XML_CHARS_RE.sub("", text)
     # a parser per call: its error log is ours alone (worker threads)
-    parser = lxml.html.HTMLParser(
-        collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True
-    )
+    parser = etree.HTMLParser(collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True)
+    parser.set_element_class_lookup(_HTML_CLASS_LOOKUP)
     try:
         root = lxml.html.document_fromstring(text, parser=parser)
     except (etree.ParserError, ValueError) as err:

@@ -617,3 +617,31 @@ def test_author_candidates_are_the_elements_whose_attributes_match():
     expected = per_element(root)
     assert [el.tag for el in expected] == ["meta", "link", "div", "span", "p", "b"]
     assert ex._AUTHOR_CANDIDATES_XPATH(root) == expected
+
+
+def test_parsed_elements_have_lxml_html_classes():
+    """_parse chooses lxml.html's element classes with a C lookup: every element (also of a copy, and one
+    added later) must get the class lxml.html's own parser gives it."""
+    import copy
+
+    import lxml.html
+    from lxml import etree
+
+    import pipeline.extract as ex
+
+    page = """<!DOCTYPE html><HTML><body><FORM action="/s"><LABEL>q <INPUT name="q"></LABEL>
+        <select name="s"><option>a</option></select><textarea>t</textarea></FORM><div><P>text</P>
+        <svg:form xmlns:svg="http://www.w3.org/2000/svg"></svg:form><Custom-Tag>x</Custom-Tag></div></body></HTML>"""
+    root, _ = ex._parse(page)
+    expected_root = lxml.html.document_fromstring(
+        page,
+        parser=lxml.html.HTMLParser(collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True),
+    )
+    for tree, expected_tree in ((root, expected_root), (copy.deepcopy(root), copy.deepcopy(expected_root))):
+        etree.SubElement(tree.find("body"), "form")
+        etree.SubElement(expected_tree.find("body"), "form")
+        got = [(el.tag, type(el)) for el in tree.iter()]
+        assert got == [(el.tag, type(el)) for el in expected_tree.iter()]
+        assert {cls.__name__ for _, cls in got} >= {
+            "HtmlElement", "FormElement", "InputElement", "LabelElement", "SelectElement", "TextareaElement",
+        }  # fmt: skip
