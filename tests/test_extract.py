@@ -645,3 +645,15 @@ def test_parsed_elements_have_lxml_html_classes():
         assert {cls.__name__ for _, cls in got} >= {
             "HtmlElement", "FormElement", "InputElement", "LabelElement", "SelectElement", "TextareaElement",
         }  # fmt: skip
+
+
+def test_invalid_xml_char_screen_agrees_with_the_regex():
+    """_parse runs the invalid-character substitution only when a byte-level screen finds such a character:
+    the screen must say yes exactly when the regex matches (every BMP character, surrogates included)."""
+    import pipeline.extract as ex
+
+    characters = [*map(chr, range(0x10000)), *map(chr, range(0x10000, 0x110000, 97)), "\U0010ffff"]
+    for c in characters:
+        text = f"<p>a{c}b</p>"
+        assert ex._has_invalid_xml_chars(text) == (ex._INVALID_XML_CHARS_RE.search(text) is not None), hex(ord(c))
+    assert not ex._has_invalid_xml_chars("".join(c for c in characters if not ex._INVALID_XML_CHARS_RE.match(c)))
