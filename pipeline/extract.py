@@ -310,17 +310,21 @@ def _norm_space(value: str | None) -> str:
 
 def _count_words(text: str) -> int:
     """Words in a text; CJK ideographs and kana (written without spaces) count two characters a word."""
-    cjk = len(_CJK_RE.findall(text))
+    cjk = 0 if text.isascii() else len(_CJK_RE.findall(text))  # isascii: O(1), and CJK is not ASCII
     if not cjk:
         return len(_WORD_RE.findall(text))
     return len(_WORD_RE.findall(_CJK_RE.sub(" ", text))) + (cjk + 1) // 2
 
 
-def _elem_text(el: etree._Element) -> str:
+def _raw_text(el: etree._Element) -> str:
     try:
-        return _norm_space(el.text_content())
+        return el.text_content()
     except (ValueError, AttributeError):
-        return _norm_space("".join(el.itertext()))
+        return "".join(el.itertext())
+
+
+def _elem_text(el: etree._Element) -> str:
+    return _norm_space(_raw_text(el))
 
 
 def _clean_title_key(value: str) -> str:
@@ -1267,6 +1271,11 @@ _RELATED_LABEL_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=8192)  # pages repeat the same class strings many times
+def _is_body_chunk_class(cls: str) -> bool:
+    return _BODY_CHUNK_RE.search(cls) is not None
+
+
 def _signature(el: etree._Element) -> str:
     """class, id, aria-label and data-component/module of an element: lower case, camelCase and
     underscores turned into dashes ("shareBar_top" -> "share-bar-top")."""
@@ -1309,7 +1318,7 @@ def _item_link_share(li: etree._Element) -> float | None:
     """`_link_text_share` of a list item, or None when the item has no link or no text."""
     if len(li) == 1 and li[0].tag == "a" and _is_blank(li.text) and _is_blank(li[0].tail):
         # the common <li><a>...</a></li>: the item's text is the link's, so the share is 1 (no second walk)
-        return 1.0 if _elem_text(li[0]) else None
+        return None if _is_blank(_raw_text(li[0])) else 1.0
     if li.find(".//a") is None:
         return None
     size = len(_elem_text(li))
@@ -1361,7 +1370,7 @@ def _merge_split_bodies(root: lxml.html.HtmlElement) -> None:
     groups: dict[str, list[etree._Element]] = {}
     for el in root.iter("div", "section"):
         cls = el.get("class")
-        if cls and _BODY_CHUNK_RE.search(cls):
+        if cls and _is_body_chunk_class(cls):
             groups.setdefault(cls, []).append(el)
     for chunks in groups.values():
         if len(chunks) < 2 or len(chunks) > 50:
