@@ -1748,10 +1748,11 @@ def _may_mention_consent(text: str) -> bool:
     return any(hint in low for hint in _CONSENT_HINTS)
 
 
-def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
+def _consent_only(text: str, text_words: int, scan: _PageScan, min_words: int) -> bool:
     """True when what the page offers is a cookie/consent notice and no article: the extracted
-    text is mostly consent language, or a consent box makes up much of the page. (A cookie banner
-    on a page of navigation and teasers is a `no_article` page, not a wall.)"""
+    text (of `text_words` words, which the caller counts anyway) is mostly consent language, or a
+    consent box makes up much of the page. (A cookie banner on a page of navigation and teasers is a
+    `no_article` page, not a wall.)"""
     if not scan.consent_text and not _may_mention_consent(text):
         return False
     # The cheap tests first: a banner on the page is common, and the case-insensitive regex is slow on
@@ -1761,7 +1762,7 @@ def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
     lines = [line for line in text.split("\n") if line.strip()]
     consent_words = sum(_count_words(line) for line in lines
                         if _may_mention_consent(line) and _has_consent_text(line))
-    other_words = _count_words(text) - consent_words
+    other_words = text_words - consent_words
     if other_words >= min_words:
         return False
     if consent_words and consent_words >= other_words:
@@ -1780,14 +1781,14 @@ def _status(body: str, free: bool | None, scan: _PageScan, min_words: int) -> tu
     trailing a complete article is cut off)."""
     dom_prompt = bool(scan.paywall_text) and _has_paywall_text(scan.paywall_text)
     if not body:
-        if _consent_only("", scan, min_words):
+        if _consent_only("", 0, scan, min_words):
             return "consent_wall", body
         if free is False or dom_prompt:
             return "paywalled", body
         return "no_article", body
-    if _consent_only(body, scan, min_words):
-        return "consent_wall", body
     words = _count_words(body)
+    if _consent_only(body, words, scan, min_words):
+        return "consent_wall", body
     if _paywall_prompt_at_end(body):
         if words < _LONG_ARTICLE_WORDS or free is False:
             return "paywalled", body
