@@ -106,6 +106,9 @@ _FIRST_ELEMENT_RE = re.compile(r"<([A-Za-z][\w:.-]*)")
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0e-\x1f\x7f]")
 _XML_DECL_RE = re.compile(r"^\s*<\?xml[^>]*\?>", re.I)
 _INVALID_XML_CHARS_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# the control characters of _INVALID_XML_CHARS_RE, as the bytes UTF-8 encodes them to (and no other
+# character's encoding holds a byte below 0x80)
+_INVALID_XML_CONTROL_BYTES = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 
 
 def _sniff_binary(data: bytes) -> str | None:
@@ -242,15 +245,46 @@ def _flatten_nesting(html: str, limit: int = _FLATTEN_DEPTH) -> str:
     return "".join(out)
 
 
+def _html_class_lookup() -> etree.ElementNamespaceClassLookup:
+    """lxml.html's element classes (FormElement for <form>, ..., HtmlElement otherwise), chosen in C.
+
+    lxml.html's own lookup is a Python method called for every element proxy lxml creates (each element of
+    our tree and of trafilatura's copies of it): a measurable share of a page's CPU. The HTML parser
+    lower-cases tag names, so a table of the lower-case names gives the same classes."""
+    fallback = etree.ElementDefaultClassLookup(
+        element=lxml.html.HtmlElement,
+        comment=lxml.html.HtmlComment,
+        pi=lxml.html.HtmlProcessingInstruction,
+        entity=lxml.html.HtmlEntity,
+    )
+    lookup = etree.ElementNamespaceClassLookup(fallback)
+    classes = lookup.get_namespace(None)
+    for name, element_class in lxml.html.HtmlElementClassLookup._default_element_classes.items():
+        classes[name] = element_class
+    return lookup
+
+
+_HTML_CLASS_LOOKUP = _html_class_lookup()
+
+
+def _has_invalid_xml_chars(text: str) -> bool:
+    """Whether `_INVALID_XML_CHARS_RE` finds anything in `text`: a third of the regex scan's CPU on a page
+    (encoding and deleting bytes are tight C loops; the regex tests each character against its class)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return (
+        len(data.translate(None, _INVALID_XML_CONTROL_BYTES)) != len(data) or "\ufffe" in text or "\uffff" in text
+    )
+
+
 def _parse(text: str) -> tuple[lxml.html.HtmlElement, bool]:
     """Parse HTML text to an lxml tree rooted at <html>, and whether libxml2 hit its depth limit
     (and so dropped the rest of the document). Raises ValueError when nothing parses."""
     text = _XML_DECL_RE.sub("", text, count=1)  # lxml refuses str input with an encoding declaration
-    text = _INVALID_XML_CHARS_RE.sub("", text)
+    if _has_invalid_xml_chars(text):
+        text = _INVALID_XML_CHARS_RE.sub("", text)
     # a parser per call: its error log is ours alone (worker threads)
-    parser = lxml.html.HTMLParser(
-        collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True
-    )
+    parser = etree.HTMLParser(collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True)
+    parser.set_element_class_lookup(_HTML_CLASS_LOOKUP)
     try:
         root = lxml.html.document_fromstring(text, parser=parser)
     except (etree.ParserError, ValueError) as err:
@@ -276,17 +310,21 @@ def _norm_space(value: str | None) -> str:
 
 def _count_words(text: str) -> int:
     """Words in a text; CJK ideographs and kana (written without spaces) count two characters a word."""
-    cjk = len(_CJK_RE.findall(text))
+    cjk = 0 if text.isascii() else len(_CJK_RE.findall(text))  # isascii: O(1), and CJK is not ASCII
     if not cjk:
         return len(_WORD_RE.findall(text))
     return len(_WORD_RE.findall(_CJK_RE.sub(" ", text))) + (cjk + 1) // 2
 
 
-def _elem_text(el: etree._Element) -> str:
+def _raw_text(el: etree._Element) -> str:
     try:
-        return _norm_space(el.text_content())
+        return el.text_content()
     except (ValueError, AttributeError):
-        return _norm_space("".join(el.itertext()))
+        return "".join(el.itertext())
+
+
+def _elem_text(el: etree._Element) -> str:
+    return _norm_space(_raw_text(el))
 
 
 def _clean_title_key(value: str) -> str:
@@ -824,9 +862,10 @@ _AUTHOR_META_KEYS = (
     "dcterms.creator", "byl", "citation_author", "cxenseparse:author", "twitter:creator",
 )  # fmt: skip
 # a cheap substring test in XPath, then the exact class tokens in Python (concat/normalize-space per
-# element made this the slowest step of metadata extraction)
+# element made this the slowest step of metadata extraction); the test runs on the attributes and returns
+# their elements (in document order), half the work of testing four attributes on every element
 _AUTHOR_CANDIDATES_XPATH = etree.XPath(
-    "//*[@rel='author' or @itemprop='author' or contains(@class, 'byline') or contains(@class, 'author')]"
+    "//@class[contains(., 'byline') or contains(., 'author')]/.. | //@rel[. = 'author']/.. | //@itemprop[. = 'author']/.."
 )
 _AUTHOR_CLASSES = frozenset(("byline", "author-name", "author"))
 
@@ -1232,6 +1271,11 @@ _RELATED_LABEL_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=8192)  # pages repeat the same class strings many times
+def _is_body_chunk_class(cls: str) -> bool:
+    return _BODY_CHUNK_RE.search(cls) is not None
+
+
 def _signature(el: etree._Element) -> str:
     """class, id, aria-label and data-component/module of an element: lower case, camelCase and
     underscores turned into dashes ("shareBar_top" -> "share-bar-top")."""
@@ -1262,8 +1306,35 @@ def _link_text_share(el: etree._Element, total: int | None = None) -> float:
         total = len(_elem_text(el))
     if not total:
         return 0.0
-    linked = sum(len(_elem_text(a)) for a in el.iter("a"))
+    linked = sum(map(len, map(_elem_text, el.iter("a"))))
     return min(1.0, linked / total)
+
+
+def _is_blank(text: str | None) -> bool:
+    return not text or text.isspace()
+
+
+def _item_link_share(li: etree._Element) -> float | None:
+    """`_link_text_share` of a list item, or None when the item has no link or no text."""
+    if len(li) == 1 and li[0].tag == "a" and _is_blank(li.text) and _is_blank(li[0].tail):
+        # the common <li><a>...</a></li>: the item's text is the link's, so the share is 1 (no second walk)
+        return None if _is_blank(_raw_text(li[0])) else 1.0
+    if li.find(".//a") is None:
+        return None
+    size = len(_elem_text(li))
+    return _link_text_share(li, size) if size else None
+
+
+def _is_link_list(items: list[etree._Element]) -> bool:
+    """Whether list items are (nearly) all link text, each with a link: related stories, not a list in
+    the article."""
+    shares = []
+    for li in items:
+        share = _item_link_share(li)
+        if share is None:
+            return False
+        shares.append(share)
+    return sum(shares) / len(items) >= 0.75
 
 
 _CARD_CHILD_TAGS = {"span", "div", "img", "picture", "figure", "h2", "h3", "h4", "h5", "strong", "p"}
@@ -1299,7 +1370,7 @@ def _merge_split_bodies(root: lxml.html.HtmlElement) -> None:
     groups: dict[str, list[etree._Element]] = {}
     for el in root.iter("div", "section"):
         cls = el.get("class")
-        if cls and _BODY_CHUNK_RE.search(cls):
+        if cls and _is_body_chunk_class(cls):
             groups.setdefault(cls, []).append(el)
     for chunks in groups.values():
         if len(chunks) < 2 or len(chunks) > 50:
@@ -1391,20 +1462,34 @@ def _paragraphise(root: lxml.html.HtmlElement) -> None:
 _UNSEEN_TEXT_TAGS = ("script", "style", "noscript", "template")
 
 
+def _stripped_len(el: etree._Element) -> int:
+    """Characters of an element's text nodes, each stripped (map, not a generator: this runs over every
+    text node of the page)."""
+    return sum(map(len, map(str.strip, el.itertext())))
+
+
 def _visible_text_len(body: etree._Element) -> int:
     """Characters of text the page shows (text nodes stripped, script/style/noscript/template left out):
     all text minus the unseen elements' own text, which is much cheaper than testing each text node's
     ancestors."""
-    total = sum(len(t.strip()) for t in body.itertext())
+    total = _stripped_len(body)
     for el in body.iter(*_UNSEEN_TEXT_TAGS):
         if not any(anc.tag in _UNSEEN_TEXT_TAGS for anc in el.iterancestors()):
-            total -= sum(len(t.strip()) for t in el.itertext())  # its tail is shown text: not subtracted
+            total -= _stripped_len(el)  # its tail is shown text: not subtracted
     return total
 
 
-_ATTRIBUTED_XPATH = etree.XPath(
-    ".//*[@class or @id or @role or @aria-label or @hidden or @itemprop or @data-component or @data-module]"
+# the attributes the page scan reads; elements with none of them are skipped
+_SCANNED_ATTRIBUTES = frozenset(
+    ("class", "id", "role", "aria-label", "hidden", "itemprop", "data-component", "data-module")
 )
+# elements with any attribute, filtered in Python: an XPath testing the eight attributes took twice as long
+_DESCENDANTS_WITH_ATTRIBUTES = etree.XPath("descendant::*[@*]")
+
+
+def _attributed_descendants(el: etree._Element) -> list[etree._Element]:
+    """Descendants of `el` carrying any of `_SCANNED_ATTRIBUTES`, in document order."""
+    return [d for d in _DESCENDANTS_WITH_ATTRIBUTES(el) if not _SCANNED_ATTRIBUTES.isdisjoint(d.keys())]
 
 
 class _PageScan:
@@ -1425,7 +1510,7 @@ class _PageScan:
             self.consent_text = self.paywall_text = ""
             return
         candidates: list[etree._Element] = []
-        for el in _ATTRIBUTED_XPATH(body):
+        for el in _attributed_descendants(body):
             tag = el.tag
             if tag in _NEVER_PRUNED:
                 continue
@@ -1471,17 +1556,8 @@ class _PageScan:
             else:
                 # a list of links (related stories), possibly with a few words around some of them
                 items = [li for li in el if li.tag == "li"]
-                if len(items) < 2:
-                    continue
-                sizes = []
-                for li in items:
-                    size = len(_elem_text(li)) if li.find(".//a") is not None else 0
-                    if not size:
-                        break
-                    sizes.append(size)
-                else:
-                    if sum(_link_text_share(li, n) for li, n in zip(items, sizes, strict=True)) / len(items) >= 0.75:
-                        candidates.append(el)
+                if len(items) >= 2 and _is_link_list(items):
+                    candidates.append(el)
         self.body_len = _visible_text_len(body) or 1
         stats = _PageStats(body, self.body_len)
         accepted = {el for el in candidates if not _holds_the_article(el, stats)}
@@ -1672,10 +1748,11 @@ def _may_mention_consent(text: str) -> bool:
     return any(hint in low for hint in _CONSENT_HINTS)
 
 
-def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
+def _consent_only(text: str, text_words: int, scan: _PageScan, min_words: int) -> bool:
     """True when what the page offers is a cookie/consent notice and no article: the extracted
-    text is mostly consent language, or a consent box makes up much of the page. (A cookie banner
-    on a page of navigation and teasers is a `no_article` page, not a wall.)"""
+    text (of `text_words` words, which the caller counts anyway) is mostly consent language, or a
+    consent box makes up much of the page. (A cookie banner on a page of navigation and teasers is a
+    `no_article` page, not a wall.)"""
     if not scan.consent_text and not _may_mention_consent(text):
         return False
     # The cheap tests first: a banner on the page is common, and the case-insensitive regex is slow on
@@ -1685,7 +1762,7 @@ def _consent_only(text: str, scan: _PageScan, min_words: int) -> bool:
     lines = [line for line in text.split("\n") if line.strip()]
     consent_words = sum(_count_words(line) for line in lines
                         if _may_mention_consent(line) and _has_consent_text(line))
-    other_words = _count_words(text) - consent_words
+    other_words = text_words - consent_words
     if other_words >= min_words:
         return False
     if consent_words and consent_words >= other_words:
@@ -1704,14 +1781,14 @@ def _status(body: str, free: bool | None, scan: _PageScan, min_words: int) -> tu
     trailing a complete article is cut off)."""
     dom_prompt = bool(scan.paywall_text) and _has_paywall_text(scan.paywall_text)
     if not body:
-        if _consent_only("", scan, min_words):
+        if _consent_only("", 0, scan, min_words):
             return "consent_wall", body
         if free is False or dom_prompt:
             return "paywalled", body
         return "no_article", body
-    if _consent_only(body, scan, min_words):
-        return "consent_wall", body
     words = _count_words(body)
+    if _consent_only(body, words, scan, min_words):
+        return "consent_wall", body
     if _paywall_prompt_at_end(body):
         if words < _LONG_ARTICLE_WORDS or free is False:
             return "paywalled", body

@@ -554,3 +554,106 @@ def test_phrase_screens_pass_every_match_of_their_regex(which: str):
             text = f"Before. {variant} after"
             assert regex.search(text), text
             assert has(text), f"{text!r} matches the regex but no phrase"
+
+
+_SCAN_SAMPLE = """<html><head><title>t</title></head><body class="b">
+<div id="main" data-x="1"><p class="lead" style="x">Lead <a href="/a">link</a></p>
+<span hidden>hidden</span><i data-module="promo">m</i><img src="x.png" alt="no scanned attribute">
+<section aria-label="Share bar" role="toolbar"><b itemprop="author">A</b><u data-component="c"></u></section>
+<em class="">empty class</em><a href="/b" rel="tag">tag</a></div>
+<ul><li><a href="/1">One story</a></li><li> <a href="/2">Two <b>stories</b></a>\u00a0</li>
+<li>Words <a href="/3">three</a> and more words around it</li><li><a href="/4"><a href="/5">nested</a></a></li>
+<li><a href="/6"> </a></li><li><a href="/7">x</a><a href="/8">y</a></li><li>\u2003<a href="/9">nbsp</a>!</li>
+<li>no link</li><li></li></ul></body></html>"""
+
+
+def test_attributed_descendants_are_the_elements_with_a_scanned_attribute():
+    """The page scan takes elements with any attribute and filters them in Python: the same elements, in the
+    same order, as an XPath testing each scanned attribute."""
+    import lxml.html
+    from lxml import etree
+
+    import pipeline.extract as ex
+
+    body = lxml.html.document_fromstring(_SCAN_SAMPLE).find("body")
+    tests = " or ".join(f"@{name}" for name in sorted(ex._SCANNED_ATTRIBUTES))
+    expected = etree.XPath(f".//*[{tests}]")(body)
+    assert len(expected) == 8
+    assert ex._attributed_descendants(body) == expected
+
+
+def test_item_link_share_is_the_link_text_share_of_an_item_with_links():
+    """List items of one link skip the walk over their links: the share must be what _link_text_share gives
+    (None: no link or no text, which makes the list no link list)."""
+    import lxml.html
+
+    import pipeline.extract as ex
+
+    items = list(lxml.html.document_fromstring(_SCAN_SAMPLE).iter("li"))
+    assert len(items) == 9
+    for li in items:
+        size = len(ex._elem_text(li)) if li.find(".//a") is not None else 0
+        expected = ex._link_text_share(li, size) if size else None
+        assert ex._item_link_share(li) == expected, lxml.html.tostring(li)
+
+
+def test_author_candidates_are_the_elements_whose_attributes_match():
+    """The author XPath tests attributes and returns their elements: the same elements, in document order and
+    once each, as testing the attributes on every element."""
+    import lxml.html
+    from lxml import etree
+
+    import pipeline.extract as ex
+
+    root = lxml.html.document_fromstring(
+        """<html><head><meta itemprop="author" content="A"><link rel="author" href="/a"></head><body>
+        <div class="byline author" rel="author" itemprop="author"><span class="author-name">B</span></div>
+        <p class="coauthors">C</p><a rel="nofollow author" href="/c">D</a><i itemprop="Author">E</i>
+        <section class="post"><b class="bylines" rel="author">F</b></section></body></html>"""
+    )
+    per_element = etree.XPath(
+        "//*[@rel='author' or @itemprop='author' or contains(@class, 'byline') or contains(@class, 'author')]"
+    )
+    expected = per_element(root)
+    assert [el.tag for el in expected] == ["meta", "link", "div", "span", "p", "b"]
+    assert ex._AUTHOR_CANDIDATES_XPATH(root) == expected
+
+
+def test_parsed_elements_have_lxml_html_classes():
+    """_parse chooses lxml.html's element classes with a C lookup: every element (also of a copy, and one
+    added later) must get the class lxml.html's own parser gives it."""
+    import copy
+
+    import lxml.html
+    from lxml import etree
+
+    import pipeline.extract as ex
+
+    page = """<!DOCTYPE html><HTML><body><FORM action="/s"><LABEL>q <INPUT name="q"></LABEL>
+        <select name="s"><option>a</option></select><textarea>t</textarea></FORM><div><P>text</P>
+        <svg:form xmlns:svg="http://www.w3.org/2000/svg"></svg:form><Custom-Tag>x</Custom-Tag></div></body></HTML>"""
+    root, _ = ex._parse(page)
+    expected_root = lxml.html.document_fromstring(
+        page,
+        parser=lxml.html.HTMLParser(collect_ids=False, default_doctype=False, remove_comments=True, remove_pis=True),
+    )
+    for tree, expected_tree in ((root, expected_root), (copy.deepcopy(root), copy.deepcopy(expected_root))):
+        etree.SubElement(tree.find("body"), "form")
+        etree.SubElement(expected_tree.find("body"), "form")
+        got = [(el.tag, type(el)) for el in tree.iter()]
+        assert got == [(el.tag, type(el)) for el in expected_tree.iter()]
+        assert {cls.__name__ for _, cls in got} >= {
+            "HtmlElement", "FormElement", "InputElement", "LabelElement", "SelectElement", "TextareaElement",
+        }  # fmt: skip
+
+
+def test_invalid_xml_char_screen_agrees_with_the_regex():
+    """_parse runs the invalid-character substitution only when a byte-level screen finds such a character:
+    the screen must say yes exactly when the regex matches (every BMP character, surrogates included)."""
+    import pipeline.extract as ex
+
+    characters = [*map(chr, range(0x10000)), *map(chr, range(0x10000, 0x110000, 97)), "\U0010ffff"]
+    for c in characters:
+        text = f"<p>a{c}b</p>"
+        assert ex._has_invalid_xml_chars(text) == (ex._INVALID_XML_CHARS_RE.search(text) is not None), hex(ord(c))
+    assert not ex._has_invalid_xml_chars("".join(c for c in characters if not ex._INVALID_XML_CHARS_RE.match(c)))
