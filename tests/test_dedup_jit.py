@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED
-from test_dedup import FOLLOW_UP, INDEPENDENT, ORIGIN, SYNDICATED, TRUNCATED
+from test_dedup import FOLLOW_UP, INDEPENDENT, ORIGIN, SYNDICATED, TRUNCATED, _copies_corpus
 
 from pipeline import dedup
 from pipeline.settings import DedupSettings
@@ -132,7 +132,7 @@ def test_kernel_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize("kernels", [None, jit], ids=["numpy", "jit"])
 def test_threaded_fingerprinting_gives_the_serial_result(kernels) -> None:
     """Slices fingerprinted by several threads land in slice order: the same arrays as one thread."""
-    texts = [d["text"] for d in _dev_docs()[:3000]]
+    texts = [d["text"] for d in _copies_corpus(1200, seed=5)]  # self-contained (no ../shared needed)
     st = dedup._DefaultSettings()
     budget = 20_000  # ~100 slices, so several are in flight and results wait for earlier ones
     assert len(dedup._slices(texts, budget)) > 50
@@ -147,7 +147,7 @@ def test_threaded_fingerprinting_gives_the_serial_result(kernels) -> None:
 
 
 def test_dedup_documents_same_clusters_with_any_thread_count() -> None:
-    docs = _dev_docs()
+    docs = _dev_docs()  # real texts, where ../shared is present (the next test needs nothing)
     serial = list(dedup._dedup_items(docs, DedupSettings(threads=1), None, jit))
     assert list(dedup._dedup_items(docs, DedupSettings(threads=4), None, jit)) == serial
 
@@ -191,7 +191,10 @@ def test_batch_threads_setting() -> None:
 def test_parallel_kernels_give_the_serial_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """The batch's ranges in threads (packing, sorted entries, pair counting by documents, pair statistics)
     split even a small batch when the split threshold is low: same clusters and links as one thread."""
-    docs = Replicator_corpus(6000)
+    docs = _copies_corpus(1500, seed=9)
+    for k, d in enumerate(docs):  # URL twins, outlets and times: every rule of the batch is exercised
+        d["url"] = f"https://outlet{k % 7}.example/story/{k % 3000}"
+        d["published_at"] = f"2026-0{1 + k // 1000}-0{1 + k % 9}T10:00:00+00:00"
     serial = list(dedup._dedup_items(docs, DedupSettings(threads=1, window_days=30), None, jit))
     monkeypatch.setattr(dedup, "_PARALLEL_MIN", 1000)
     assert len(dedup._split(10_000, 3)) == 3
@@ -199,6 +202,32 @@ def test_parallel_kernels_give_the_serial_result(monkeypatch: pytest.MonkeyPatch
         got = list(dedup._dedup_items(docs, DedupSettings(threads=threads, window_days=30), None, jit))
         assert got == serial, threads
     assert sum(r["duplicate_of"] is not None for r in serial) > 1000
+
+
+def _batch(texts: list[str], threads: int) -> dedup._Batch:
+    st = DedupSettings(threads=threads)
+    flat = dedup._fingerprint_chunks(texts, st, 2, minhash=False, jit=jit, threads=threads)
+    return dedup._Batch({"keys": flat.keys, "doc": flat.doc}, flat.n_tokens, np.zeros(len(texts), dtype=np.int64),
+                        [0] * len(texts), st, dedup.DedupTuning(), jit)  # fmt: skip
+
+
+def test_parallel_ranges_give_the_serial_arrays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stronger than equal clusters: the candidate pairs with their counts, and the layout, are the same
+    arrays (a document split between two ranges would count its pairs twice, in parts)."""
+    texts = [d["text"] for d in _copies_corpus(800, seed=3)]
+    one = _batch(texts, 1)
+    raw_one = one.raw_pairs()
+    monkeypatch.setattr(dedup, "_PARALLEL_MIN", 500)
+    for threads in (2, 3):
+        many = _batch(texts, threads)
+        assert len(many._document_ranges()) == threads
+        for name in ("order", "Ds", "dk", "dk_order", "gid_sorted"):
+            assert np.array_equal(getattr(many, name), getattr(one, name)), name
+        raw = many.raw_pairs()
+        assert all(np.array_equal(a, b) for a, b in zip(raw, raw_one, strict=True))
+        template = np.zeros(many.D.size, dtype=bool)
+        got, want = many.pairs(raw, template), one.pairs(raw_one, template)
+        assert got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
 
 
 def test_split_covers_the_range_once() -> None:
@@ -211,15 +240,3 @@ def test_split_covers_the_range_once() -> None:
     arr = dedup._empty(dedup._PARALLEL_MIN * 2 + 5, np.int64, 2)
     assert arr.size == dedup._PARALLEL_MIN * 2 + 5 and not arr.any()
 
-
-def Replicator_corpus(n: int) -> list[dict]:
-    sys.path.insert(0, str(ROOT))
-    try:
-        from bench.dedup import Replicator
-    finally:
-        sys.path.remove(str(ROOT))
-    docs = Replicator(_dev_docs()).corpus(n)
-    for k, d in enumerate(docs):
-        d["url"] = f"https://outlet{k % 7}.example/story/{k % 5000}"
-        d["published_at"] = f"2026-0{1 + k // 2000}-0{1 + k % 9}T10:00:00+00:00"
-    return docs
