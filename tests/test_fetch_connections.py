@@ -1,0 +1,88 @@
+"""The fetch client keeps connections alive and notices when a server closed an idle one (a real HTTP/1.1
+server on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pipeline.fetch.client import Fetcher
+from pipeline.fetch.policy import FixedInfoStream, _is_readable
+from pipeline.settings import FetchSettings
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive unless the handler drops the connection
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        body = b"<html><body><p>" + self.path.encode() + b"</p></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        # /drop: the server closes the connection after answering without saying so (as a keep-alive
+        # timeout does): the client holds an idle connection whose socket now reads as EOF
+        self.close_connection = self.path.startswith("/drop")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture()
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def _settings() -> FetchSettings:
+    return FetchSettings(allow_private=["127.0.0.1"], min_delay_s=0, obey_robots=False, per_host_concurrency=1)
+
+
+def test_connections_are_reused_and_a_server_closed_one_is_replaced(server: str) -> None:
+    async def go() -> tuple[list, int, int, object]:
+        async with Fetcher(_settings()) as fetcher:
+            first = [await fetcher.fetch(f"{server}/keep/{i}") for i in range(5)]
+            reused = sum(fetcher.backend.connected.values())
+            dropped = await fetcher.fetch(f"{server}/drop")
+            time.sleep(0.2)  # the server has closed its end by now
+            after = [await fetcher.fetch(f"{server}/keep/after/{i}") for i in range(3)]
+            return first + [dropped] + after, reused, sum(fetcher.backend.connected.values()), fetcher
+
+    results, reused, total, _ = asyncio.run(go())
+    assert [r.outcome for r in results] == ["ok"] * 9
+    assert all(r.attempts == 1 for r in results)  # no request went out on the closed connection
+    assert reused == 1  # five requests, one connection
+    assert total == 2  # the closed connection was noticed before reuse, and replaced once
+
+
+def test_fixed_info_stream_answers_like_the_stream_it_wraps(server: str) -> None:
+    import httpcore
+
+    port = int(server.rsplit(":", 1)[1])
+
+    async def go() -> None:
+        inner = await httpcore.AnyIOBackend().connect_tcp("127.0.0.1", port)
+        stream = FixedInfoStream(inner)
+        for info in ("server_addr", "client_addr", "ssl_object", "socket", "is_readable", "unknown"):
+            assert stream.get_extra_info(info) == inner.get_extra_info(info), info
+        assert stream.get_extra_info("server_addr")[1] == port
+        assert stream.get_extra_info("is_readable") is False  # connected, nothing sent: nothing to read
+        await stream.write(b"GET /drop HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while not stream.get_extra_info("is_readable") and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert stream.get_extra_info("is_readable") is True  # the answer (then EOF) waits to be read
+        await stream.aclose()
+        assert stream.get_extra_info("is_readable") is True  # a closed socket counts as readable
+
+    asyncio.run(go())
+    assert _is_readable(None) is True
