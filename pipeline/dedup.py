@@ -609,7 +609,7 @@ def _in_order(fn: Any, items: Sequence[Any], threads: int) -> Iterator[Any]:
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dedup-fp") as pool:
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="dedup") as pool:
         pending: deque = deque()
         todo = iter(items)
         try:
@@ -1515,10 +1515,12 @@ def _ragged(starts: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, np.ndarra
 _LO32 = _U64(0xFFFFFFFF)
 
 
-def _or_positions(code: np.ndarray) -> None:
-    """code[i] |= i, in slices (no second array of the full size)."""
-    for lo in range(0, code.size, 1 << 20):
-        code[lo : lo + (1 << 20)] |= np.arange(lo, min(lo + (1 << 20), code.size), dtype=np.uint64)
+def _or_positions(code: np.ndarray, lo: int = 0, hi: int | None = None) -> None:
+    """code[i] |= i for i in [lo, hi) (default: all), in slices (no second array of the range's size)."""
+    hi = code.size if hi is None else hi
+    for a in range(lo, hi, 1 << 20):
+        b = min(a + (1 << 20), hi)
+        code[a:b] |= np.arange(a, b, dtype=np.uint64)
 
 
 def _key_sorted(keys: np.ndarray, doc: np.ndarray, jit: Any, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1540,7 +1542,7 @@ def _key_sorted(keys: np.ndarray, doc: np.ndarray, jit: Any, threads: int = 1) -
 
     def pack(lo: int, hi: int) -> None:
         np.bitwise_and(keys[lo:hi], ~_LO32, out=code[lo:hi])
-        code[lo:hi] |= np.arange(lo, hi, dtype=np.uint64)
+        _or_positions(code, lo, hi)
 
     _each_range(pack, ranges)
     code.sort()
