@@ -99,7 +99,7 @@ _REPORTING_RE = re.compile(
 )
 
 
-def _single_spaced(s: str) -> str:
+def single_spaced(s: str) -> str:
     r"""Runs of whitespace as one space, none at the ends: `_WS_RE.sub(" ", s).strip()`, several times faster
     (str.split() splits at exactly the characters `\s` matches: tests/test_clean.py checks every one)."""
     return " ".join(s.split())
@@ -109,7 +109,7 @@ def _core(line: str) -> str:
     """The line for matching: NFKC, no zero-width characters, no leading bullet, single spaces."""
     s = unicodedata.normalize("NFKC", line).translate(_ZERO_WIDTH).strip()
     s = _BULLET_RE.sub("", s)
-    return _single_spaced(s)
+    return single_spaced(s)
 
 
 def _strip_edges(s: str) -> str:
@@ -577,7 +577,7 @@ def _normalise_source(src: str, text: str) -> str:
     The document's own running text is the evidence: the most frequent other spelling of the name wins
     (ALL-CAPS spellings only as a last resort). Without evidence, ALL-CAPS words longer than five
     letters are capitalised and everything else is kept."""
-    src = _single_spaced(src)
+    src = single_spaced(src)
     pat = re.compile(r"(?<!\w)" + re.escape(src) + r"(?!\w)", re.I)
     variants = Counter(m.group(0) for m in pat.finditer(text) if m.group(0) != src)
     if variants:
@@ -1380,7 +1380,7 @@ def clean_text(
     title_idx: int | None = None
     date_only = {ln.idx: d for ln in lines if ln.reason is None and (d := _date_only(ln.core))}
     if title and title.strip():
-        result_title: str | None = _single_spaced(title)
+        result_title: str | None = single_spaced(title)
         tnorm = normalize_line(result_title)
         for ln in lines:
             if ln.reason is None and _title_matches(ln, tnorm):

@@ -42,6 +42,7 @@ import numpy as np
 import trafilatura
 from lxml import etree
 
+from pipeline.clean import byline_credit, single_spaced
 from pipeline.records import Extracted
 
 __all__ = [
@@ -303,9 +304,7 @@ _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def _norm_space(value: str | None) -> str:
-    # str.split() splits at exactly the characters `\s` matches (str.isspace), several times faster than a
-    # regex substitution and a strip
-    return " ".join(value.split()) if value else ""
+    return single_spaced(value) if value else ""
 
 
 def _count_words(text: str) -> int:
@@ -978,8 +977,6 @@ def _syndicated_from(
     """The agency or outlet the article's byline credits ("By <a>Jane Roe</a> | Continental Press Wire"),
     unless it is the publishing outlet itself. Only a credit next to the author's name counts: a dateline
     tag such as "(CPW)" is too ambiguous to name an outlet."""
-    from pipeline.clean import byline_credit
-
     own = {n.casefold().removeprefix("the ") for n in (site_name,) if n}
     for obj in (ld.article, ld.page):
         publisher = ld.resolve(obj.get("publisher")) if obj is not None else None

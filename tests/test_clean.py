@@ -760,12 +760,12 @@ def test_pipeline_date_precedence_prefers_zoned_dates() -> None:
 
 
 def test_single_spaced_collapses_exactly_what_regex_whitespace_matches() -> None:
-    """_single_spaced splits with str.split(); it must treat as space exactly the characters `\\s` matches."""
+    """single_spaced splits with str.split(); it must treat as space exactly the characters `\\s` matches."""
     import re
     import sys
 
-    from pipeline.clean import _single_spaced
+    from pipeline.clean import single_spaced
 
     spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if re.fullmatch(r"\s", c) or c.isspace())
     for text in (f"{spaces}a{spaces}b c\u200b d{spaces}", "x", "", " \u00a0\u3000 ", "\x1c\x1d\x1e\x1fword\x85"):
-        assert _single_spaced(text) == re.sub(r"\s+", " ", text).strip()
+        assert single_spaced(text) == re.sub(r"\s+", " ", text).strip()
