@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,9 +23,12 @@ from contextlib import contextmanager
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_MAX = -4
+_M_MMAP_THRESHOLD = -3
 _DEFAULT_TRIM_THRESHOLD = 128 * 1024
 _DEFAULT_TOP_PAD = 128 * 1024
 _DEFAULT_MMAP_MAX = 65536
+
+_RETURN_THRESHOLD = 1 << 20  # blocks from 1 MB up: their own mapping, unmapped when freed
 
 _lock = threading.Lock()
 _depth = 0
@@ -72,3 +76,29 @@ def keep_freed_memory() -> Iterator[bool]:
                 libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
                 libc.mallopt(_M_TOP_PAD, _DEFAULT_TOP_PAD)
                 libc.malloc_trim(0)  # free pages back to the system, as unmapping would have done
+
+
+def return_freed_memory() -> bool:
+    """From now on this process gives large freed blocks back to the system; returns whether that is in effect.
+
+    By default glibc raises its mmap threshold each time a mapped block is freed (up to 32 MB), so after
+    the first big temporary array the next ones, up to 32 MB each, come from the heap, and their freed
+    pages stay in the process, fragmented. A long commit of a big run then holds a few hundred MB it no
+    longer uses (measured: 830 -> 650 MB after indexing 20,000 articles, same speed). A fixed threshold
+    of 1 MB turns that adjustment off. :func:`keep_freed_memory` blocks still keep freed memory inside.
+    """
+    libc = _LIBC
+    if libc is None:
+        return False
+    with _lock:
+        libc.mallopt(_M_MMAP_THRESHOLD, _RETURN_THRESHOLD)
+    return True
+
+
+def trim() -> None:
+    """Give the free pages of glibc's heap and of pyarrow's memory pool back to the system (a phase ended)."""
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+    pa = sys.modules.get("pyarrow")  # only when this process uses pyarrow already
+    if pa is not None:
+        pa.default_memory_pool().release_unused()

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline import _malloc
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
 from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point
@@ -1090,6 +1091,8 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
             for site, template in live.items():
                 templates[site] = template.to_dict()
             # Pass 2: clean, fingerprint, spool the rows.
+            out: list[Article] = []
+            with_text: list[Article] = []
             for ords, chunk_texts in texts.chunks():
                 out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary)
                        for k, text in zip(ords, chunk_texts, strict=True)]
@@ -1100,7 +1103,7 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                     keys.append((row.published_at or row.first_seen_at, row.article_id,
                                  fp._replace(content_hash=row.content_hash), row.source, row.first_seen_at))
                 put(out)
-            del texts, live
+            del texts, live, out, with_text  # the last chunk's texts too: pass 3 needs only the fingerprints
     finally:
         rows_out.close()
     # Pass 3: the dedup index, documents in the order of `assign_clusters`.
@@ -1238,13 +1241,16 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
 
     chunk = chunk_rows or config.commit.chunk_rows
     work = wh.staging_dir(run_id) / "commit"
+    _malloc.return_freed_memory()  # the dedup index's big temporary arrays must not stay in the process
     try:
         arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk)
+        _malloc.trim()  # the index is gone: its pages go back before the article files are written
         log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
         _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
                       summary, now, t0, chunk)
     finally:
         _remove_tree(work)
+        _malloc.trim()
     wh.prune_state(wh.last_snapshot)
     write_polling_snapshot(wh, state)
     warning = refresh_database_file(wh, wh.last_snapshot)  # the snapshot this commit made: no re-read
