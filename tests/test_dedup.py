@@ -525,6 +525,36 @@ def _copies_corpus(n_stories: int, seed: int) -> list[dict]:
     return docs
 
 
+def test_runs_in_finds_every_keys_run() -> None:
+    """Start and length of each key's run in a sorted tier with repeats: keys absent (below, between and
+    above the tier's), present once and several times; against a count by comparison."""
+    rng = np.random.default_rng(5)
+    tier = np.sort(np.concatenate([rng.integers(1, 2**63, 500, dtype=np.uint64)] * 1
+                                  + [rng.integers(1, 2**63, 40, dtype=np.uint64).repeat(3)]))
+    keys = np.concatenate([tier[::7], rng.integers(0, 2**64 - 1, 200, dtype=np.uint64, endpoint=True),
+                           np.array([0, 2**64 - 1], dtype=np.uint64)])
+    lo, n = dedup._runs_in(tier, keys)
+    for key, start, count in zip(keys.tolist(), lo.tolist(), n.tolist(), strict=True):
+        assert count == int((tier == key).sum())
+        if count:
+            assert tier[start] == key and (start == 0 or tier[start - 1] < key)
+
+
+def test_sketch_adds_a_documents_keys_like_add_at() -> None:
+    """The sorted plain-indexing path of the sketch counts what np.add.at counts, repeats included."""
+    rng = np.random.default_rng(9)
+    sketch = dedup._Sketch(16)  # 65,536 slots: every batch here takes the per-document path
+    want = np.zeros_like(sketch.rows)
+    for size in (1, 2, 30, 200):
+        keys = rng.integers(0, 2**64 - 1, size, dtype=np.uint64, endpoint=True)
+        keys = np.concatenate([keys, keys[: size // 3]])  # the same key twice: the add.at path
+        for batch in (keys[: size], keys):  # distinct keys only, then with repeats
+            sketch.add(batch)
+            for row, slots in zip(want, sketch._slots(batch), strict=True):
+                np.add.at(row, slots, 1)
+    assert np.array_equal(sketch.rows, want)
+
+
 @pytest.mark.parametrize("cap", [1, 3])
 def test_postings_build_keeps_each_keys_first_slots(cap: int) -> None:
     """The bulk build against a plain reference: per key, its first `cap` slots in slot order, with keys
@@ -546,7 +576,7 @@ def test_postings_build_keeps_each_keys_first_slots(cap: int) -> None:
             held = want.setdefault(h, [])
             if len(held) < cap:
                 held.append(slot)
-    assert post.keys.tolist() == sorted(want)
+    assert post.keys.tolist() == sorted(h for h, held in want.items() for _ in held)  # one entry per holder
     for h, held in want.items():
         assert post.lookup(np.array([h], dtype=np.uint64), [h]).tolist() == held
     assert post.lookup(pool, pool.tolist()).size == sum(len(want[h]) for h in pool.tolist())
