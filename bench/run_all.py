@@ -3,7 +3,8 @@
 
     python bench/run_all.py [--quick] [--only dedup.py,...] [--timeout dedup.py=600] [--json FILE]
 
-Runs bench/e2e.py, bench/incremental.py, bench/dedup.py and bench/warehouse.py, in that order, each as a
+Runs bench/e2e.py, bench/incremental.py, bench/dedup.py, bench/warehouse.py and bench/memory.py, in that
+order, each as a
 subprocess with its output streamed as it comes (a script that does not exist is skipped with a message).
 Each script ends with one line per figure:
 
@@ -37,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
-SCRIPTS = ["e2e.py", "incremental.py", "dedup.py", "warehouse.py"]
-# seconds; e2e + incremental get 7 minutes, dedup + warehouse 12.5 (sum 19.5 min < the 20 min budget).
-# On an idle machine: e2e ~65 s, incremental ~45 s, dedup ~5.5 min, warehouse ~45 s. dedup.py needs the most:
-# three turns of ours and datasketch at 10k and 100k (~3.5 min) and ours once at 1M (~1.5 min with its corpus).
-DEFAULT_TIMEOUTS = {"e2e.py": 240, "incremental.py": 180, "dedup.py": 570, "warehouse.py": 180}
+SCRIPTS = ["e2e.py", "incremental.py", "dedup.py", "warehouse.py", "memory.py"]
+# seconds, sum 19.5 min < the 20 min budget. On an idle machine (stop 17): e2e ~45 s, incremental ~35 s,
+# dedup ~4.5 min, warehouse ~35 s, memory ~3 min. dedup.py needs the most: three turns of ours and
+# datasketch at 10k and 100k and ours once at 1M (with its corpus); memory.py runs 2,000 and 20,000 pages.
+DEFAULT_TIMEOUTS = {"e2e.py": 180, "incremental.py": 120, "dedup.py": 450, "warehouse.py": 120, "memory.py": 300}
 FALLBACK_TIMEOUT = 300
 QUICK_ENV = "NEWSINGEST_BENCH_QUICK"
 
