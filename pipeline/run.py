@@ -772,12 +772,12 @@ def _page_site(po: PageOutcome) -> str:
     return host_of(canonical or po.task.item.url or "")
 
 
-def _sites_in_order(ok_pages: Sequence[PageOutcome]) -> dict[str, list[int]]:
+def _sites_in_order(ok_pages: Sequence[PageOutcome], sites: Sequence[str] | None = None) -> dict[str, list[int]]:
     """Indices of `ok_pages` by site: sites in order of first appearance, each site's pages in page order
-    (the order in which templates learn and articles are cleaned)."""
+    (the order in which templates learn and articles are cleaned). `sites`: each page's `_page_site`."""
     by_site: dict[str, list[int]] = defaultdict(list)
     for i, po in enumerate(ok_pages):
-        by_site[_page_site(po)].append(i)
+        by_site[_page_site(po) if sites is None else sites[i]].append(i)
     return by_site
 
 
@@ -791,7 +791,7 @@ def _clean_row(config: Config, po: PageOutcome, text: str, template: Any, site: 
     assert ex is not None
     cleaned = clean_text(text, title=ex.title or po.task.item.title, template=template, site_name=ex.site_name)
     row = _base_row(po.task, "ok", po, run_id, now)
-    _, item_canonical = item_article_id(po.task.item)
+    item_canonical = row.canonical_url  # the item's canonical URL (`_base_row`)
     row.canonical_url = canonicalize_url(ex.canonical_url) if ex.canonical_url else item_canonical
     row.site = host_of(row.canonical_url) if row.canonical_url else site
     row.title = ex.title or cleaned.title or row.title
@@ -1058,13 +1058,14 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
         keys: list[tuple[datetime, str, Any, str, datetime]] = []
         if ok_pages:
             from pipeline.clean import SiteTemplate
-            from pipeline.dedup import content_hash, fingerprints
+            from pipeline.dedup import fingerprints
 
             # The order of `build_articles`: sites in order of first appearance, each site's pages in order.
-            order = [i for idx in _sites_in_order(ok_pages).values() for i in idx]
+            page_sites = [_page_site(po) for po in ok_pages]
+            order = [i for idx in _sites_in_order(ok_pages, page_sites).values() for i in idx]
             ok_pages = [ok_pages[i] for i in order]
-            del order
-            sites = [_page_site(po) for po in ok_pages]
+            sites = [page_sites[i] for i in order]
+            del order, page_sites
             texts = _TextOrder(work / "texts-ordered.parquet", len(ok_pages), chunk)
             ordinal: dict[str, list[int]] = defaultdict(list)  # spooled pages (an id is on one page in a run)
             for k, po in enumerate(ok_pages):
@@ -1099,9 +1100,9 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                 del chunk_texts
                 with_text = [r for r in out if r.extraction_status == "ok" and r.text]
                 for row, fp in zip(with_text, fingerprints([r.text for r in with_text], config.dedup), strict=True):
-                    row.content_hash = content_hash(row.text)
-                    keys.append((row.published_at or row.first_seen_at, row.article_id,
-                                 fp._replace(content_hash=row.content_hash), row.source, row.first_seen_at))
+                    row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
+                    keys.append((row.published_at or row.first_seen_at, row.article_id, fp, row.source,
+                                 row.first_seen_at))
                 put(out)
             del texts, live, out, with_text  # the last chunk's texts too: pass 3 needs only the fingerprints
     finally:
