@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -121,11 +122,12 @@ def plan_feed_batches(config: Config, max_batches: int = 64, names: Iterable[str
 
 
 async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: _LogSink,
-                    parse_slot: asyncio.Semaphore | None = None) -> FeedOutcome:
+                    parse_slot: asyncio.Semaphore | None = None, pool: Executor | None = None) -> FeedOutcome:
     """One conditional GET of a feed (validators from its state `prev`), parsed into a FeedOutcome.
 
-    Parsing is CPU work (feedparser takes seconds on a 20,000-item feed): it runs in a worker thread so the
-    event loop keeps serving other downloads, and `parse_slot` keeps memory to one big document at a time."""
+    Parsing is CPU work (feedparser takes seconds on a 20,000-item feed, 0.1 s on one of 125 items): it runs
+    in the process `pool` when there is one (the run's feeds parse on every core), else in a worker thread so
+    the event loop keeps serving other downloads; `parse_slot` bounds the documents being parsed at once."""
     same_url = prev.get("url") == feed.url
     res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
                               last_modified=prev.get("last_modified") if same_url else None)
@@ -136,9 +138,14 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
         from pipeline.sources import parse_feed  # not needed by a 304
 
         body, res.body = res.body, None
+        parse = functools.partial(parse_feed, body, res.final_url or feed.url, feed.name,
+                                  content_type=res.content_type, kind=feed.kind, max_items=feed.max_items)
         async with parse_slot or contextlib.nullcontext():
-            parsed = await asyncio.to_thread(parse_feed, body, res.final_url or feed.url, feed.name,
-                                             content_type=res.content_type, kind=feed.kind, max_items=feed.max_items)
+            if pool is not None:
+                parsed = await asyncio.get_running_loop().run_in_executor(pool, parse)
+            else:
+                parsed = await asyncio.to_thread(parse)
+        del parse
         del body
         out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
         out.over_limit = parsed.over_limit
@@ -159,18 +166,19 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
 
 async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_state: dict[str, Any],
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
-                             fetch_env: dict[str, Any]) -> list[FeedOutcome]:
+                             fetch_env: dict[str, Any], pool: Executor | None = None) -> list[FeedOutcome]:
     from pipeline.fetch.client import Fetcher
 
     source_of = {f.url: f.name for f in feeds}
     sink = _LogSink(log_rows, source_of)
-    # Parsing is CPU work (feedparser takes seconds on a 20,000-item feed): a worker thread keeps the event
-    # loop serving the other downloads, and one parse at a time keeps memory to one big document.
-    parse_slot = asyncio.Semaphore(1)
+    # Parsing is CPU work (feedparser takes seconds on a 20,000-item feed): in the process pool, one document
+    # per worker; without one, a worker thread keeps the event loop serving the other downloads, and one parse
+    # at a time keeps memory to one big document.
+    parse_slot = asyncio.Semaphore(_pool_workers(config) if pool is not None else 1)
     async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
 
         async def one(feed: FeedConfig) -> FeedOutcome:
-            out = await poll_feed(fetcher, feed, feed_state.get(feed.name, {}), sink, parse_slot)
+            out = await poll_feed(fetcher, feed, feed_state.get(feed.name, {}), sink, parse_slot, pool)
             if progress:
                 progress(1)
             return out
@@ -180,12 +188,14 @@ async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_s
 
 def fetch_feeds(config: Config, feed_names: Iterable[str] | None, feed_state: dict[str, Any], run_id: str,
                 progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
-                now: datetime | None = None) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
+                now: datetime | None = None, pool: Executor | None = None) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
+    """Poll the feeds `feed_names` (every active feed when None). `pool`: a process pool to parse them in
+    (the caller's, left running); without one, feeds parse in a thread, one at a time."""
     names = set(feed_names) if feed_names is not None else None
     feeds = [f for f in config.active_feeds if names is None or f.name in names]
     log_rows: list[dict[str, Any]] = []
     outcomes = asyncio.run(_fetch_feeds_async(config, feeds, feed_state, log_rows, progress,
-                                              _fetch_env(cache_dir, now)))
+                                              _fetch_env(cache_dir, now), pool))
     for row in log_rows:
         row["run_id"] = run_id
     return outcomes, log_rows
@@ -478,11 +488,18 @@ class TextSpool(_StagingParquet):
         self._ids, self._texts = [], []
 
 
+def _pool_workers(config: Config) -> int:
+    return config.extract.workers or (os.cpu_count() or 1)
+
+
 def _make_pool(config: Config, n_tasks: int) -> Executor | None:
+    """A process pool for `n_tasks` pieces of CPU work (pages to extract, feeds to parse), or None where
+    in-process work is better. Its processes start at the first task given to it, not before: a run whose
+    feeds all answer 304 starts none."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = config.extract.workers or (os.cpu_count() or 1)
+    workers = _pool_workers(config)
     # A daemonic process may not start children: a task of a Celery prefork worker (and its Airflow task
     # process, forked from it) extracts in-process instead of failing.
     if workers <= 1 or n_tasks < 16 or multiprocessing.current_process().daemon:
@@ -511,11 +528,12 @@ def _interleave_hosts(tasks: Sequence[PageTask]) -> list[int]:
 
 async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
-                             fetch_env: dict[str, Any], texts: TextSpool | None = None) -> list[PageOutcome]:
+                             fetch_env: dict[str, Any], texts: TextSpool | None = None,
+                             given_pool: Executor | None = None) -> list[PageOutcome]:
     from pipeline.fetch.client import Fetcher
 
     loop = asyncio.get_running_loop()
-    pool = _make_pool(config, len(tasks))
+    pool = given_pool or _make_pool(config, len(tasks))
     local_extract = asyncio.Semaphore(1)
     sink = _LogSink(log_rows, {t.item.url: t.item.source for t in tasks if t.item.url})
     try:
@@ -559,13 +577,16 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
             await asyncio.gather(*(runner() for _ in range(min(len(tasks), _pages_in_flight(config)))))
             return [r for r in results if r is not None]
     finally:
-        if pool is not None:
+        if pool is not None and pool is not given_pool:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
 def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
                 progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
-                now: datetime | None = None) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+                now: datetime | None = None, pool: Executor | None = None,
+                ) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+    """Fetch and extract the pages of `tasks`. `pool`: the process pool to extract in (the caller's, left
+    running); without one, a pool of the run's own when there are enough pages, else in-process."""
     if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
         return [], [], None
     if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
@@ -575,7 +596,7 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
     log_rows: list[dict[str, Any]] = []
     try:
         outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress,
-                                                  _fetch_env(cache_dir, now), texts))
+                                                  _fetch_env(cache_dir, now), texts, pool))
     finally:
         raw.close()
         texts.close()
@@ -782,14 +803,17 @@ def _sites_in_order(ok_pages: Sequence[PageOutcome], sites: Sequence[str] | None
 
 
 def _clean_row(config: Config, po: PageOutcome, text: str, template: Any, site: str, run_id: str, now: datetime,
-               summary: RunSummary) -> Article:
-    """The article row of one page with a text: cleaned with its site's template, metadata merged."""
-    from pipeline.clean import clean_text
+               summary: RunSummary, cleaned: Any = None) -> Article:
+    """The article row of one page with a text: cleaned with its site's template (or `cleaned`, what
+    `_clean_args` gave to `clean_text`, when the caller cleaned it already), metadata merged."""
     from pipeline.urls import canonicalize_url, host_of
 
     ex = po.extracted
     assert ex is not None
-    cleaned = clean_text(text, title=ex.title or po.task.item.title, template=template, site_name=ex.site_name)
+    if cleaned is None:
+        from pipeline.clean import clean_text
+
+        cleaned = clean_text(text, **_clean_args(po, template))
     row = _base_row(po.task, "ok", po, run_id, now)
     item_canonical = row.canonical_url  # the item's canonical URL (`_base_row`)
     row.canonical_url = canonicalize_url(ex.canonical_url) if ex.canonical_url else item_canonical
@@ -808,6 +832,51 @@ def _clean_row(config: Config, po: PageOutcome, text: str, template: Any, site: 
     else:
         summary.articles_ok += 1
     return row
+
+
+def _clean_args(po: PageOutcome, template: Any) -> dict[str, Any]:
+    """The keyword arguments of `clean_text` for a page's text."""
+    ex = po.extracted
+    assert ex is not None
+    return {"title": ex.title or po.task.item.title, "template": template, "site_name": ex.site_name}
+
+
+def _has_text(cleaned: Any, min_words: int) -> bool:
+    """Whether a cleaned text makes an article with a text (`_clean_row`: `ok`, not `too_short`)."""
+    return bool(cleaned.text) and len(cleaned.text.split()) >= min_words
+
+
+def _clean_slice(texts: list[str], kwargs: list[dict[str, Any]], min_words: int, dedup: Any) -> tuple[list[Any], list[Any]]:
+    """Pass 2's CPU work on some pages, in a pool worker: their `clean_text` results, and the fingerprints
+    of the cleaned texts that make articles with a text, in order."""
+    from pipeline.clean import clean_text
+    from pipeline.dedup import fingerprints
+
+    cleaned = [clean_text(text, **kw) for text, kw in zip(texts, kwargs, strict=True)]
+    return cleaned, fingerprints([c.text for c in cleaned if _has_text(c, min_words)], dedup)
+
+
+def _cleaned_in_pool(config: Config, pool: Executor, pages: Sequence[PageOutcome], texts: Sequence[str],
+                     templates: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    """(clean_text result, fingerprint or None) of each page, in order: `_clean_slice` over the pool, a few
+    slices per worker so that every worker is busy while this process builds the rows of the first ones."""
+    per = max(1, min(_CLEAN_SLICE, -(-len(texts) // (2 * _pool_workers(config)))))
+    futures = [pool.submit(_clean_slice, list(texts[i:i + per]),
+                           [_clean_args(po, t) for po, t in zip(pages[i:i + per], templates[i:i + per], strict=True)],
+                           config.extract.min_words, config.dedup)
+               for i in range(0, len(texts), per)]
+    try:
+        for future in futures:
+            cleaned, fps = future.result()
+            found = iter(fps)
+            for c in cleaned:
+                yield c, (next(found) if _has_text(c, config.extract.min_words) else None)
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+_CLEAN_SLICE = 250  # pages per task of pass 2 in a pool
 
 
 def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
@@ -1032,12 +1101,13 @@ class StreamedArticles:
 
 def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[PageOutcome],
                      linkless: Sequence[PageTask], state: dict[str, Any], run_id: str, now: datetime,
-                     summary: RunSummary, work: Path, chunk: int) -> StreamedArticles:
+                     summary: RunSummary, work: Path, chunk: int, pool: Executor | None = None) -> StreamedArticles:
     """`build_articles` then `assign_clusters`, with the same rows, templates and clusters, in bounded memory.
 
     Pass 1 learns the site templates from the texts in their order (site by site, pages in page order);
     pass 2 cleans them chunk by chunk into article rows (to a staging file) and fingerprints each chunk;
-    pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`."""
+    pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`.
+    `pool`: a process pool for pass 2's cleaning and fingerprints."""
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids: list[int] = []
 
@@ -1091,15 +1161,27 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                     template.observe(ok_pages[k].task.article_id, text)
             for site, template in live.items():
                 templates[site] = template.to_dict()
-            # Pass 2: clean, fingerprint, spool the rows.
+            # Pass 2: clean, fingerprint, spool the rows (the cleaning and fingerprints in the pool when there
+            # is one: the same functions on the same texts and templates, so the same rows).
             out: list[Article] = []
-            with_text: list[Article] = []
+            with_text: list[tuple[Article, Any]] = []
             for ords, chunk_texts in texts.chunks():
-                out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary)
-                       for k, text in zip(ords, chunk_texts, strict=True)]
+                if pool is not None:
+                    done = list(_cleaned_in_pool(config, pool, [ok_pages[k] for k in ords], chunk_texts,
+                                                 [live[sites[k]] for k in ords]))
+                    out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary,
+                                      cleaned=c) for k, text, (c, _) in zip(ords, chunk_texts, done, strict=True)]
+                    with_text = [(r, fp) for r, (_, fp) in zip(out, done, strict=True) if fp is not None]
+                    del done
+                else:
+                    out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary)
+                           for k, text in zip(ords, chunk_texts, strict=True)]
+                    rows_with_text = [r for r in out if r.extraction_status == "ok" and r.text]
+                    with_text = list(zip(rows_with_text, fingerprints([r.text for r in rows_with_text], config.dedup),
+                                         strict=True))
+                    del rows_with_text
                 del chunk_texts
-                with_text = [r for r in out if r.extraction_status == "ok" and r.text]
-                for row, fp in zip(with_text, fingerprints([r.text for r in with_text], config.dedup), strict=True):
+                for row, fp in with_text:
                     row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
                     keys.append((row.published_at or row.first_seen_at, row.article_id, fp, row.source,
                                  row.first_seen_at))
@@ -1210,7 +1292,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
                page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask], log_rows: list[dict[str, Any]],
                raw_files: Sequence[Path], started_at: datetime, trigger: str = "cli",
                summary: RunSummary | None = None, now: datetime | None = None,
-               chunk_rows: int | None = None) -> RunSummary:
+               chunk_rows: int | None = None, pool: Executor | None = None) -> RunSummary:
     """Write everything of one run and commit it. Call under the warehouse lock. Idempotent per run id.
 
     Data files first (each atomic), then the new state, then the log entry that lists them (the commit
@@ -1219,7 +1301,9 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
 
     Memory stays bounded however many pages the run has: texts (spooled by the fetch, see TextSpool, or
     in memory) are cleaned, fingerprinted and written `chunk_rows` (default `commit.chunk_rows`) at a time
-    through staging files under `_staging/<run_id>/commit/` (removed at the end)."""
+    through staging files under `_staging/<run_id>/commit/` (removed at the end). `pool`: a process pool
+    (the caller's, left running) that cleans and fingerprints the texts while this process builds the rows;
+    the rows are the same without one."""
     from pipeline.views import refresh_database_file
 
     summary = summary or RunSummary(run_id)
@@ -1244,7 +1328,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     work = wh.staging_dir(run_id) / "commit"
     _malloc.return_freed_memory()  # the dedup index's big temporary arrays must not stay in the process
     try:
-        arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk)
+        arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk, pool)
         _malloc.trim()  # the index is gone: its pages go back before the article files are written
         log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
         _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
@@ -1428,23 +1512,33 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
         state = wh.load_state(snap)
         seen = wh.load_seen(snap)
         names = None if all_feeds else due_feed_names(config, state, now or datetime.now(UTC))
-        with Progress("feeds", len(config.active_feeds) if names is None else len(names), enabled=progress) as bar:
-            feed_outcomes, log_rows = fetch_feeds(config, names, state["feeds"], run_id, progress=bar.update,
-                                                  cache_dir=wh.local_cache_dir(), now=now)
-        summarize_feeds(summary, feed_outcomes)
-        summary.feeds_not_due = len(config.active_feeds) - len(feed_outcomes)
-        items = [i for fo in feed_outcomes for i in fo.items]
-        tasks, linkless, counts = select_pages(items, seen, state["pending"], now or datetime.now(UTC))
-        stamp_first_seen(tasks + linkless, feed_outcomes)
-        summary.new_items = len(tasks) + len(linkless)
-        staging = wh.staging_dir(run_id)
-        with Progress("pages", len(tasks), enabled=progress) as bar:
-            pages, page_log, raw = fetch_pages(config, tasks, staging, "all", run_id, progress=bar.update,
-                                               cache_dir=wh.local_cache_dir(), now=now)
-        summary.elapsed_s = time.monotonic() - t0
-        commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
-                   log_rows=log_rows + page_log, raw_files=[raw] if raw else [], started_at=started,
-                   trigger=trigger, summary=summary, now=now)
+        n_feeds = len(config.active_feeds) if names is None else len(names)
+        # One process pool for the feeds' parsing, the pages' extraction and the commit's cleaning: every
+        # stage's CPU work runs on every core, and the workers start once.
+        pool = _make_pool(config, n_feeds)
+        try:
+            with Progress("feeds", n_feeds, enabled=progress) as bar:
+                feed_outcomes, log_rows = fetch_feeds(config, names, state["feeds"], run_id, progress=bar.update,
+                                                      cache_dir=wh.local_cache_dir(), now=now, pool=pool)
+            summarize_feeds(summary, feed_outcomes)
+            summary.feeds_not_due = len(config.active_feeds) - len(feed_outcomes)
+            items = [i for fo in feed_outcomes for i in fo.items]
+            tasks, linkless, counts = select_pages(items, seen, state["pending"], now or datetime.now(UTC))
+            stamp_first_seen(tasks + linkless, feed_outcomes)
+            summary.new_items = len(tasks) + len(linkless)
+            staging = wh.staging_dir(run_id)
+            if pool is None:
+                pool = _make_pool(config, len(tasks))
+            with Progress("pages", len(tasks), enabled=progress) as bar:
+                pages, page_log, raw = fetch_pages(config, tasks, staging, "all", run_id, progress=bar.update,
+                                                   cache_dir=wh.local_cache_dir(), now=now, pool=pool)
+            summary.elapsed_s = time.monotonic() - t0
+            commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
+                       log_rows=log_rows + page_log, raw_files=[raw] if raw else [], started_at=started,
+                       trigger=trigger, summary=summary, now=now, pool=pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         _remove_tree(staging)
     return summary
 

@@ -10,7 +10,9 @@ dedup index entries must be identical.
 
 from __future__ import annotations
 
+import multiprocessing
 import random
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -105,9 +107,9 @@ def _spool(outcomes: list[PageOutcome], path: Path) -> list[PageOutcome]:
 
 
 def _commit(wh: Warehouse, run_id: str, outcomes: list[PageOutcome], linkless: list[PageTask], chunk: int,
-            now: datetime) -> RunSummary:
+            now: datetime, pool=None) -> RunSummary:
     return commit_run(Config(), wh, run_id, feed_outcomes=[], page_outcomes=outcomes, linkless=linkless, log_rows=[],
-                      raw_files=[], started_at=now, now=now, chunk_rows=chunk)
+                      raw_files=[], started_at=now, now=now, chunk_rows=chunk, pool=pool)
 
 
 def _articles(wh: Warehouse) -> list[dict]:
@@ -126,19 +128,25 @@ def _index(wh: Warehouse) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory):
-    """Two runs (the second dedups against the first's index) committed in chunks of 3 from a spool, and
-    in one chunk from memory."""
+    """Two runs (the second dedups against the first's index) committed in chunks of 3 from a spool, in
+    one chunk from memory, and in chunks of 7 cleaned and fingerprinted in a process pool (slices of 2)."""
     root = tmp_path_factory.mktemp("streaming")
     out = {}
-    for name, chunk, spooled in (("chunked", 3, True), ("whole", 1_000_000, False)):
-        wh = Warehouse(root / name)
-        summaries = []
-        for run, (seed, first) in enumerate(((1, 0), (2, 60))):
-            outcomes, linkless = _pages(seed, 60, first)
-            if spooled:
-                outcomes = _spool(outcomes, wh.staging_dir(f"r{run}") / "texts-0000.parquet")
-            summaries.append(_commit(wh, f"r{run}", outcomes, linkless, chunk, NOW + timedelta(hours=run)))
-        out[name] = (wh, summaries)
+    pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        for name, chunk, spooled, with_pool in (("chunked", 3, True, None), ("whole", 1_000_000, False, None),
+                                                ("pooled", 7, True, pool)):
+            wh = Warehouse(root / name)
+            summaries = []
+            for run, (seed, first) in enumerate(((1, 0), (2, 60))):
+                outcomes, linkless = _pages(seed, 60, first)
+                if spooled:
+                    outcomes = _spool(outcomes, wh.staging_dir(f"r{run}") / "texts-0000.parquet")
+                summaries.append(_commit(wh, f"r{run}", outcomes, linkless, chunk, NOW + timedelta(hours=run),
+                                         with_pool))
+            out[name] = (wh, summaries)
+    finally:
+        pool.shutdown()
     return out
 
 
@@ -161,6 +169,16 @@ def test_chunked_and_whole_commits_store_the_same_rows_templates_and_index(commi
     # The commit's own staging files are gone; the fetch's spool stays for the caller to remove.
     assert not (chunked.staging_dir("r1") / "commit").exists()
     assert (chunked.staging_dir("r1") / "texts-0000.parquet").exists()
+
+
+def test_a_commit_cleaning_in_a_process_pool_stores_the_same(committed):
+    (pooled, s_pooled), (whole, s_whole) = committed["pooled"], committed["whole"]
+    rows = _articles(pooled)
+    assert len(rows) > 100 and rows == _articles(whole)
+    assert sum(1 for r in rows if r["duplicate_of"]) >= 5
+    assert pooled.load_state()["templates"] == whole.load_state()["templates"]
+    assert _index(pooled) == _index(whole)
+    assert [s.counts() for s in s_pooled] == [s.counts() for s in s_whole]
 
 
 def test_the_streamed_commit_stores_what_the_in_memory_build_gives(committed, tmp_path):
