@@ -97,7 +97,7 @@ class ExtractSettings(_Strict):
     """Main-text extraction."""
 
     min_words: int = Field(40, ge=0, description="shorter texts are stored with status too_short")
-    workers: int = Field(0, ge=0, description="extraction processes; 0 = one per CPU")
+    workers: int = Field(0, ge=0, description="extraction processes (a run in one process also parses its feeds and cleans its texts in them); 0 = one per CPU")
 
 
 class DedupSettings(_Strict):
