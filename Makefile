@@ -13,6 +13,9 @@ $(VENV)/.core: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install --compile -e .
+	# an editable install compiles none of our own modules, and PYTHONDONTWRITEBYTECODE (set on some machines)
+	# would have every process (each pool worker too) compile them again: compiled once here, read from then on
+	$(PY) -m compileall -q pipeline dags
 	touch $@
 
 # Test install: adds Airflow and the test tools.
