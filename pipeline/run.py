@@ -1101,13 +1101,14 @@ class StreamedArticles:
 
 def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[PageOutcome],
                      linkless: Sequence[PageTask], state: dict[str, Any], run_id: str, now: datetime,
-                     summary: RunSummary, work: Path, chunk: int, pool: Executor | None = None) -> StreamedArticles:
+                     summary: RunSummary, work: Path, chunk: int, pool: Executor | None = None,
+                     release_pool: bool = False) -> StreamedArticles:
     """`build_articles` then `assign_clusters`, with the same rows, templates and clusters, in bounded memory.
 
     Pass 1 learns the site templates from the texts in their order (site by site, pages in page order);
     pass 2 cleans them chunk by chunk into article rows (to a staging file) and fingerprints each chunk;
     pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`.
-    `pool`: a process pool for pass 2's cleaning and fingerprints."""
+    `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`."""
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids: list[int] = []
 
@@ -1187,6 +1188,8 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                                  row.first_seen_at))
                 put(out)
             del texts, live, out, with_text  # the last chunk's texts too: pass 3 needs only the fingerprints
+            if pool is not None and release_pool:
+                pool.shutdown(wait=True)  # its workers' memory is free before the dedup index grows
     finally:
         rows_out.close()
     # Pass 3: the dedup index, documents in the order of `assign_clusters`.
@@ -1292,7 +1295,8 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
                page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask], log_rows: list[dict[str, Any]],
                raw_files: Sequence[Path], started_at: datetime, trigger: str = "cli",
                summary: RunSummary | None = None, now: datetime | None = None,
-               chunk_rows: int | None = None, pool: Executor | None = None) -> RunSummary:
+               chunk_rows: int | None = None, pool: Executor | None = None, release_pool: bool = False,
+               ) -> RunSummary:
     """Write everything of one run and commit it. Call under the warehouse lock. Idempotent per run id.
 
     Data files first (each atomic), then the new state, then the log entry that lists them (the commit
@@ -1302,8 +1306,8 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     Memory stays bounded however many pages the run has: texts (spooled by the fetch, see TextSpool, or
     in memory) are cleaned, fingerprinted and written `chunk_rows` (default `commit.chunk_rows`) at a time
     through staging files under `_staging/<run_id>/commit/` (removed at the end). `pool`: a process pool
-    (the caller's, left running) that cleans and fingerprints the texts while this process builds the rows;
-    the rows are the same without one."""
+    that cleans and fingerprints the texts while this process builds the rows (the rows are the same without
+    one); the caller's, left running, unless `release_pool` (then shut down once the cleaning is done)."""
     from pipeline.views import refresh_database_file
 
     summary = summary or RunSummary(run_id)
@@ -1328,7 +1332,8 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     work = wh.staging_dir(run_id) / "commit"
     _malloc.return_freed_memory()  # the dedup index's big temporary arrays must not stay in the process
     try:
-        arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk, pool)
+        arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk, pool,
+                                release_pool)
         _malloc.trim()  # the index is gone: its pages go back before the article files are written
         log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
         _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
@@ -1535,7 +1540,7 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
             summary.elapsed_s = time.monotonic() - t0
             commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
                        log_rows=log_rows + page_log, raw_files=[raw] if raw else [], started_at=started,
-                       trigger=trigger, summary=summary, now=now, pool=pool)
+                       trigger=trigger, summary=summary, now=now, pool=pool, release_pool=True)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)
