@@ -497,13 +497,14 @@ def _make_pool(config: Config, n_tasks: int) -> Executor | None:
     in-process work is better. Its processes start at the first task given to it, not before: a run whose
     feeds all answer 304 starts none."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
 
     workers = _pool_workers(config)
     # A daemonic process may not start children: a task of a Celery prefork worker (and its Airflow task
     # process, forked from it) extracts in-process instead of failing.
     if workers <= 1 or n_tasks < 16 or multiprocessing.current_process().daemon:
         return None
+    from concurrent.futures import ProcessPoolExecutor  # not imported by a run that needs no pool
+
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
