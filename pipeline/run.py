@@ -848,7 +848,7 @@ def _has_text(cleaned: Any, min_words: int) -> bool:
 
 
 def _clean_slice(texts: list[str], kwargs: list[dict[str, Any]], min_words: int, dedup: Any) -> tuple[list[Any], list[Any]]:
-    """Pass 2's CPU work on some pages, in a pool worker: their `clean_text` results, and the fingerprints
+    """Pass 2's CPU work on some pages (here or in a pool worker): their `clean_text` results, and the fingerprints
     of the cleaned texts that make articles with a text, in order."""
     from pipeline.clean import clean_text
     from pipeline.dedup import fingerprints
@@ -857,27 +857,33 @@ def _clean_slice(texts: list[str], kwargs: list[dict[str, Any]], min_words: int,
     return cleaned, fingerprints([c.text for c in cleaned if _has_text(c, min_words)], dedup)
 
 
-def _cleaned_in_pool(config: Config, pool: Executor, pages: Sequence[PageOutcome], texts: Sequence[str],
-                     templates: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
-    """(clean_text result, fingerprint or None) of each page, in order: `_clean_slice` over the pool, a few
-    slices per worker so that every worker is busy while this process builds the rows of the first ones."""
-    per = max(1, min(_CLEAN_SLICE, -(-len(texts) // (2 * _pool_workers(config)))))
-    futures = [pool.submit(_clean_slice, list(texts[i:i + per]),
-                           [_clean_args(po, t) for po, t in zip(pages[i:i + per], templates[i:i + per], strict=True)],
-                           config.extract.min_words, config.dedup)
-               for i in range(0, len(texts), per)]
+_CLEAN_SLICE = 250  # pages per task of pass 2 in a pool
+
+
+def _cleaned(config: Config, pool: Executor | None, pages: Sequence[PageOutcome], texts: Sequence[str],
+             templates: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+    """(clean_text result, fingerprint or None) of each page, in order: `_clean_slice` on every page here,
+    or over the pool, a few slices per worker so that every worker is busy while this process builds the
+    rows of the first ones."""
+    def slice_args(i: int, j: int) -> tuple[Any, ...]:
+        kwargs = [_clean_args(po, t) for po, t in zip(pages[i:j], templates[i:j], strict=True)]
+        return list(texts[i:j]), kwargs, config.extract.min_words, config.dedup
+
+    if pool is None:
+        results: Iterable[tuple[list[Any], list[Any]]] = [_clean_slice(*slice_args(0, len(texts)))]
+        futures = []
+    else:
+        per = max(1, min(_CLEAN_SLICE, -(-len(texts) // (2 * _pool_workers(config)))))
+        futures = [pool.submit(_clean_slice, *slice_args(i, i + per)) for i in range(0, len(texts), per)]
+        results = (future.result() for future in futures)
     try:
-        for future in futures:
-            cleaned, fps = future.result()
+        for cleaned, fps in results:
             found = iter(fps)
             for c in cleaned:
                 yield c, (next(found) if _has_text(c, config.extract.min_words) else None)
     finally:
         for future in futures:
             future.cancel()
-
-
-_CLEAN_SLICE = 250  # pages per task of pass 2 in a pool
 
 
 def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
@@ -1130,7 +1136,6 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
         keys: list[tuple[datetime, str, Any, str, datetime]] = []
         if ok_pages:
             from pipeline.clean import SiteTemplate
-            from pipeline.dedup import fingerprints
 
             # The order of `build_articles`: sites in order of first appearance, each site's pages in order.
             page_sites = [_page_site(po) for po in ok_pages]
@@ -1168,21 +1173,12 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
             out: list[Article] = []
             with_text: list[tuple[Article, Any]] = []
             for ords, chunk_texts in texts.chunks():
-                if pool is not None:
-                    done = list(_cleaned_in_pool(config, pool, [ok_pages[k] for k in ords], chunk_texts,
-                                                 [live[sites[k]] for k in ords]))
-                    out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary,
-                                      cleaned=c) for k, text, (c, _) in zip(ords, chunk_texts, done, strict=True)]
-                    with_text = [(r, fp) for r, (_, fp) in zip(out, done, strict=True) if fp is not None]
-                    del done
-                else:
-                    out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary)
-                           for k, text in zip(ords, chunk_texts, strict=True)]
-                    rows_with_text = [r for r in out if r.extraction_status == "ok" and r.text]
-                    with_text = list(zip(rows_with_text, fingerprints([r.text for r in rows_with_text], config.dedup),
-                                         strict=True))
-                    del rows_with_text
-                del chunk_texts
+                done = list(_cleaned(config, pool, [ok_pages[k] for k in ords], chunk_texts,
+                                     [live[sites[k]] for k in ords]))
+                out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary,
+                                  cleaned=c) for k, text, (c, _) in zip(ords, chunk_texts, done, strict=True)]
+                with_text = [(r, fp) for r, (_, fp) in zip(out, done, strict=True) if fp is not None]
+                del done, chunk_texts
                 for row, fp in with_text:
                     row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
                     keys.append((row.published_at or row.first_seen_at, row.article_id, fp, row.source,
