@@ -657,3 +657,35 @@ def test_invalid_xml_char_screen_agrees_with_the_regex():
         text = f"<p>a{c}b</p>"
         assert ex._has_invalid_xml_chars(text) == (ex._INVALID_XML_CHARS_RE.search(text) is not None), hex(ord(c))
     assert not ex._has_invalid_xml_chars("".join(c for c in characters if not ex._INVALID_XML_CHARS_RE.match(c)))
+
+
+def _spy_trafilatura(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
+    import pipeline.extract as extract_module
+
+    calls: list[tuple[bool, bool]] = []
+    original = extract_module._trafilatura_text
+
+    def spy(tree, url, precision, fast=True):  # noqa: ANN001, ANN202
+        calls.append((precision, fast))
+        return original(tree, url, precision, fast)
+
+    monkeypatch.setattr(extract_module, "_trafilatura_text", spy)
+    return calls
+
+
+def test_fast_trafilatura_with_full_comparison_only_for_layout_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """trafilatura runs without its readability/jusText comparison (a third of its time), except when its
+    text came out of a layout table, where that comparison is what separates article from headline lists."""
+    paragraphs = "".join(
+        "<p>" + " ".join(f"The council met on Tuesday to discuss item {i} of budget part {j}, which residents "
+                         "had questioned for weeks." for i in range(4)) + "</p>"
+        for j in range(5)
+    )
+    calls = _spy_trafilatura(monkeypatch)
+    plain = f"<html><body><article><h1>Budget vote</h1>{paragraphs}</article></body></html>"
+    assert extract_page(plain).status == "ok"
+    assert calls == [(True, True)]
+    calls.clear()
+    table = f"<html><body><table><tr><td><h1>Budget vote</h1>{paragraphs}</td></tr></table></body></html>"
+    assert "council met on Tuesday" in (extract_page(table).text or "")
+    assert calls == [(True, True), (True, False)]
