@@ -14,9 +14,10 @@ At the end every figure is printed again, together, followed by a summary. The e
 figure is FAIL, any script crashed (non-zero exit), timed out or printed a malformed FIGURE line; else 0.
 
 Time budget: `make bench` must finish in under 20 minutes on 2 cores. Each script has its own timeout
-(DEFAULT_TIMEOUTS, seconds; change one with --timeout NAME=SECONDS); their sum is 19.5 minutes, so the whole
-run stays under 20 even when every script runs into its timeout. A timed-out script is killed (its whole
-process group) and counts as failed.
+(DEFAULT_TIMEOUTS, seconds; change one with --timeout NAME=SECONDS); their sum is 19.5 minutes, and the time
+a script leaves of its timeout is added to the next script's, so the whole run stays under 20 even when
+every script runs into its timeout, while a slow machine's long script (dedup.py) can use what the quick
+ones left. A timed-out script is killed (its whole process group) and counts as failed.
 
 --quick is a smoke run: it sets NEWSINGEST_BENCH_QUICK=1 in the scripts' environment; the scripts read it
 and run small sizes (their figures are then not the issue's figures, and the summary says so).
@@ -95,10 +96,14 @@ def parse_figure(script: str, line: str) -> Figure | None | str:
     return Figure(script, m.group(1), value, goal, m.group(4) == "PASS")
 
 
-def run_script(path: Path, timeout: float, env: dict[str, str], out=sys.stdout) -> ScriptResult:
-    """Run one bench script, streaming its merged output to `out` and collecting its FIGURE lines."""
+def run_script(path: Path, timeout: float, env: dict[str, str], out=sys.stdout, carried: float = 0.0) -> ScriptResult:
+    """Run one bench script, streaming its merged output to `out` and collecting its FIGURE lines.
+
+    `carried`: seconds earlier scripts left of their timeouts, on top of `timeout`."""
     res = ScriptResult(path.name, "ok")
-    print(f"\n===== {path.name} (timeout {timeout:.0f} s) =====", file=out, flush=True)
+    extra = f": its own {timeout:.0f} s + {carried:.0f} s left by the scripts before" if carried >= 1 else ""
+    timeout += carried
+    print(f"\n===== {path.name} (timeout {timeout:.0f} s{extra}) =====", file=out, flush=True)
     t0 = time.monotonic()
     # own session: on timeout the whole process group goes (the scripts start workers of their own)
     proc = subprocess.Popen(
@@ -205,16 +210,18 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONUNBUFFERED"] = "1"
     results: list[ScriptResult] = []
     t0 = time.monotonic()
+    spare = 0.0  # seconds the scripts so far left of their timeouts
     for name in scripts:
         path = bench_dir / name
         if not path.is_file():
             print(f"\n===== {name}: skipped, {path} does not exist (yet) =====", flush=True)
             results.append(ScriptResult(name, "skipped"))
             continue
-        res = run_script(path, timeouts.get(name, FALLBACK_TIMEOUT), env)
+        own = timeouts.get(name, FALLBACK_TIMEOUT)
+        res = run_script(path, own, env, carried=spare)
         if res.status == "timeout":
-            print(f"===== {name}: killed after its {timeouts.get(name, FALLBACK_TIMEOUT):.0f} s timeout =====",
-                  flush=True)
+            print(f"===== {name}: killed after its {own + spare:.0f} s timeout =====", flush=True)
+        spare = max(0.0, own + spare - res.seconds)
         results.append(res)
     text, ok = summary(results, args.quick)
     print(text)

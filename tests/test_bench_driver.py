@@ -94,3 +94,20 @@ def test_timeout_kills_the_script(tmp_path: Path) -> None:
     assert "started" in proc.stdout and "slow.py: killed after its 1 s timeout" in proc.stdout
     assert "FIGURE name=s" not in proc.stdout
     assert "scripts failed: slow.py" in proc.stdout and "FIGURE name=a_ratio value=12.5 goal=10 PASS" in proc.stdout
+
+
+def test_time_a_script_leaves_goes_to_the_next(tmp_path: Path) -> None:
+    # quick.py uses a second of its 20; slow.py's own 2 s would not do, the 19 s it inherits do
+    bench = _bench(tmp_path, {
+        "quick.py": PASSING,
+        "slow.py": 'import time\ntime.sleep(4)\nprint("FIGURE name=s value=1 goal=1 PASS")\n',
+        "last.py": 'import time\ntime.sleep(30)\n',
+    })  # fmt: skip
+    proc = _run(bench, "--scripts", "quick.py,slow.py,last.py", "--timeout", "quick.py=20", "--timeout", "slow.py=2",
+                "--timeout", "last.py=1", timeout=60)
+    out = proc.stdout
+    assert "FIGURE name=s value=1 goal=1 PASS" in out, out
+    assert "s left by the scripts before" in out
+    # last.py inherits what is left of the 22 s (about 17 s) and no more: it is killed short of its 30 s sleep
+    assert "last.py: killed after its" in out and "scripts failed: last.py" in out
+    assert proc.returncode == 1
