@@ -973,6 +973,32 @@ class _Postings:
     def outgrown(self) -> bool:
         return self.n_new > max(50_000, self.slots.size // 2)
 
+    def absorb(self) -> None:
+        """Merge the additions into the base: the base that `build` over every entry so far would give.
+
+        The base holds each key's first `cap` slots of the documents before it was built, the tiers later
+        slots (capped among themselves), so each key keeps the first `cap` of its base run and then its
+        tier run. Only the additions are sorted and one copy of the base is made (`build` over the whole
+        window sorted every entry again: its temporaries were the peak memory of a large commit)."""
+        if self.new:
+            self._merge_recent()
+        ak, asl = self.mid_keys, self.mid_slots
+        self.mid_keys, self.mid_slots = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32)
+        self.n_new = 0
+        if not ak.size:
+            return
+        if self.keys.size:
+            held = _runs_in(self.keys, ak)[1]  # base holders of each addition's key
+            starts = np.flatnonzero(np.concatenate(([True], ak[1:] != ak[:-1])))
+            rank = np.arange(ak.size) - np.repeat(starts, np.diff(np.append(starts, ak.size)))
+            keep = held + rank < self.cap
+            if not keep.all():
+                ak, asl = ak[keep], asl[keep]
+            del held, starts, rank, keep
+        at = np.searchsorted(self.keys, ak, side="right")  # after the base's (older) holders of the key
+        self.keys = np.insert(self.keys, at, ak)
+        self.slots = np.insert(self.slots, at, asl)
+
     def lookup(self, keys: np.ndarray, keys_list: list[int]) -> np.ndarray:
         """Slots holding each key (one entry per key held, so counts are shared keys)."""
         out = []
@@ -1283,8 +1309,9 @@ class DedupIndex:
     def _index_slot(self, slot: int) -> None:
         self._post.add(slot, self._sample[slot])
         self._lsh.add(slot, self._band_keys(self._mh[slot]))
-        if self._post.outgrown() or self._lsh.outgrown():
-            self._build_postings()
+        if self._post.outgrown() or self._lsh.outgrown():  # the same postings as _build_postings, cheaper
+            self._post.absorb()
+            self._lsh.absorb()
 
     def _build_postings(self) -> None:
         self._post.clear()  # before the new entries are gathered: the old and the new base never coexist
@@ -1382,10 +1409,13 @@ class DedupIndex:
             return values if doc_ids is None else [values[i] for i in slots]
 
         n = len(slots)
-        mh = np.stack(col(self._mh)).astype("<u4") if n else np.zeros((0, self._num_perm), dtype="<u4")
+        # one copy of the window's arrays, handed to Arrow as they are (no .tobytes() copy): the index is
+        # still alive here, so each copy adds to the commit's peak memory
+        mh = np.stack(col(self._mh)).astype("<u4", copy=False) if n else np.zeros((0, self._num_perm), dtype="<u4")
         sample = col(self._sample)
         lens = np.array([s.size for s in sample], dtype=np.int64)
-        keys = np.concatenate(sample).astype("<u8") if n else np.zeros(0, dtype="<u8")
+        keys = np.concatenate(sample).astype("<u8", copy=False) if n else np.zeros(0, dtype="<u8")
+        del sample
         offsets = np.concatenate(([0], np.cumsum(lens * 8))).astype(np.int64)
         mh_offsets = np.arange(n + 1, dtype=np.int64) * (4 * self._num_perm)
         schema = pa.schema(
@@ -1408,8 +1438,8 @@ class DedupIndex:
             pa.array(col(self._source), pa.string()),
             pa.array(np.array(col(self._seen), dtype=np.int64), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
             pa.array(np.array(col(self._ntok), dtype=np.int32), pa.int32()),
-            pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(mh_offsets), pa.py_buffer(mh.tobytes())]),
-            pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(keys.tobytes())]),
+            pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(mh_offsets), pa.py_buffer(mh.reshape(-1))]),
+            pa.Array.from_buffers(pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(keys)]),
         ]
         return pa.Table.from_arrays(columns, schema=schema)
 

@@ -582,6 +582,56 @@ def test_postings_build_keeps_each_keys_first_slots(cap: int) -> None:
     assert post.lookup(pool, pool.tolist()).size == sum(len(want[h]) for h in pool.tolist())
 
 
+@pytest.mark.parametrize("cap", [1, 3])
+def test_postings_absorb_gives_the_base_a_full_build_gives(cap: int) -> None:
+    """Additions merged into the base now and then (`absorb`, with the dict and the sorted tier both in
+    use) leave exactly the base that `build` over every entry gives: each key's first `cap` slots."""
+    rng = np.random.default_rng(10 + cap)
+    pool = rng.integers(0, 2**63, 200, dtype=np.uint64)
+    post = dedup._Postings(cap, recent_max=16)
+    keys, slots = [], []
+    for slot in range(600):
+        k = np.unique(np.concatenate([rng.choice(pool, 4), rng.choice(pool[:6], 2)]))
+        keys.append(k)
+        slots.append(np.full(k.size, slot))
+        post.add(slot, k)
+        if slot in (40, 41, 300, 599):  # an empty addition (41) too
+            assert post.mid_keys.size or slot == 41
+            post.absorb()
+            full = dedup._Postings(cap)
+            full.build(np.concatenate(keys), np.concatenate(slots))
+            assert np.array_equal(post.keys, full.keys) and np.array_equal(post.slots, full.slots)
+            assert not post.new and not post.mid_keys.size and post.n_new == 0
+    assert post.keys.dtype == np.uint64 and post.slots.dtype == np.int32
+
+
+def test_index_absorbing_its_postings_finds_the_same_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An index whose postings outgrow their tiers every few documents (absorbed into the base) finds the
+    same matches as one that never absorbs, and ends with the postings a full rebuild gives."""
+    docs = _copies_corpus(150, seed=5)
+    plain = DedupIndex()
+    want = [plain.add(d["id"], d["text"], seen_at=T0) for d in docs]
+    absorbed = []
+    real = dedup._Postings.absorb
+
+    def counted(self: dedup._Postings) -> None:
+        absorbed.append(self.n_new)
+        real(self)
+
+    monkeypatch.setattr(dedup._Postings, "outgrown", lambda self: self.n_new > 300)
+    monkeypatch.setattr(dedup._Postings, "absorb", counted)
+    often = DedupIndex(tuning=dedup.DedupTuning(recent_postings=128))
+    got = [often.add(d["id"], d["text"], seen_at=T0) for d in docs]
+    assert len(absorbed) > 10 and often._post.keys.size > 1000
+    assert got == want and sum(m.duplicate_of is not None for m in got) > 50
+    post, lsh = often._post, often._lsh
+    post.absorb(), lsh.absorb()
+    keys, slots, lkeys, lslots = post.keys, post.slots, lsh.keys, lsh.slots
+    often._build_postings()
+    assert np.array_equal(keys, often._post.keys) and np.array_equal(slots, often._post.slots)
+    assert np.array_equal(lkeys, often._lsh.keys) and np.array_equal(lslots, often._lsh.slots)
+
+
 @pytest.mark.parametrize("cap", [2, 6])
 def test_index_postings_tiers_find_the_same_matches(cap: int) -> None:
     """The postings' recent additions merged into the sorted tier every few keys (dict kept tiny) give
