@@ -1109,13 +1109,15 @@ class StreamedArticles:
 def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[PageOutcome],
                      linkless: Sequence[PageTask], state: dict[str, Any], run_id: str, now: datetime,
                      summary: RunSummary, work: Path, chunk: int, pool: Executor | None = None,
-                     release_pool: bool = False) -> StreamedArticles:
+                     release_pool: bool = False, release_pages: bool = False) -> StreamedArticles:
     """`build_articles` then `assign_clusters`, with the same rows, templates and clusters, in bounded memory.
 
     Pass 1 learns the site templates from the texts in their order (site by site, pages in page order);
     pass 2 cleans them chunk by chunk into article rows (to a staging file) and fingerprints each chunk;
     pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`.
-    `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`."""
+    `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`.
+    `release_pages`: `page_outcomes` (a list) is emptied after pass 2, so the pages are freed before the
+    dedup index grows (the caller hands them over)."""
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids: list[int] = []
 
@@ -1166,6 +1168,7 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                         template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
                                                  else SiteTemplate())
                     template.observe(ok_pages[k].task.article_id, text)
+                _malloc.trim()  # pyarrow's pool keeps each chunk's freed buffers: ~100 MB over a big run
             for site, template in live.items():
                 templates[site] = template.to_dict()
             # Pass 2: clean, fingerprint, spool the rows (the cleaning and fingerprints in the pool when there
@@ -1184,7 +1187,11 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                     keys.append((row.published_at or row.first_seen_at, row.article_id, fp, row.source,
                                  row.first_seen_at))
                 put(out)
+                _malloc.trim()
             del texts, live, out, with_text  # the last chunk's texts too: pass 3 needs only the fingerprints
+            del ok_pages, sites
+            if release_pages and isinstance(page_outcomes, list):
+                page_outcomes.clear()  # ~3 KB a page (feed item, fetch result, extraction metadata)
             if pool is not None and release_pool:
                 pool.shutdown(wait=True)  # its workers' memory is free before the dedup index grows
     finally:
@@ -1277,6 +1284,7 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
             del table, batch
             while sum(buffered.values()) >= chunk:
                 flush(max(buffered, key=buffered.__getitem__))
+            _malloc.trim()  # the freed batches of pyarrow's pool go back (it kept ~150 MB over 20,000 rows)
         for day in sorted(buffers):
             flush(day)
         for day in sorted(open_files):
@@ -1293,18 +1301,20 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
                raw_files: Sequence[Path], started_at: datetime, trigger: str = "cli",
                summary: RunSummary | None = None, now: datetime | None = None,
                chunk_rows: int | None = None, pool: Executor | None = None, release_pool: bool = False,
-               ) -> RunSummary:
+               release_pages: bool = False) -> RunSummary:
     """Write everything of one run and commit it. Call under the warehouse lock. Idempotent per run id.
 
     Data files first (each atomic), then the new state, then the log entry that lists them (the commit
     point, see pipeline.warehouse). A crash anywhere before the entry leaves nothing visible, and the
     next writer removes the leftovers.
 
-    Memory stays bounded however many pages the run has: texts (spooled by the fetch, see TextSpool, or
-    in memory) are cleaned, fingerprinted and written `chunk_rows` (default `commit.chunk_rows`) at a time
-    through staging files under `_staging/<run_id>/commit/` (removed at the end). `pool`: a process pool
-    that cleans and fingerprints the texts while this process builds the rows (the rows are the same without
-    one); the caller's, left running, unless `release_pool` (then shut down once the cleaning is done)."""
+    The texts never need to fit in memory at once: texts (spooled by the fetch, see TextSpool, or in memory)
+    are cleaned, fingerprinted and written `chunk_rows` (default `commit.chunk_rows`) at a time through
+    staging files under `_staging/<run_id>/commit/` (removed at the end); what grows with the run is the
+    dedup index (about 5 KB an article with text). `pool`: a process pool that cleans and fingerprints the
+    texts while this process builds the rows (the rows are the same without one); the caller's, left
+    running, unless `release_pool` (then shut down once the cleaning is done). `release_pages`: the caller
+    hands `page_outcomes` (a list) over; it is emptied as soon as the rows are built."""
     from pipeline.views import refresh_database_file
 
     summary = summary or RunSummary(run_id)
@@ -1318,7 +1328,11 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     state = wh.load_state(base)
     seen = wh.load_seen(base)
     # Pages selected against an older id set (another run committed in between) must not be stored twice.
-    page_outcomes = [po for po in page_outcomes if not _in_sorted(seen, id_to_u64(po.task.article_id))]
+    kept = [po for po in page_outcomes if not _in_sorted(seen, id_to_u64(po.task.article_id))]
+    if release_pages and isinstance(page_outcomes, list):
+        page_outcomes.clear()
+    page_outcomes = kept
+    del kept
     linkless = [t for t in linkless if not _in_sorted(seen, id_to_u64(t.article_id))]
 
     # Feed validators, health and polling schedule.
@@ -1330,7 +1344,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     _malloc.return_freed_memory()  # the dedup index's big temporary arrays must not stay in the process
     try:
         arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk, pool,
-                                release_pool)
+                                release_pool, release_pages)
         _malloc.trim()  # the index is gone: its pages go back before the article files are written
         log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
         _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
@@ -1537,7 +1551,7 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
             summary.elapsed_s = time.monotonic() - t0
             commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
                        log_rows=log_rows + page_log, raw_files=[raw] if raw else [], started_at=started,
-                       trigger=trigger, summary=summary, now=now, pool=pool, release_pool=True)
+                       trigger=trigger, summary=summary, now=now, pool=pool, release_pool=True, release_pages=True)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

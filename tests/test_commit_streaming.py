@@ -108,8 +108,12 @@ def _spool(outcomes: list[PageOutcome], path: Path) -> list[PageOutcome]:
 
 def _commit(wh: Warehouse, run_id: str, outcomes: list[PageOutcome], linkless: list[PageTask], chunk: int,
             now: datetime, pool=None) -> RunSummary:
-    return commit_run(Config(), wh, run_id, feed_outcomes=[], page_outcomes=outcomes, linkless=linkless, log_rows=[],
-                      raw_files=[], started_at=now, now=now, chunk_rows=chunk, pool=pool)
+    # with a pool as run_once calls it: the page outcomes handed over, emptied once the rows are built
+    summary = commit_run(Config(), wh, run_id, feed_outcomes=[], page_outcomes=outcomes, linkless=linkless,
+                         log_rows=[], raw_files=[], started_at=now, now=now, chunk_rows=chunk, pool=pool,
+                         release_pages=pool is not None)
+    assert (outcomes == []) == (pool is not None)
+    return summary
 
 
 def _articles(wh: Warehouse) -> list[dict]:
