@@ -882,10 +882,29 @@ def _runs_in(tier: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lo, n
 
 
+_MOVE_BLOCK = 1 << 18  # elements moved at a time (each block costs a few temporary arrays of its size)
+
+
+def _insert_sorted(out: np.ndarray, n: int, at: np.ndarray, values: np.ndarray) -> None:
+    """``out[:n + len(values)] = np.insert(out[:n], at, values)`` (``at`` sorted) in place, without a second
+    copy of the array: its elements move back a block at a time, the last block first, each by the number
+    of values inserted at or before it; then the values go into the gaps."""
+    m = values.size
+    if not m:
+        return
+    first = int(at[0])  # elements before the first insertion point stay where they are
+    for hi in range(n, first, -_MOVE_BLOCK):
+        lo = max(first, hi - _MOVE_BLOCK)
+        pos = np.arange(lo, hi)
+        dest = pos + np.searchsorted(at, pos, side="right")
+        out[dest] = out[lo:hi]  # numpy copies the source first where the two overlap
+    out[at + np.arange(m)] = values
+
+
 class _Postings:
     """key -> first ``cap`` slots holding it: a sorted numpy base (bulk-built) plus the recent additions.
 
-    The base is rebuilt from all documents when the additions outgrow half of it, so loading a window
+    The additions are absorbed into the base (`absorb`) when they outgrow half of it, so loading a window
     and adding to it both cost O(entries) overall, with no Python object per indexed key in the base.
     The base holds one entry per (key, slot), sorted by key (slots in slot order within a key): 12 bytes
     an entry, since most sampled keys are held by one document (a separate array of distinct keys with
@@ -967,8 +986,7 @@ class _Postings:
         o = np.argsort(k, kind="stable")
         k, sl = k[o], np.array(slots, dtype=np.int32)[o]
         del slots, o
-        at = np.searchsorted(self.mid_keys, k, side="right")  # after the older holders of the same key
-        self.mid_keys, self.mid_slots = np.insert(self.mid_keys, at, k), np.insert(self.mid_slots, at, sl)
+        self._insert("mid_keys", "mid_slots", k, sl)
 
     def outgrown(self) -> bool:
         return self.n_new > max(50_000, self.slots.size // 2)
@@ -978,7 +996,7 @@ class _Postings:
 
         The base holds each key's first `cap` slots of the documents before it was built, the tiers later
         slots (capped among themselves), so each key keeps the first `cap` of its base run and then its
-        tier run. Only the additions are sorted and one copy of the base is made (`build` over the whole
+        tier run. Only the additions are sorted, and the base grows in place (`build` over the whole
         window sorted every entry again: its temporaries were the peak memory of a large commit)."""
         if self.new:
             self._merge_recent()
@@ -987,17 +1005,38 @@ class _Postings:
         self.n_new = 0
         if not ak.size:
             return
-        if self.keys.size:
-            held = _runs_in(self.keys, ak)[1]  # base holders of each addition's key
-            starts = np.flatnonzero(np.concatenate(([True], ak[1:] != ak[:-1])))
-            rank = np.arange(ak.size) - np.repeat(starts, np.diff(np.append(starts, ak.size)))
-            keep = held + rank < self.cap
+        at = np.searchsorted(self.keys, ak, side="right")  # after the base's holders of the key
+        if self.keys.size:  # temporaries of the additions' size, reused in place: they are the peak here
+            held = np.searchsorted(self.keys, ak, side="left")
+            np.subtract(at, held, out=held)  # base holders of each addition's key
+            rank = np.searchsorted(ak, ak, side="left")  # first addition of the same key
+            np.subtract(np.arange(ak.size), rank, out=rank)  # rank among the additions of its key
+            held += rank
+            del rank
+            keep = held < self.cap
+            del held
             if not keep.all():
-                ak, asl = ak[keep], asl[keep]
-            del held, starts, rank, keep
-        at = np.searchsorted(self.keys, ak, side="right")  # after the base's (older) holders of the key
-        self.keys = np.insert(self.keys, at, ak)
-        self.slots = np.insert(self.slots, at, asl)
+                ak, asl, at = ak[keep], asl[keep], at[keep]
+            del keep
+        self._insert("keys", "slots", ak, asl, at)
+
+    def _insert(self, keys_attr: str, slots_attr: str, ak: np.ndarray, asl: np.ndarray,
+                at: np.ndarray | None = None) -> None:
+        """Sorted (key, slot) entries into a tier, after its holders of the same keys (the older ones;
+        `at`: where they go, when known).
+
+        Each array is enlarged in place where numpy allows it (no other reference, hence no local name for
+        it here): a large block is then remapped by realloc, not copied, so the old and the new tier never
+        coexist."""
+        if at is None:
+            at = np.searchsorted(getattr(self, keys_attr), ak, side="right")
+        n, m = getattr(self, keys_attr).size, ak.size
+        for attr, values in ((keys_attr, ak), (slots_attr, asl)):
+            try:
+                getattr(self, attr).resize(n + m, refcheck=True)
+            except ValueError:  # referred to elsewhere (a view): a copy
+                setattr(self, attr, np.concatenate([getattr(self, attr), np.empty(m, dtype=getattr(self, attr).dtype)]))
+            _insert_sorted(getattr(self, attr), n, at, values)
 
     def lookup(self, keys: np.ndarray, keys_list: list[int]) -> np.ndarray:
         """Slots holding each key (one entry per key held, so counts are shared keys)."""

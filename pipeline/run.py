@@ -1103,7 +1103,7 @@ class StreamedArticles:
     rows: int
     ids: np.ndarray  # uint64 ids of every row
     clusters: dict[str, tuple[str, str | None, str | None, float | None]]  # article id -> cluster fields
-    index_delta: Any  # this run's dedup index entries (Arrow) or None
+    index_delta: Path | None  # this run's dedup index entries (a staging Parquet file), None when none
 
 
 def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[PageOutcome],
@@ -1213,7 +1213,15 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
             clusters[aid] = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
             _count_match(summary, match)
         del keys
-        index_delta = index.to_arrow(new_ids)
+        # The entries go to a staging file `chunk` at a time: a table of them all would copy every new
+        # fingerprint while the index still holds them (the commit's peak memory).
+        delta = _StagingParquet(work / "dedup-index.parquet")
+        try:
+            for k in range(0, len(new_ids), chunk):
+                delta._write(index.to_arrow(new_ids[k:k + chunk]))
+        finally:
+            delta.close()
+        index_delta = delta.path if delta.count else None
     return StreamedArticles(rows_out.path if rows_out.count else None, rows_out.count,
                             np.asarray(ids, dtype=np.uint64), clusters, index_delta)
 
@@ -1379,8 +1387,8 @@ def _commit_files(config: Config, wh: Warehouse, run_id: str, base: Any, arts: S
             if raw.exists():
                 rel = f"raw_pages/fetch_date={now.date().isoformat()}/part-{run_id}-{n}.parquet"
                 files.append(wh.put_file(raw, rel))
-        if index_delta is not None and index_delta.num_rows:
-            files.append(wh.write_table(f"dedup_index/part-{run_id}-0.parquet", index_delta))
+        if index_delta is not None:
+            files.append(wh.put_file(index_delta, f"dedup_index/part-{run_id}-0.parquet", with_schema=True))
 
         loaded, seen = seen, add_ids(seen, arts.ids)
         summary.retries_pending = len(state["pending"])

@@ -935,11 +935,19 @@ class Warehouse:
         its file entry for the commit (as `write_table`'s); `abort` drops it."""
         return TableWriter(self, rel, schema)
 
-    def put_file(self, local: Path, rel: str, rows: int | None = None) -> dict[str, Any]:
-        """Put a finished local file (a staging file) into the warehouse; the local file stays."""
+    def put_file(self, local: Path, rel: str, rows: int | None = None, *, with_schema: bool = False) -> dict[str, Any]:
+        """Put a finished local file (a staging file) into the warehouse; the local file stays.
+        `with_schema`: the entry carries the file's schema fingerprint, as `write_table`'s do."""
+        schema = None
+        if with_schema:
+            import pyarrow.parquet as pq
+
+            meta = pq.read_metadata(local)
+            schema = meta.schema.to_arrow_schema()
+            rows = meta.num_rows if rows is None else rows
         size = self.storage.put_file(local, rel)
         crash_point("write")
-        return self._describe(rel, rows=rows, size=size)
+        return self._describe(rel, rows=rows, size=size, schema=schema)
 
     def _describe(self, rel: str, rows: int | None = None, size: int | None = None,
                   schema: Any = None) -> dict[str, Any]:

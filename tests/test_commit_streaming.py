@@ -166,6 +166,14 @@ def test_chunked_and_whole_commits_store_the_same_rows_templates_and_index(commi
     assert chunked.load_state()["templates"] == whole.load_state()["templates"]
     assert chunked.load_state()["pending"] == whole.load_state()["pending"]
     assert _index(chunked) == _index(whole) and _index(chunked)
+    # the index entries are streamed to a staging file and put in place: entries like write_table's
+    from pipeline.dedup import DedupIndex
+    from pipeline.warehouse import schema_fingerprint
+
+    entries = chunked.snapshot().live("dedup_index")
+    assert entries and all(e["schema"] == schema_fingerprint(DedupIndex().to_arrow().schema) for e in entries)
+    assert sum(e["rows"] for e in entries) == len(_index(chunked))
+    assert max(pq.ParquetFile(chunked.root / e["path"]).metadata.num_row_groups for e in entries) > 1  # chunks of 3
     assert [s.counts() for s in s_chunked] == [s.counts() for s in s_whole]
     # Chunks of 3: a day's rows in several row groups; everything else as one chunk.
     files = chunked.snapshot().live("articles")

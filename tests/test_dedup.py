@@ -582,6 +582,38 @@ def test_postings_build_keeps_each_keys_first_slots(cap: int) -> None:
     assert post.lookup(pool, pool.tolist()).size == sum(len(want[h]) for h in pool.tolist())
 
 
+def test_insert_sorted_in_place_is_np_insert(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(7)
+    for trial in range(400):
+        monkeypatch.setattr(dedup, "_MOVE_BLOCK", int(rng.integers(1, 9)))  # many blocks, overlapping moves
+        n, m = int(rng.integers(0, 60)), int(rng.integers(0, 40))
+        base = np.sort(rng.integers(0, 50, n)).astype(np.uint64)
+        add = np.sort(rng.integers(0, 50, m)).astype(np.uint64)
+        at = np.searchsorted(base, add, side="right")
+        out = np.concatenate([base, np.full(m, 99, dtype=np.uint64)])
+        dedup._insert_sorted(out, n, at, add)
+        assert np.array_equal(out, np.insert(base, at, add)), trial
+
+
+def test_postings_absorb_grows_the_base_in_place() -> None:
+    """No second copy of a big base: the array is enlarged where it is (same object) when nothing else
+    refers to it, and copied when something does (a view here), with the same result."""
+    post = dedup._Postings(6, recent_max=1 << 30)
+    rng = np.random.default_rng(3)
+    post.build(rng.integers(0, 2**63, 5000, dtype=np.uint64), np.repeat(np.arange(500), 10))
+    for slot in range(500, 600):
+        post.add(slot, rng.integers(0, 2**63, 10, dtype=np.uint64))
+    keys_id = id(post.keys)  # no reference kept: a reference would make numpy refuse to resize
+    post.absorb()
+    assert id(post.keys) == keys_id and post.keys.size == 6000
+    assert np.all(post.keys[1:] >= post.keys[:-1])
+    view = post.keys[:10]
+    for slot in range(600, 610):
+        post.add(slot, rng.integers(0, 2**63, 10, dtype=np.uint64))
+    post.absorb()
+    assert post.keys.size == 6100 and view.base is not post.keys and np.all(post.keys[1:] >= post.keys[:-1])
+
+
 @pytest.mark.parametrize("cap", [1, 3])
 def test_postings_absorb_gives_the_base_a_full_build_gives(cap: int) -> None:
     """Additions merged into the base now and then (`absorb`, with the dict and the sorted tier both in
