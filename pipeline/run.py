@@ -1065,11 +1065,14 @@ class _TextOrder(_StagingParquet):
             self.close()
 
     def chunks(self) -> Iterator[tuple[list[int], list[str]]]:
-        """(ordinals, texts) in ordinal order, a bucket at a time; can be iterated again."""
+        """(ordinals, texts) in ordinal order, a bucket at a time; can be iterated again. Before the next
+        bucket, the free memory goes back (pyarrow's pool keeps each chunk's freed buffers, read here or
+        written by the caller: ~100 MB over a big run)."""
         if not self._groups:  # everything fitted in memory
             for _b, (ords, texts) in sorted(self._buckets.items()):
                 order = sorted(range(len(ords)), key=ords.__getitem__)
                 yield [ords[i] for i in order], [texts[i] for i in order]
+                _malloc.trim()
             return
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
@@ -1080,6 +1083,7 @@ class _TextOrder(_StagingParquet):
             table = table.take(pc.sort_indices(table["ord"]))
             yield table["ord"].to_pylist(), table["text"].to_pylist()
             del table
+            _malloc.trim()
 
 
 def _spooled_texts(ok_pages: Sequence[PageOutcome], chunk: int) -> Iterator[tuple[str, str]]:
@@ -1168,7 +1172,6 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                         template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
                                                  else SiteTemplate())
                     template.observe(ok_pages[k].task.article_id, text)
-                _malloc.trim()  # pyarrow's pool keeps each chunk's freed buffers: ~100 MB over a big run
             for site, template in live.items():
                 templates[site] = template.to_dict()
             # Pass 2: clean, fingerprint, spool the rows (the cleaning and fingerprints in the pool when there
@@ -1187,7 +1190,6 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                     keys.append((row.published_at or row.first_seen_at, row.article_id, fp, row.source,
                                  row.first_seen_at))
                 put(out)
-                _malloc.trim()
             del texts, live, out, with_text  # the last chunk's texts too: pass 3 needs only the fingerprints
             del ok_pages, sites
             if release_pages and isinstance(page_outcomes, list):
