@@ -86,3 +86,43 @@ def test_fixed_info_stream_answers_like_the_stream_it_wraps(server: str) -> None
 
     asyncio.run(go())
     assert _is_readable(None) is True
+
+
+@pytest.fixture()
+def servers():
+    started = []
+    for _ in range(4):
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+    yield [f"http://127.0.0.1:{s.server_address[1]}" for s in started]
+    for srv in started:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_each_host_has_its_own_pool_and_idle_pools_are_closed_beyond_a_bound(servers: list[str]) -> None:
+    """Connections are kept per host (a request for one host never closes another's idle connection), and
+    a run over many hosts closes the pools of hosts it has not used lately: 2 x concurrency at most."""
+    settings = FetchSettings(allow_private=["127.0.0.1"], min_delay_s=0, obey_robots=False, per_host_concurrency=2,
+                             concurrency=1)
+
+    async def go() -> tuple[list, int, int, int, int]:
+        async with Fetcher(settings) as fetcher:
+            # two hosts in turn: both pools stay open, one connection each however often they alternate
+            turns = [await fetcher.fetch(f"{servers[i % 2]}/turn/{i}") for i in range(8)]
+            alternating = sum(fetcher.backend.connected.values())
+            # four hosts: the least recently used idle pools are closed, two stay open
+            for base in servers:
+                turns.append(await fetcher.fetch(f"{base}/spread"))
+            open_pools = len(fetcher._pooled)
+            back = await fetcher.fetch(f"{servers[0]}/again")  # its pool was closed: a new connection
+            turns.append(back)
+            return turns, alternating, open_pools, sum(fetcher.backend.connected.values()), len(fetcher._pooled)
+
+    results, alternating, open_pools, total, after = asyncio.run(go())
+    assert [r.outcome for r in results] == ["ok"] * len(results)
+    assert alternating == 2
+    assert open_pools == 2
+    assert total == 2 + 2 + 1  # the third and fourth hosts new, the first one reopened
+    assert after == 2
