@@ -48,7 +48,9 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import os
 import sys
+import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -1065,6 +1067,91 @@ class _Postings:
         return out[0].astype(np.int64) if len(out) == 1 else np.concatenate(out, dtype=np.int64)
 
 
+class ArrayStore:
+    """A growing list of 1-D arrays of one dtype (a document's sampled keys, or its MinHash values), held in
+    memory or, with `spill_to` (a directory), in an unnamed temporary file there, read back one array at a
+    time (`os.pread`, no mapping: what is read is freed once used, and the process's memory stays flat in
+    the number of documents). A spilled array costs 12 bytes of memory (offset and length)."""
+
+    def __init__(self, dtype: Any, spill_to: str | os.PathLike[str] | None = None):
+        self.dtype = np.dtype(dtype)
+        self.spill_to = spill_to
+        self._list: list[np.ndarray] | None = None if spill_to is not None else []
+        self._file = None
+        if spill_to is not None:
+            os.makedirs(spill_to, exist_ok=True)
+            self._file = tempfile.TemporaryFile(dir=spill_to)
+        self._end = 0  # bytes written to the file
+        self._offset = np.zeros(0, dtype=np.int64)  # spilled: where each array starts in the file ...
+        self._size = np.zeros(0, dtype=np.int32)  # ... and its number of elements
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n if self._list is None else len(self._list)
+
+    def append(self, a: np.ndarray) -> None:
+        a = np.ascontiguousarray(a, dtype=self.dtype)
+        if self._list is not None:
+            self._list.append(a)
+            return
+        assert self._file is not None
+        if self._n == self._offset.size:  # grown by half: amortised O(1) appends
+            grow = max(1024, self._n // 2)
+            self._offset = np.concatenate([self._offset, np.zeros(grow, dtype=np.int64)])
+            self._size = np.concatenate([self._size, np.zeros(grow, dtype=np.int32)])
+        self._offset[self._n], self._size[self._n] = self._end, a.size
+        if a.size:
+            os.pwrite(self._file.fileno(), a.data, self._end)
+            self._end += a.nbytes
+        self._n += 1
+
+    def extend(self, arrays: Iterable[np.ndarray]) -> None:
+        for a in arrays:
+            self.append(a)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self._list is not None:
+            return self._list[i]
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        size = int(self._size[i])
+        if not size:
+            return np.zeros(0, dtype=self.dtype)
+        assert self._file is not None
+        raw = os.pread(self._file.fileno(), size * self.dtype.itemsize, int(self._offset[i]))
+        return np.frombuffer(raw, dtype=self.dtype)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (self[i] for i in range(len(self)))
+
+    def size(self, i: int) -> int:
+        return int(self._size[i]) if self._list is None else self._list[i].size
+
+    def sizes(self, slots: Sequence[int] | None = None) -> np.ndarray:
+        """Elements of each array (of `slots`, default all)."""
+        if self._list is None:
+            sizes = self._size[: self._n]
+            return (sizes if slots is None else sizes[np.asarray(slots, dtype=np.int64)]).astype(np.int64)
+        chosen = self._list if slots is None else [self._list[i] for i in slots]
+        return np.array([a.size for a in chosen], dtype=np.int64)
+
+    def concat(self, slots: Sequence[int] | None = None) -> np.ndarray:
+        """The arrays of `slots` (default all) end to end."""
+        chosen = range(len(self)) if slots is None else slots
+        parts = [self[i] for i in chosen]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
+
+    def take(self, keep: Sequence[int]) -> ArrayStore:
+        """A new store of the arrays at `keep`, in that order (spilled to the same directory)."""
+        out = ArrayStore(self.dtype, self.spill_to)
+        out.extend(self[i] for i in keep)
+        return out
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class DedupIndex:
     """Near-duplicate index over a rolling window of recent articles.
 
@@ -1079,8 +1166,10 @@ class DedupIndex:
     clusters of one source) are counted in a count-min sketch and are not evidence.
     """
 
-    def __init__(self, settings: DedupSettings | None = None, *, tuning: DedupTuning | None = None):
+    def __init__(self, settings: DedupSettings | None = None, *, tuning: DedupTuning | None = None,
+                 spill_to: str | os.PathLike[str] | None = None):
         self.settings = settings if settings is not None else _DefaultSettings()
+        self._spill_to = spill_to
         self.tuning = tuning if tuning is not None else DedupTuning()
         st = self.settings
         self._num_perm = int(st.num_perm)
@@ -1099,8 +1188,10 @@ class DedupIndex:
         self._src: list[int] = []
         self._seen: list[int] = []
         self._ntok: list[int] = []
-        self._mh: list[np.ndarray] = []
-        self._sample: list[np.ndarray] = []
+        # the documents' MinHash values and sampled keys: on disk with `spill_to`, read back when a lookup
+        # compares a candidate (the largest part of the index, ~2.5 KB a document)
+        self._mh = ArrayStore(np.uint32, self._spill_to)
+        self._sample = ArrayStore(np.uint64, self._spill_to)
         self._match: list[DedupMatch | None] = []
         self._by_id: dict[str, int] = {}
         self._by_hash: dict[str, int] = {}
@@ -1115,6 +1206,11 @@ class DedupIndex:
 
     def __len__(self) -> int:
         return len(self._ids)
+
+    def close(self) -> None:
+        """Free the spilled arrays' file now (it is unnamed, and freed with the index anyway)."""
+        self._mh.close()
+        self._sample.close()
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self._by_id
@@ -1327,7 +1423,7 @@ class DedupIndex:
             self._by_hash.setdefault(fp.content_hash, slot)
         self._count_cluster_keys(match.cluster_id, doc_id, sample, src)
         if near:
-            self._index_slot(slot)
+            self._index_slot(slot, sample, fp.minhash)
 
     def _count_cluster_keys(self, cluster_id: str, doc_id: str, sample: np.ndarray, src: int) -> None:
         """Count the keys this document brings to its cluster (the sketch counts clusters per key)."""
@@ -1345,9 +1441,9 @@ class DedupIndex:
             if src:
                 self._sketch.add(_source_keys(novel, src))
 
-    def _index_slot(self, slot: int) -> None:
-        self._post.add(slot, self._sample[slot])
-        self._lsh.add(slot, self._band_keys(self._mh[slot]))
+    def _index_slot(self, slot: int, sample: np.ndarray, minhash: np.ndarray) -> None:
+        self._post.add(slot, sample)
+        self._lsh.add(slot, self._band_keys(np.asarray(minhash, dtype=np.uint32)))
         if self._post.outgrown() or self._lsh.outgrown():  # the same postings as _build_postings, cheaper
             self._post.absorb()
             self._lsh.absorb()
@@ -1356,23 +1452,25 @@ class DedupIndex:
         self._post.clear()  # before the new entries are gathered: the old and the new base never coexist
         self._lsh.clear()
         min_words = int(self.settings.min_words)
-        near = [i for i in range(len(self._ids)) if self._ntok[i] >= min_words and self._sample[i].size]
+        near = [i for i in range(len(self._ids)) if self._ntok[i] >= min_words and self._sample.size(i)]
         if not near:
             self._post.build(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))
             self._lsh.build(np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64))
             return
-        lens = np.array([self._sample[i].size for i in near], dtype=np.int64)
+        lens = self._sample.sizes(near)
         slots = np.array(near, dtype=np.int32)
-        self._post.build(np.concatenate([self._sample[i] for i in near]), np.repeat(slots, lens))
-        bands = self._band_keys(np.stack([self._mh[i] for i in near]))
+        self._post.build(self._sample.concat(near), np.repeat(slots, lens))
+        bands = self._band_keys(self._mh.concat(near).reshape(len(near), self._num_perm))
         self._lsh.build(bands, np.repeat(slots, self._bands))
 
     def _compact(self, keep: list[int]) -> None:
         """Rebuild every structure from the documents at ``keep`` (prune, load)."""
         cols = (self._ids, self._cluster, self._hash, self._source, self._src, self._seen, self._ntok, self._mh,
                 self._sample, self._match)  # fmt: skip
-        kept = [[col[i] for i in keep] for col in cols]
+        kept = [col.take(keep) if isinstance(col, ArrayStore) else [col[i] for i in keep] for col in cols]
         multi = {new for new, old in enumerate(keep) if old in self._multi}
+        self._mh.close()
+        self._sample.close()
         self._reset()
         self._multi = multi
         (self._ids, self._cluster, self._hash, self._source, self._src, self._seen, self._ntok, self._mh,
@@ -1389,8 +1487,8 @@ class DedupIndex:
         if not self._ids:
             return
         # clusters per key, counted once per cluster (and once per cluster and source)
-        lens = np.array([s.size for s in self._sample], dtype=np.int64)
-        keys = np.concatenate(self._sample)
+        lens = self._sample.sizes()
+        keys = self._sample.concat()
         cluster_no: dict[str, int] = {}
         cl = np.array([cluster_no.setdefault(c, len(cluster_no)) for c in self._cluster], dtype=np.int64)
         owner = np.repeat(np.arange(len(self._ids)), lens)
@@ -1450,11 +1548,10 @@ class DedupIndex:
         n = len(slots)
         # one copy of the window's arrays, handed to Arrow as they are (no .tobytes() copy): the index is
         # still alive here, so each copy adds to the commit's peak memory
-        mh = np.stack(col(self._mh)).astype("<u4", copy=False) if n else np.zeros((0, self._num_perm), dtype="<u4")
-        sample = col(self._sample)
-        lens = np.array([s.size for s in sample], dtype=np.int64)
-        keys = np.concatenate(sample).astype("<u8", copy=False) if n else np.zeros(0, dtype="<u8")
-        del sample
+        chosen = None if doc_ids is None else slots
+        mh = self._mh.concat(chosen).astype("<u4", copy=False).reshape(n, self._num_perm)
+        lens = self._sample.sizes(chosen)
+        keys = self._sample.concat(chosen).astype("<u8", copy=False)
         offsets = np.concatenate(([0], np.cumsum(lens * 8))).astype(np.int64)
         mh_offsets = np.arange(n + 1, dtype=np.int64) * (4 * self._num_perm)
         schema = pa.schema(
@@ -1490,13 +1587,15 @@ class DedupIndex:
         *,
         tuning: DedupTuning | None = None,
         since: datetime | None = None,
+        spill_to: str | os.PathLike[str] | None = None,
     ) -> DedupIndex:
         """Load a table written by :meth:`to_arrow` (or several concatenated; None gives an empty index).
 
         Rows seen before ``since`` are skipped. Raises ValueError when the table was built with another
-        shingle size, MinHash size or sample rate.
+        shingle size, MinHash size or sample rate. ``spill_to``: a directory for the documents' MinHash
+        values and sampled keys (see `ArrayStore`), which are then not kept in memory.
         """
-        index = cls(settings, tuning=tuning)
+        index = cls(settings, tuning=tuning, spill_to=spill_to)
         if table is None:
             return index
         import pyarrow as pa
@@ -1522,10 +1621,11 @@ class DedupIndex:
         index._seen = table["seen_at"].cast(pa.int64()).to_pylist()
         index._ntok = table["n_tokens"].to_pylist()
         mh = _binary_column(table["minhash"], "<u4")
-        index._mh = [a.astype(np.uint32) for a in mh]
-        if any(a.size != index._num_perm for a in index._mh):
+        if any(a.size != index._num_perm for a in mh):
             raise ValueError(f"dedup index rows do not hold {index._num_perm} MinHash values")
-        index._sample = [a.astype(np.uint64) for a in _binary_column(table["sample"], "<u8")]
+        index._mh.extend(mh)
+        del mh
+        index._sample.extend(_binary_column(table["sample"], "<u8"))
         index._match = [None] * n
         index._rebuild()
         return index

@@ -1139,9 +1139,15 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
         for k in range(0, len(rows), chunk):
             put(rows[k:k + chunk])
         del rows
-        keys: list[tuple[datetime, str, Any, str, datetime]] = []
+        # Pass 3's keys: (time, article id, content hash, tokens, fingerprint number, source, first seen); the
+        # fingerprints' arrays wait for pass 3 on disk (~2.5 KB an article, most of a large commit's memory)
+        keys: list[tuple[datetime, str, str, int, int, str, datetime]] = []
+        fp_minhash = fp_sample = None
         if ok_pages:
             from pipeline.clean import SiteTemplate
+            from pipeline.dedup import ArrayStore
+
+            fp_minhash, fp_sample = ArrayStore(np.uint32, work), ArrayStore(np.uint64, work)
 
             # The order of `build_articles`: sites in order of first appearance, each site's pages in order.
             page_sites = [_page_site(po) for po in ok_pages]
@@ -1187,8 +1193,10 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                 del done, chunk_texts
                 for row, fp in with_text:
                     row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
-                    keys.append((row.published_at or row.first_seen_at, row.article_id, fp, row.source,
-                                 row.first_seen_at))
+                    keys.append((row.published_at or row.first_seen_at, row.article_id, fp.content_hash,
+                                 fp.n_tokens, len(fp_sample), row.source, row.first_seen_at))
+                    fp_minhash.append(fp.minhash)
+                    fp_sample.append(fp.sample)
                 put(out)
             del texts, live, out, with_text  # the last chunk's texts too: pass 3 needs only the fingerprints
             del ok_pages, sites
@@ -1202,15 +1210,18 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
     clusters: dict[str, tuple[str, str | None, str | None, float | None]] = {}
     index_delta = None
     if keys:
-        from pipeline.dedup import DedupIndex
+        from pipeline.dedup import DedupIndex, Fingerprint
 
+        assert fp_minhash is not None and fp_sample is not None
         window_start = now - timedelta(days=config.dedup.window_days)
-        index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start)
+        index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start,
+                                      spill_to=work)
         keys.sort(key=lambda k: (k[0], k[1]))
         new_ids = []
-        for n, (_, aid, fp, source, seen_at) in enumerate(keys):
+        for n, (_, aid, content, n_tokens, i, source, seen_at) in enumerate(keys):
+            fp = Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i])
             match = index.add_fingerprint(aid, fp, source=source, seen_at=seen_at)
-            keys[n] = None  # type: ignore[call-overload]  # the fingerprint is the index's now
+            keys[n] = None  # type: ignore[call-overload]
             new_ids.append(aid)
             clusters[aid] = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
             _count_match(summary, match)
@@ -1223,6 +1234,9 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                 delta._write(index.to_arrow(new_ids[k:k + chunk]))
         finally:
             delta.close()
+            index.close()
+            fp_minhash.close()
+            fp_sample.close()
         index_delta = delta.path if delta.count else None
     return StreamedArticles(rows_out.path if rows_out.count else None, rows_out.count,
                             np.asarray(ids, dtype=np.uint64), clusters, index_delta)

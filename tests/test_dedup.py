@@ -712,3 +712,55 @@ def test_benchmark_dev_set() -> None:
     print(f"dev: ARI={ari:.4f} P={precision:.4f} R={recall:.4f} {len(docs) / seconds:.0f} docs/s")
     assert ari >= 0.99
     assert precision >= 0.995
+
+
+def test_array_store_spilled_gives_back_what_was_appended(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    arrays = [rng.integers(0, 2**63, size=int(n), dtype=np.uint64) for n in rng.integers(0, 300, size=2500)]
+    arrays[7] = np.zeros(0, dtype=np.uint64)
+    memory, spilled = dedup.ArrayStore(np.uint64), dedup.ArrayStore(np.uint64, tmp_path / "spill")
+    memory.extend(arrays)
+    spilled.extend(arrays)
+    assert len(spilled) == len(memory) == 2500
+    assert all(np.array_equal(spilled[i], a) and spilled[i].dtype == np.uint64 for i, a in enumerate(arrays))
+    assert np.array_equal(spilled.sizes(), memory.sizes()) and spilled.size(7) == 0
+    some = [2499, 3, 7, 100]
+    assert np.array_equal(spilled.concat(some), memory.concat(some))
+    assert np.array_equal(spilled.sizes(some), [a.size for a in (arrays[i] for i in some)])
+    kept = spilled.take(some)
+    assert [kept[i].tolist() for i in range(4)] == [arrays[i].tolist() for i in some]
+    with pytest.raises(IndexError):
+        spilled[2500]
+    assert not list((tmp_path / "spill").iterdir())  # unnamed files: nothing left behind, even on a crash
+    spilled.close()
+    kept.close()
+
+
+def test_index_with_spilled_arrays_finds_the_same_matches(tmp_path: Path) -> None:
+    """An index keeping its documents' MinHash values and samples on disk gives the same matches, the same
+    table, the same pruning and the same reloaded index as one keeping them in memory."""
+    docs = _copies_corpus(150, seed=9)
+    plain, spilled = DedupIndex(), DedupIndex(spill_to=tmp_path)
+    for k, d in enumerate(docs):
+        at = T0 + timedelta(hours=k)
+        assert spilled.add(d["id"], d["text"], seen_at=at) == plain.add(d["id"], d["text"], seen_at=at)
+    assert spilled._sample._list is None and len(spilled._sample) == len(docs)
+    assert spilled.to_arrow().equals(plain.to_arrow())
+    ids = [d["id"] for d in docs[::5]]
+    assert spilled.to_arrow(ids).equals(plain.to_arrow(ids))
+    cut = T0 + timedelta(hours=40)
+    assert spilled.prune(cut) == plain.prune(cut) > 0
+    assert spilled.to_arrow().equals(plain.to_arrow())
+    reloaded = DedupIndex.from_arrow(plain.to_arrow(), spill_to=tmp_path)
+    loaded = DedupIndex.from_arrow(plain.to_arrow())
+    more = [{"id": "more-" + d["id"], "text": d["text"]} for d in _copies_corpus(40, seed=10)] + docs[-30:]
+    found = 0
+    for k, d in enumerate(more):
+        at = T0 + timedelta(hours=200 + k)
+        match = reloaded.add(d["id"], d["text"], seen_at=at)
+        assert match == loaded.add(d["id"], d["text"], seen_at=at)
+        found += match.duplicate_of is not None
+    assert found > 10
+    assert reloaded.to_arrow().equals(loaded.to_arrow())
+    for index in (spilled, reloaded):
+        index.close()
