@@ -917,15 +917,25 @@ class _Postings:
     slots a key is found with, and which additions the cap refuses, are the same as with one dict.
     """
 
-    def __init__(self, cap: int, recent_max: int = 1 << 16):
+    def __init__(self, cap: int, recent_max: int = 1 << 16, key_dtype: Any = np.uint64):
         self.cap = cap
         self.recent_max = recent_max
+        self.key_dtype = np.dtype(key_dtype)  # uint32: uint64 keys are held by their high 32 bits (see DedupIndex)
         self.clear()
 
+    def held_as(self, keys: np.ndarray) -> np.ndarray:
+        """Keys as this index holds them. The high half of a hash: sampling chose keys by their low bits
+        (``hash % sample_mod == 0``)."""
+        if keys.dtype == self.key_dtype:
+            return keys
+        if self.key_dtype == np.uint32 and keys.dtype == np.uint64:
+            return (keys >> _U64(32)).astype(np.uint32)
+        return keys.astype(self.key_dtype)
+
     def clear(self) -> None:
-        self.keys = np.zeros(0, dtype=np.uint64)  # the base: one entry per (key, slot), by key
+        self.keys = np.zeros(0, dtype=self.key_dtype)  # the base: one entry per (key, slot), by key
         self.slots = np.zeros(0, dtype=np.int32)
-        self.mid_keys = np.zeros(0, dtype=np.uint64)  # merged additions, the same layout
+        self.mid_keys = np.zeros(0, dtype=self.key_dtype)  # merged additions, the same layout
         self.mid_slots = np.zeros(0, dtype=np.int32)
         self.new: dict[int, int | list[int]] = {}
         self.n_new = 0
@@ -935,6 +945,7 @@ class _Postings:
         # A few arrays of the size of every entry of the window at once, freed as soon as done with (the
         # peak memory of a large commit is here): the arguments too, when the caller passed temporaries.
         self.clear()
+        keys = self.held_as(keys)
         order = np.argsort(keys, kind="stable")
         k = keys[order]
         del keys
@@ -952,6 +963,7 @@ class _Postings:
         self.keys, self.slots = k, sl
 
     def add(self, slot: int, keys: np.ndarray) -> None:
+        keys = self.held_as(keys)
         new, cap = self.new, self.cap
         in_mid = None
         if self.mid_keys.size:  # holders already merged into the sorted tier count against the cap
@@ -983,7 +995,7 @@ class _Postings:
                 keys.extend([h] * len(held))
                 slots.extend(held)
         self.new = {}
-        k = np.array(keys, dtype=np.uint64)
+        k = np.array(keys, dtype=self.key_dtype)
         del keys
         o = np.argsort(k, kind="stable")
         k, sl = k[o], np.array(slots, dtype=np.int32)[o]
@@ -1003,7 +1015,7 @@ class _Postings:
         if self.new:
             self._merge_recent()
         ak, asl = self.mid_keys, self.mid_slots
-        self.mid_keys, self.mid_slots = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int32)
+        self.mid_keys, self.mid_slots = np.zeros(0, dtype=self.key_dtype), np.zeros(0, dtype=np.int32)
         self.n_new = 0
         if not ak.size:
             return
@@ -1042,6 +1054,9 @@ class _Postings:
 
     def lookup(self, keys: np.ndarray, keys_list: list[int]) -> np.ndarray:
         """Slots holding each key (one entry per key held, so counts are shared keys)."""
+        if keys.dtype != self.key_dtype:
+            keys = self.held_as(keys)
+            keys_list = keys.tolist()
         out = []
         for tier_keys, tier_slots in ((self.keys, self.slots), (self.mid_keys, self.mid_slots)):
             if tier_keys.size:
@@ -1196,7 +1211,9 @@ class DedupIndex:
         self._by_id: dict[str, int] = {}
         self._by_hash: dict[str, int] = {}
         tu = self.tuning
-        self._post = _Postings(tu.posting_cap, tu.recent_postings)  # sampled shingle -> documents
+        # sampled shingle -> documents, by the high 32 bits of the shingle's hash (8 bytes an entry, not 12): a
+        # key shared by chance only adds a candidate, which the comparison of the full samples then refuses
+        self._post = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32)
         self._lsh = _Postings(tu.posting_cap, tu.recent_postings)  # MinHash band -> documents
         self._union: dict[str, np.ndarray] = {}  # sorted sampled keys of clusters with several members
         self._multi: set[int] = set()  # slots of pages found to hold several stories (not persisted)
@@ -1329,7 +1346,8 @@ class DedupIndex:
         return _fmix64(key.reshape(-1))
 
     def _candidates(self, inf_keys: np.ndarray, mh: np.ndarray, seen: int) -> list[int]:
-        shared = self._post.lookup(inf_keys, inf_keys.tolist())
+        held = self._post.held_as(inf_keys)
+        shared = self._post.lookup(held, held.tolist())
         bands = self._band_keys(mh)
         similar = self._lsh.lookup(bands, bands.tolist())  # MinHash LSH: a high Jaccard similarity
         cand, hits = np.unique(shared, return_counts=True)

@@ -764,3 +764,32 @@ def test_index_with_spilled_arrays_finds_the_same_matches(tmp_path: Path) -> Non
     assert reloaded.to_arrow().equals(loaded.to_arrow())
     for index in (spilled, reloaded):
         index.close()
+
+
+def test_postings_hold_the_high_half_of_sampled_keys() -> None:
+    """The index's shingle postings hold 32-bit keys: the high half of each hash, since sampling chose the keys
+    by their low bits (with sample_mod 2 every sampled key is even)."""
+    fp = fingerprint(ORIGIN)
+    assert fp.sample.size > 50 and not (fp.sample % 2).any()
+    index = DedupIndex()
+    held = index._post.held_as(fp.sample)
+    assert held.dtype == np.uint32 and np.array_equal(held, fp.sample >> np.uint64(32))
+    assert (held % 2).any() and index._lsh.key_dtype == np.uint64
+
+
+def test_index_with_32_bit_postings_finds_what_64_bit_postings_find(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key shared by chance in its high half only adds a candidate (the full samples are compared): the
+    matches are those of postings holding the whole 64-bit keys."""
+    docs = _copies_corpus(200, seed=11)
+    half = DedupIndex()
+    got = [half.add(d["id"], d["text"], seen_at=T0) for d in docs]
+    real_init = dedup._Postings.__init__
+
+    def whole_keys(self: dedup._Postings, cap: int, recent_max: int = 1 << 16, key_dtype: object = None) -> None:
+        real_init(self, cap, recent_max, np.uint64)
+
+    monkeypatch.setattr(dedup._Postings, "__init__", whole_keys)
+    whole = DedupIndex()
+    want = [whole.add(d["id"], d["text"], seen_at=T0) for d in docs]
+    assert whole._post.keys.dtype == np.uint64 and half._post.keys.dtype == np.uint32
+    assert got == want and sum(m.duplicate_of is not None for m in got) > 80
