@@ -15,7 +15,9 @@ import functools
 import json
 import logging
 import os
+import pickle
 import secrets
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -245,6 +247,17 @@ class _LogSink:
                 return
 
 
+def fetch_log_table(parts: Iterable[list[dict[str, Any]] | Any]) -> Any:
+    """One FETCH_LOG_SCHEMA table of fetch-log rows given as lists of row dicts or as tables (a big run's rows
+    as a table: ~150 bytes a row, where a dict costs ~800)."""
+    import pyarrow as pa
+
+    from pipeline.schema import FETCH_LOG_SCHEMA
+
+    tables = [p if isinstance(p, pa.Table) else pa.Table.from_pylist(list(p), schema=FETCH_LOG_SCHEMA) for p in parts]
+    return pa.concat_tables(tables) if tables else FETCH_LOG_SCHEMA.empty_table()
+
+
 def linkless_log_rows(linkless: Sequence[PageTask], run_id: str, now: datetime) -> list[dict[str, Any]]:
     """A fetch-log row (outcome `invalid_url`, no request sent) for each item whose link was rejected, so
     every link a feed gave us has an outcome."""
@@ -381,6 +394,105 @@ class PageOutcome:
     @property
     def has_text(self) -> bool:
         return self.text_file is not None or bool(self.extracted is not None and self.extracted.text)
+
+
+class PageSpool:
+    """Page outcomes in order of arrival: pickled to an unnamed temporary file in `directory` (or held in
+    memory, with None), with what the commit reads of every page kept in memory: its article id, site and
+    text spool. A big run's pages cost ~2 KB each as objects (fetch result, extraction metadata), which
+    the commit reads back a chunk at a time (see PageList)."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        self._objects: list[PageOutcome] | None = None
+        self._file: Any = None
+        if directory is None:
+            self._objects = []
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._file = tempfile.TemporaryFile(dir=directory)
+        self._end = 0
+        self._where: list[tuple[int, int]] = []  # (offset, length) of each pickled page
+        self.article_ids: list[str] = []
+        self.sites: list[str] = []
+        self.text_files: list[Path | None] = []
+        self._names: dict[str, str] = {}  # one string per site
+
+    def __len__(self) -> int:
+        return len(self.article_ids)
+
+    def append(self, po: PageOutcome) -> int:
+        site = _page_site(po)
+        self.article_ids.append(po.task.article_id)
+        self.sites.append(self._names.setdefault(site, site))
+        self.text_files.append(po.text_file)
+        if self._objects is not None:
+            self._objects.append(po)
+        elif self._file is not None:
+            data = pickle.dumps(po, protocol=pickle.HIGHEST_PROTOCOL)
+            os.pwrite(self._file.fileno(), data, self._end)
+            self._where.append((self._end, len(data)))
+            self._end += len(data)
+        else:
+            raise ValueError("the page spool was released")
+        return len(self.article_ids) - 1
+
+    def get(self, i: int) -> PageOutcome:
+        if self._objects is not None:
+            return self._objects[i]
+        if self._file is None:
+            raise ValueError("the page spool was released")
+        offset, length = self._where[i]
+        return pickle.loads(os.pread(self._file.fileno(), length, offset))
+
+    def release(self) -> None:
+        """Free the pages (the ids, sites and text spools stay)."""
+        self._objects = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+class PageList(Sequence[PageOutcome]):
+    """Some pages of a PageSpool in a given order: each page is read when it is asked for; its article id,
+    site and text spool without reading it."""
+
+    def __init__(self, spool: PageSpool, index: Sequence[int]) -> None:
+        self.spool = spool
+        self.index = list(index)
+
+    @classmethod
+    def of(cls, pages: Sequence[PageOutcome]) -> PageList:
+        """`pages` as a PageList (a list of pages is wrapped, not copied)."""
+        if isinstance(pages, PageList):
+            return pages
+        spool = PageSpool()
+        for po in pages:
+            spool.append(po)
+        return cls(spool, range(len(spool)))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: Any) -> Any:
+        if isinstance(k, slice):
+            return PageList(self.spool, self.index[k])
+        return self.spool.get(self.index[k])
+
+    def __iter__(self) -> Iterator[PageOutcome]:
+        return (self.spool.get(i) for i in self.index)
+
+    def article_id(self, k: int) -> str:
+        return self.spool.article_ids[self.index[k]]
+
+    def site(self, k: int) -> str:
+        return self.spool.sites[self.index[k]]
+
+    def text_file(self, k: int) -> Path | None:
+        return self.spool.text_files[self.index[k]]
+
+    def subset(self, ks: Iterable[int]) -> PageList:
+        """The pages at positions `ks` of this list, in that order."""
+        return PageList(self.spool, [self.index[k] for k in ks])
 
 
 def _extract_worker(html: str, url: str | None, min_words: int, feed_published_at: datetime | None) -> Extracted:
@@ -530,7 +642,7 @@ def _interleave_hosts(tasks: Sequence[PageTask]) -> list[int]:
 async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
                              fetch_env: dict[str, Any], texts: TextSpool | None = None,
-                             given_pool: Executor | None = None) -> list[PageOutcome]:
+                             given_pool: Executor | None = None, spool: PageSpool | None = None) -> PageList:
     from pipeline.fetch.client import Fetcher
 
     loop = asyncio.get_running_loop()
@@ -568,15 +680,16 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
             # A bounded number of pages in flight (fetched, queued for or in extraction), taken from the hosts
             # in turn: memory stays flat however many pages a run has, and no host waits behind another's
             # queue (each host's own slots and delay are still the Fetcher's).
-            results: list[PageOutcome | None] = [None] * len(tasks)
+            pages = spool if spool is not None else PageSpool()
+            at = [-1] * len(tasks)  # where each task's page is in the spool
             order = iter(_interleave_hosts(tasks))
 
             async def runner() -> None:
                 for i in order:  # one iterator shared by every runner: each page is taken once
-                    results[i] = await one(tasks[i])
+                    at[i] = pages.append(await one(tasks[i]))
 
             await asyncio.gather(*(runner() for _ in range(min(len(tasks), _pages_in_flight(config)))))
-            return [r for r in results if r is not None]
+            return PageList(pages, [j for j in at if j >= 0])
     finally:
         if pool is not None and pool is not given_pool:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -585,9 +698,10 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
 def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
                 progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
                 now: datetime | None = None, pool: Executor | None = None,
-                ) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
-    """Fetch and extract the pages of `tasks`. `pool`: the process pool to extract in (the caller's, left
-    running); without one, a pool of the run's own when there are enough pages, else in-process."""
+                ) -> tuple[Sequence[PageOutcome], list[dict[str, Any]], Path | None]:
+    """Fetch and extract the pages of `tasks`, in their order (a PageList: the pages wait in `staging` on disk,
+    read back when asked for). `pool`: the process pool to extract in (the caller's, left running); without
+    one, a pool of the run's own when there are enough pages, else in-process."""
     if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
         return [], [], None
     if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
@@ -597,7 +711,7 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
     log_rows: list[dict[str, Any]] = []
     try:
         outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress,
-                                                  _fetch_env(cache_dir, now), texts, pool))
+                                                  _fetch_env(cache_dir, now), texts, pool, PageSpool(staging)))
     finally:
         raw.close()
         texts.close()
@@ -738,18 +852,19 @@ def _base_row(task: PageTask, status: str, fetched: PageOutcome | None, run_id: 
 
 def _triage_pages(config: Config, page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask],
                   state: dict[str, Any], run_id: str, now: datetime, summary: RunSummary,
-                  ) -> tuple[list[Article], list[PageOutcome]]:
+                  ) -> tuple[list[Article], list[int]]:
     """The rows of pages without an article text (link-less items, given-up fetches, pages that are no
-    article), updating pending retries in `state`; and the pages with a text to clean, in page order."""
+    article), updating pending retries in `state`; and where the pages with a text to clean are in
+    `page_outcomes`, in page order."""
     pending: dict[str, Any] = state["pending"]
     rows: list[Article] = []
-    ok_pages: list[PageOutcome] = []
+    ok_pages: list[int] = []
 
     for task in linkless:
         summary.not_article += 1
         rows.append(_base_row(task, "invalid_url", None, run_id, now))
 
-    for po in page_outcomes:
+    for k, po in enumerate(page_outcomes):
         task, res = po.task, po.fetch
         if po.extracted is None:  # the fetch failed
             if res.outcome == "deferred":
@@ -781,7 +896,7 @@ def _triage_pages(config: Config, page_outcomes: Sequence[PageOutcome], linkless
             row.language, row.site_name, row.description = ex.language, ex.site_name, ex.description
             rows.append(row)
             continue
-        ok_pages.append(po)
+        ok_pages.append(k)
     return rows, ok_pages
 
 
@@ -794,12 +909,12 @@ def _page_site(po: PageOutcome) -> str:
     return host_of(canonical or po.task.item.url or "")
 
 
-def _sites_in_order(ok_pages: Sequence[PageOutcome], sites: Sequence[str] | None = None) -> dict[str, list[int]]:
-    """Indices of `ok_pages` by site: sites in order of first appearance, each site's pages in page order
-    (the order in which templates learn and articles are cleaned). `sites`: each page's `_page_site`."""
+def _sites_in_order(sites: Sequence[str]) -> dict[str, list[int]]:
+    """Indices of pages by site (`sites`: each page's `_page_site`): sites in order of first appearance, each
+    site's pages in page order (the order in which templates learn and articles are cleaned)."""
     by_site: dict[str, list[int]] = defaultdict(list)
-    for i, po in enumerate(ok_pages):
-        by_site[_page_site(po) if sites is None else sites[i]].append(i)
+    for i, site in enumerate(sites):
+        by_site[site].append(i)
     return by_site
 
 
@@ -892,15 +1007,16 @@ def build_articles(config: Config, page_outcomes: Sequence[PageOutcome], linkles
 
     Every text in memory (`extracted.text`): for a bounded number of pages (reextract). `commit_run`
     streams instead (`_stream_articles`), with the same rows."""
-    rows, ok_pages = _triage_pages(config, page_outcomes, linkless, state, run_id, now, summary)
-    if not ok_pages:
+    rows, ok = _triage_pages(config, page_outcomes, linkless, state, run_id, now, summary)
+    if not ok:
         return rows  # nothing to clean (a run of 304s never loads the cleaner)
+    ok_pages = [page_outcomes[k] for k in ok]
     from pipeline.clean import SiteTemplate
 
     # Clean with per-site templates: observe every new article of a site first, then clean each one, so the
     # first article of a batch already benefits from what the others teach.
     templates: dict[str, Any] = state["templates"]
-    for site, idx in _sites_in_order(ok_pages).items():
+    for site, idx in _sites_in_order([_page_site(po) for po in ok_pages]).items():
         template = SiteTemplate.from_dict(templates[site]) if site in templates else SiteTemplate()
         for i in idx:
             template.observe(ok_pages[i].task.article_id, _text_of(ok_pages[i]))
@@ -1086,11 +1202,11 @@ class _TextOrder(_StagingParquet):
             _malloc.trim()
 
 
-def _spooled_texts(ok_pages: Sequence[PageOutcome], chunk: int) -> Iterator[tuple[str, str]]:
+def _spooled_texts(ok_pages: PageList, chunk: int) -> Iterator[tuple[str, str]]:
     """(article id, text) of the rows of the text spools of `ok_pages` (every row, a batch at a time)."""
     import pyarrow.parquet as pq
 
-    files = dict.fromkeys(po.text_file for po in ok_pages if po.text_file is not None)
+    files = dict.fromkeys(f for f in map(ok_pages.text_file, range(len(ok_pages))) if f is not None)
     for path in files:
         if not path.exists():
             raise RuntimeError(f"text spool {path} is missing: the fetch task's staging files were removed")
@@ -1120,8 +1236,8 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
     pass 2 cleans them chunk by chunk into article rows (to a staging file) and fingerprints each chunk;
     pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`.
     `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`.
-    `release_pages`: `page_outcomes` (a list) is emptied after pass 2, so the pages are freed before the
-    dedup index grows (the caller hands them over)."""
+    `release_pages`: the pages are freed after pass 2, before the dedup index grows (the caller hands them
+    over: a list of them is emptied)."""
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids: list[int] = []
 
@@ -1135,10 +1251,15 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
         rows_out._write(_articles_table(rows))
 
     try:
-        rows, ok_pages = _triage_pages(config, page_outcomes, linkless, state, run_id, now, summary)
+        pages = PageList.of(page_outcomes)
+        if release_pages and isinstance(page_outcomes, list):
+            page_outcomes.clear()  # `pages` holds them until pass 2 is done
+        rows, ok = _triage_pages(config, pages, linkless, state, run_id, now, summary)
         for k in range(0, len(rows), chunk):
             put(rows[k:k + chunk])
         del rows
+        ok_pages = pages.subset(ok)
+        del ok
         # Pass 3's keys: (time, article id, content hash, tokens, fingerprint number, source, first seen); the
         # fingerprints' arrays wait for pass 3 on disk (~2.5 KB an article, most of a large commit's memory)
         keys: list[tuple[datetime, str, str, int, int, str, datetime]] = []
@@ -1150,18 +1271,18 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
             fp_minhash, fp_sample = ArrayStore(np.uint32, work), ArrayStore(np.uint64, work)
 
             # The order of `build_articles`: sites in order of first appearance, each site's pages in order.
-            page_sites = [_page_site(po) for po in ok_pages]
-            order = [i for idx in _sites_in_order(ok_pages, page_sites).values() for i in idx]
-            ok_pages = [ok_pages[i] for i in order]
+            page_sites = [ok_pages.site(k) for k in range(len(ok_pages))]
+            order = [i for idx in _sites_in_order(page_sites).values() for i in idx]
+            ok_pages = ok_pages.subset(order)
             sites = [page_sites[i] for i in order]
             del order, page_sites
             texts = _TextOrder(work / "texts-ordered.parquet", len(ok_pages), chunk)
             ordinal: dict[str, list[int]] = defaultdict(list)  # spooled pages (an id is on one page in a run)
-            for k, po in enumerate(ok_pages):
-                if po.text_file is None:
-                    texts.add(k, _text_of(po))
+            for k in range(len(ok_pages)):
+                if ok_pages.text_file(k) is None:
+                    texts.add(k, _text_of(ok_pages[k]))
                 else:
-                    ordinal[po.task.article_id].append(k)
+                    ordinal[ok_pages.article_id(k)].append(k)
             for aid, text in _spooled_texts(ok_pages, chunk):
                 for k in ordinal.get(aid, ()):  # a spooled page filtered out (stored meanwhile) has none
                     texts.add(k, text)
@@ -1177,7 +1298,7 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                     if template is None:
                         template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
                                                  else SiteTemplate())
-                    template.observe(ok_pages[k].task.article_id, text)
+                    template.observe(ok_pages.article_id(k), text)
             for site, template in live.items():
                 templates[site] = template.to_dict()
             # Pass 2: clean, fingerprint, spool the rows (the cleaning and fingerprints in the pool when there
@@ -1185,12 +1306,12 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
             out: list[Article] = []
             with_text: list[tuple[Article, Any]] = []
             for ords, chunk_texts in texts.chunks():
-                done = list(_cleaned(config, pool, [ok_pages[k] for k in ords], chunk_texts,
-                                     [live[sites[k]] for k in ords]))
-                out = [_clean_row(config, ok_pages[k], text, live[sites[k]], sites[k], run_id, now, summary,
-                                  cleaned=c) for k, text, (c, _) in zip(ords, chunk_texts, done, strict=True)]
+                chunk_pages = [ok_pages[k] for k in ords]
+                done = list(_cleaned(config, pool, chunk_pages, chunk_texts, [live[sites[k]] for k in ords]))
+                out = [_clean_row(config, po, text, live[sites[k]], sites[k], run_id, now, summary, cleaned=c)
+                       for k, po, text, (c, _) in zip(ords, chunk_pages, chunk_texts, done, strict=True)]
                 with_text = [(r, fp) for r, (_, fp) in zip(out, done, strict=True) if fp is not None]
-                del done, chunk_texts
+                del done, chunk_texts, chunk_pages
                 for row, fp in with_text:
                     row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
                     keys.append((row.published_at or row.first_seen_at, row.article_id, fp.content_hash,
@@ -1198,12 +1319,13 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
                     fp_minhash.append(fp.minhash)
                     fp_sample.append(fp.sample)
                 put(out)
-            del texts, live, out, with_text  # the last chunk's texts too: pass 3 needs only the fingerprints
-            del ok_pages, sites
-            if release_pages and isinstance(page_outcomes, list):
-                page_outcomes.clear()  # ~3 KB a page (feed item, fetch result, extraction metadata)
+            del texts, live, out, with_text, sites  # the last chunk's texts too: pass 3 needs only the fingerprints
             if pool is not None and release_pool:
                 pool.shutdown(wait=True)  # its workers' memory is free before the dedup index grows
+        del ok_pages
+        if release_pages:
+            pages.spool.release()  # ~2 KB a page in memory (fetch result, extraction metadata)
+        del pages
     finally:
         rows_out.close()
     # Pass 3: the dedup index, documents in the order of `assign_clusters`.
@@ -1321,7 +1443,7 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
 
 
 def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Sequence[FeedOutcome],
-               page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask], log_rows: list[dict[str, Any]],
+               page_outcomes: Sequence[PageOutcome], linkless: Sequence[PageTask], log_rows: list[dict[str, Any]] | Any,
                raw_files: Sequence[Path], started_at: datetime, trigger: str = "cli",
                summary: RunSummary | None = None, now: datetime | None = None,
                chunk_rows: int | None = None, pool: Executor | None = None, release_pool: bool = False,
@@ -1338,7 +1460,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     dedup index (about 5 KB an article with text). `pool`: a process pool that cleans and fingerprints the
     texts while this process builds the rows (the rows are the same without one); the caller's, left
     running, unless `release_pool` (then shut down once the cleaning is done). `release_pages`: the caller
-    hands `page_outcomes` (a list) over; it is emptied as soon as the rows are built."""
+    hands `page_outcomes` over (a list is emptied): they are freed as soon as the rows are built."""
     from pipeline.views import refresh_database_file
 
     summary = summary or RunSummary(run_id)
@@ -1352,11 +1474,11 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     state = wh.load_state(base)
     seen = wh.load_seen(base)
     # Pages selected against an older id set (another run committed in between) must not be stored twice.
-    kept = [po for po in page_outcomes if not _in_sorted(seen, id_to_u64(po.task.article_id))]
+    pages = PageList.of(page_outcomes)  # pages spooled by the fetch stay on disk
     if release_pages and isinstance(page_outcomes, list):
         page_outcomes.clear()
-    page_outcomes = kept
-    del kept
+    page_outcomes = pages.subset(k for k in range(len(pages)) if not _in_sorted(seen, id_to_u64(pages.article_id(k))))
+    del pages
     linkless = [t for t in linkless if not _in_sorted(seen, id_to_u64(t.article_id))]
 
     # Feed validators, health and polling schedule.
@@ -1370,7 +1492,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
         arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk, pool,
                                 release_pool, release_pages)
         _malloc.trim()  # the index is gone: its pages go back before the article files are written
-        log_rows = [*log_rows, *linkless_log_rows(linkless, run_id, now)]
+        log_rows = fetch_log_table([log_rows, linkless_log_rows(linkless, run_id, now)])
         _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
                       summary, now, t0, chunk)
     finally:
@@ -1385,20 +1507,17 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
 
 
 def _commit_files(config: Config, wh: Warehouse, run_id: str, base: Any, arts: StreamedArticles,
-                  state: dict[str, Any], seen: np.ndarray, log_rows: list[dict[str, Any]], raw_files: Sequence[Path],
+                  state: dict[str, Any], seen: np.ndarray, log_rows: Any, raw_files: Sequence[Path],
                   started_at: datetime, trigger: str, summary: RunSummary, now: datetime, t0: float,
                   chunk: int) -> None:
-    """The data files, the new state and the log entry of one run (the commit point), in that order."""
-    import pyarrow as pa
-
-    from pipeline.schema import FETCH_LOG_SCHEMA
-
+    """The data files, the new state and the log entry of one run (the commit point), in that order.
+    `log_rows`: the fetch-log rows, a FETCH_LOG_SCHEMA table (`fetch_log_table`)."""
     index_delta = arts.index_delta
     with wh.transaction(run_id, f"run {run_id}"):
         files: list[dict[str, Any]] = _write_article_files(wh, arts, run_id, chunk)
-        if log_rows:
+        if log_rows.num_rows:
             files.append(wh.write_table(f"fetch_log/run_date={now.date().isoformat()}/part-{run_id}-0.parquet",
-                                        pa.Table.from_pylist(log_rows, schema=FETCH_LOG_SCHEMA)))
+                                        log_rows))
         for n, raw in enumerate(sorted(raw_files)):
             if raw.exists():
                 rel = f"raw_pages/fetch_date={now.date().isoformat()}/part-{run_id}-{n}.parquet"
@@ -1573,8 +1692,10 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
                 pages, page_log, raw = fetch_pages(config, tasks, staging, "all", run_id, progress=bar.update,
                                                    cache_dir=wh.local_cache_dir(), now=now, pool=pool)
             summary.elapsed_s = time.monotonic() - t0
+            log = fetch_log_table([log_rows, page_log])  # a dict per fetch would wait for the commit
+            del log_rows, page_log, tasks, items
             commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
-                       log_rows=log_rows + page_log, raw_files=[raw] if raw else [], started_at=started,
+                       log_rows=log, raw_files=[raw] if raw else [], started_at=started,
                        trigger=trigger, summary=summary, now=now, pool=pool, release_pool=True, release_pages=True)
         finally:
             if pool is not None:
