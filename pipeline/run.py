@@ -1132,7 +1132,7 @@ def _partition_day(published_at: datetime | None, first_seen_at: datetime) -> st
 # ---------------------------------------------------------------------------------------------------- streaming commit
 # A run's new articles pass through the commit in chunks of `commit.chunk_rows`: texts stream from the text
 # spools of the fetch (or from memory) through a bucket sort into the order templates learn in, article rows
-# go to a staging file, and only small per-article keys (sort key, fingerprint, cluster) stay in memory.
+# go to a staging file, and only small per-article keys (sort key, fingerprint number, cluster) stay in memory.
 
 
 class _TextOrder(_StagingParquet):
@@ -1457,7 +1457,8 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     The texts never need to fit in memory at once: texts (spooled by the fetch, see TextSpool, or in memory)
     are cleaned, fingerprinted and written `chunk_rows` (default `commit.chunk_rows`) at a time through
     staging files under `_staging/<run_id>/commit/` (removed at the end); what grows with the run is the
-    dedup index (about 5 KB an article with text). `pool`: a process pool that cleans and fingerprints the
+    dedup index's postings and per-article keys (about 6.5 KB an article in all; its sampled keys and MinHash
+    values are spilled to staging, see `ArrayStore`). `pool`: a process pool that cleans and fingerprints the
     texts while this process builds the rows (the rows are the same without one); the caller's, left
     running, unless `release_pool` (then shut down once the cleaning is done). `release_pages`: the caller
     hands `page_outcomes` over (a list is emptied): they are freed as soon as the rows are built."""
