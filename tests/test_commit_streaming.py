@@ -22,7 +22,9 @@ import pytest
 
 from pipeline.records import Extracted, FeedItem, FetchResult
 from pipeline.run import (
+    PageList,
     PageOutcome,
+    PageSpool,
     PageTask,
     RunSummary,
     TextSpool,
@@ -106,6 +108,14 @@ def _spool(outcomes: list[PageOutcome], path: Path) -> list[PageOutcome]:
     return outcomes
 
 
+def _on_disk(outcomes: list[PageOutcome], directory: Path) -> PageList:
+    """What fetch_pages does with the pages: pickled to a PageSpool as they arrive (here in reverse), handed
+    on in task order."""
+    spool = PageSpool(directory)
+    at = {i: spool.append(outcomes[i]) for i in reversed(range(len(outcomes)))}
+    return PageList(spool, [at[i] for i in range(len(outcomes))])
+
+
 def _commit(wh: Warehouse, run_id: str, outcomes: list[PageOutcome], linkless: list[PageTask], chunk: int,
             now: datetime, pool=None) -> RunSummary:
     # with a pool as run_once calls it: the page outcomes handed over, emptied once the rows are built
@@ -132,8 +142,9 @@ def _index(wh: Warehouse) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def committed(tmp_path_factory):
-    """Two runs (the second dedups against the first's index) committed in chunks of 3 from a spool, in
-    one chunk from memory, and in chunks of 7 cleaned and fingerprinted in a process pool (slices of 2)."""
+    """Two runs (the second dedups against the first's index) committed in chunks of 3 from a spool (pages
+    too), in one chunk from memory, and in chunks of 7 cleaned and fingerprinted in a process pool (slices
+    of 2)."""
     root = tmp_path_factory.mktemp("streaming")
     out = {}
     pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
@@ -146,6 +157,8 @@ def committed(tmp_path_factory):
                 outcomes, linkless = _pages(seed, 60, first)
                 if spooled:
                     outcomes = _spool(outcomes, wh.staging_dir(f"r{run}") / "texts-0000.parquet")
+                if name == "chunked":
+                    outcomes = _on_disk(outcomes, wh.staging_dir(f"r{run}"))
                 summaries.append(_commit(wh, f"r{run}", outcomes, linkless, chunk, NOW + timedelta(hours=run),
                                          with_pool))
             out[name] = (wh, summaries)
@@ -278,3 +291,24 @@ def test_article_files_stay_bounded_in_open_files_and_keep_each_days_row_order(t
     got = {r["article_id"]: r for e in entries for r in pq.read_table(wh.root / e["path"]).to_pylist()}
     assert (got[rows[3].article_id]["cluster_id"], got[rows[3].article_id]["similarity"]) == ("c3", 0.5)
     assert got[rows[4].article_id]["cluster_id"] == rows[4].article_id
+
+
+def test_a_page_spool_gives_back_its_pages_and_frees_them(tmp_path):
+    outcomes, _ = _pages(5, 30)
+    outcomes = _spool(outcomes, tmp_path / "texts.parquet")
+    pages = _on_disk(outcomes, tmp_path / "pages")
+    assert not list((tmp_path / "pages").iterdir())  # an unnamed file: nothing to clean up after a crash
+    assert len(pages) == 30 and [p.task.article_id for p in pages] == [o.task.article_id for o in outcomes]
+    assert pages[3] == outcomes[3] and pages[3] is not outcomes[3]  # read back from disk
+    assert [pages.article_id(k) for k in range(30)] == [o.task.article_id for o in outcomes]
+    assert pages.text_file(0) == tmp_path / "texts.parquet"
+    picked = pages.subset([29, 0, 7])
+    assert [p.task.article_id for p in picked] == [outcomes[k].task.article_id for k in (29, 0, 7)]
+    assert [p.task.article_id for p in pages[10:12]] == [o.task.article_id for o in outcomes[10:12]]
+    assert picked.site(0) == pages.site(29) and all(pages.site(k) for k in range(30))
+    in_memory = PageList.of(outcomes)
+    assert in_memory[5] is outcomes[5] and PageList.of(pages) is pages
+    pages.spool.release()
+    assert pages.article_id(4) == outcomes[4].task.article_id  # the ids stay
+    with pytest.raises(ValueError, match="released"):
+        pages[0]
