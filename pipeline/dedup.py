@@ -909,8 +909,8 @@ class _Postings:
     The additions are absorbed into the base (`absorb`) when they outgrow half of it, so loading a window
     and adding to it both cost O(entries) overall, with no Python object per indexed key in the base.
     The base holds one entry per (key, slot), sorted by key (slots in slot order within a key): 12 bytes
-    an entry, since most sampled keys are held by one document (a separate array of distinct keys with
-    offsets cost 24). The additions since the build live in two tiers: the latest in a dict (a key held
+    an entry, 8 with 32-bit keys (`key_dtype`), since most sampled keys are held by one document (a separate
+    array of distinct keys with offsets cost 24). The additions since the build live in two tiers: the latest in a dict (a key held
     by one slot maps to that slot, an int, by several to a list of them), at most ``recent_max`` keys,
     which is then merged into a sorted numpy tier of the same layout as the base. Python objects cost
     ~110 bytes per key, so the additions of a big window no longer cost most of a commit's memory; the
