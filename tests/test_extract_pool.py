@@ -53,3 +53,46 @@ def test_pages_are_taken_from_the_hosts_in_turn():
         "http://a/1", "http://b:81/1", "http://c/1", "http://a/2", "http://b:81/2", "http://a/3", "http://A/4",
     ]  # fmt: skip
     assert _interleave_hosts([]) == []
+
+
+def _page(n: int) -> str:
+    words = " ".join(f"word{n}x{i}" for i in range(60))
+    return f"<html><head><title>Page {n}</title></head><body><article><h1>Headline {n}</h1><p>{words}.</p></article></body></html>"
+
+
+def test_pages_go_to_the_pool_in_batches_and_each_gets_its_own_result():
+    """Pages reach the pool a few per task (a partial batch leaves after a short wait); every page's
+    caller gets that page's extraction, and a pool that cannot take work fails each page, not the loop."""
+    import asyncio
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pipeline import run
+
+    submitted: list[int] = []
+
+    class Counting(ProcessPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append(len(args[0]))
+            return super().submit(fn, *args, **kwargs)
+
+    pool = Counting(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+    async def go() -> list:
+        batches = run._ExtractBatches(asyncio.get_running_loop(), pool, size=4, wait_s=0.01)
+        return await asyncio.gather(*(batches.extract(_page(n), f"https://x.example/{n}", 10, None)
+                                      for n in range(10)))
+
+    try:
+        results = asyncio.run(go())
+    finally:
+        pool.shutdown()
+    assert submitted == [4, 4, 2]
+    assert all(r.status == "ok" and f"word{n}x0 " in r.text and f"word{n}x59" in r.text for n, r in enumerate(results))
+
+    async def refused() -> list:
+        batches = run._ExtractBatches(asyncio.get_running_loop(), pool, size=2, wait_s=0.01)
+        return await asyncio.gather(*(batches.extract(_page(n), None, 10, None) for n in range(3)),
+                                    return_exceptions=True)
+
+    errors = asyncio.run(refused())  # the pool is shut down now
+    assert len(errors) == 3 and all(isinstance(e, RuntimeError) for e in errors)
