@@ -248,7 +248,7 @@ class Fetcher:
     def _client_of(self, host: _Host) -> httpx.AsyncClient:
         """The host's own connection pool, as large as its request slots. One pool for every host made
         httpcore match each waiting request against every pooled connection (quadratic: with 32 in flight
-        over 10 hosts, most of the fetch loop's CPU) and close idle connections of one host to open
+        over 10 hosts, a fifth of the fetch loop's CPU) and close idle connections of one host to open
         another's (a new connection for nearly every page)."""
         if host.client is None:
             host.client = self._new_client(self.settings.per_host_concurrency)
