@@ -1286,7 +1286,7 @@ class StreamedArticles:
     index_delta: Path | None  # this run's dedup index entries (a staging Parquet file), None when none
 
 
-def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[PageOutcome],
+def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                      linkless: Sequence[PageTask], state: dict[str, Any], run_id: str, now: datetime,
                      summary: RunSummary, work: Path, chunk: int, pool: Executor | None = None,
                      release_pool: bool = False, release_pages: bool = False) -> StreamedArticles:
@@ -1296,8 +1296,8 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
     pass 2 cleans them chunk by chunk into article rows (to a staging file) and fingerprints each chunk;
     pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`.
     `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`.
-    `release_pages`: the pages are freed after pass 2, before the dedup index grows (the caller hands them
-    over: a list of them is emptied)."""
+    `release_pages`: the pages' spool is released after pass 2, before the dedup index grows (the caller
+    hands them over)."""
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids: list[int] = []
 
@@ -1311,9 +1311,6 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
         rows_out._write(_articles_table(rows))
 
     try:
-        pages = PageList.of(page_outcomes)
-        if release_pages and isinstance(page_outcomes, list):
-            page_outcomes.clear()  # `pages` holds them until pass 2 is done
         rows, ok = _triage_pages(config, pages, linkless, state, run_id, now, summary)
         for k in range(0, len(rows), chunk):
             put(rows[k:k + chunk])
@@ -1385,7 +1382,6 @@ def _stream_articles(config: Config, wh: Warehouse, page_outcomes: Sequence[Page
         del ok_pages
         if release_pages:
             pages.spool.release()  # ~2 KB a page in memory (fetch result, extraction metadata)
-        del pages
     finally:
         rows_out.close()
     # Pass 3: the dedup index, documents in the order of `assign_clusters`.
@@ -1538,8 +1534,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     pages = PageList.of(page_outcomes)  # pages spooled by the fetch stay on disk
     if release_pages and isinstance(page_outcomes, list):
         page_outcomes.clear()
-    page_outcomes = pages.subset(k for k in range(len(pages)) if not _in_sorted(seen, id_to_u64(pages.article_id(k))))
-    del pages
+    pages = pages.subset(k for k in range(len(pages)) if not _in_sorted(seen, id_to_u64(pages.article_id(k))))
     linkless = [t for t in linkless if not _in_sorted(seen, id_to_u64(t.article_id))]
 
     # Feed validators, health and polling schedule.
@@ -1550,7 +1545,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     work = wh.staging_dir(run_id) / "commit"
     _malloc.return_freed_memory()  # the dedup index's big temporary arrays must not stay in the process
     try:
-        arts = _stream_articles(config, wh, page_outcomes, linkless, state, run_id, now, summary, work, chunk, pool,
+        arts = _stream_articles(config, wh, pages, linkless, state, run_id, now, summary, work, chunk, pool,
                                 release_pool, release_pages)
         _malloc.trim()  # the index is gone: its pages go back before the article files are written
         log_rows = fetch_log_table([log_rows, linkless_log_rows(linkless, run_id, now)])
