@@ -1152,6 +1152,9 @@ class ArrayStore:
 
     def concat(self, slots: Sequence[int] | None = None) -> np.ndarray:
         """The arrays of `slots` (default all) end to end."""
+        if slots is None and self._file is not None:  # all of them: the file, in one read (a load, a prune)
+            self._file.seek(0)
+            return np.fromfile(self._file, dtype=self.dtype, count=self._end // self.dtype.itemsize)
         chosen = range(len(self)) if slots is None else slots
         parts = [self[i] for i in chosen]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)

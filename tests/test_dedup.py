@@ -726,6 +726,7 @@ def test_array_store_spilled_gives_back_what_was_appended(tmp_path: Path) -> Non
     assert np.array_equal(spilled.sizes(), memory.sizes()) and spilled.size(7) == 0
     some = [2499, 3, 7, 100]
     assert np.array_equal(spilled.concat(some), memory.concat(some))
+    assert np.array_equal(spilled.concat(), memory.concat()) and spilled.concat().dtype == np.uint64
     assert np.array_equal(spilled.sizes(some), [a.size for a in (arrays[i] for i in some)])
     kept = spilled.take(some)
     assert [kept[i].tolist() for i in range(4)] == [arrays[i].tolist() for i in some]
