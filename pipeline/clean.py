@@ -42,17 +42,23 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "REASONS",
     "CleanResult",
     "SiteTemplate",
+    "TemplateProbe",
     "byline_credit",
     "classify_line",
     "clean_documents",
     "clean_text",
     "is_outlet_credit",
+    "line_keys",
     "normalize_line",
+    "preclean_text",
 ]
 
 # Every reason a line can be removed for (the `removed` record uses these names).
@@ -1044,6 +1050,58 @@ def _h64(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big")
 
 
+def _template_key(line: str) -> tuple[int, bool] | None:
+    """What a site template knows a line by: the hash of its normalised text, and whether it is a long
+    sentence (which needs more evidence); None for a line with no letter or digit."""
+    core = _core(line)
+    norm = _strip_edges(core.casefold())
+    return (_h64(norm), _is_long_sentence(core)) if norm else None
+
+
+def _line_key_sets(text: str) -> tuple[set[int], set[int]]:
+    keys, long_keys = _line_key_lists(text)
+    return set(keys), set(long_keys)
+
+
+def _line_key_lists(text: str) -> tuple[list[int], list[int]]:
+    """The keys of a text's lines and of its long sentences, each once, in order of first occurrence (a set
+    made of them iterates in the same order as one made of the lines: a template's line order is the same)."""
+    keys: dict[int, bool] = {}
+    for raw in text.splitlines():
+        key = _template_key(raw)
+        if key is not None:
+            keys[key[0]] = keys.get(key[0], False) or key[1]
+    return list(keys), [h for h, long in keys.items() if long]
+
+
+def line_keys(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """What `SiteTemplate.observe` counts of a text: the distinct keys of its lines, and those of its long
+    sentences (uint64, in order of first occurrence)."""
+    keys, long_keys = _line_key_lists(text)
+    return np.array(keys, dtype=np.uint64), np.array(long_keys, dtype=np.uint64)
+
+
+@dataclass(slots=True)
+class TemplateProbe:
+    """What a site template needs of one text, from `preclean_text`: the `line_keys` it observes, and the
+    keys of the lines `clean_text` would test against it (`SiteTemplate.marks_any`)."""
+
+    keys: np.ndarray  # uint64, in order of first occurrence
+    long_keys: np.ndarray  # uint64, in order of first occurrence
+    tested: np.ndarray  # uint64, in text order
+    tested_long: np.ndarray  # bool
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes, ...]]:
+        # as bytes: a probe crosses a process pipe and a page spool, and numpy arrays pickle five times slower
+        return _probe_from_bytes, (self.keys.tobytes(), self.long_keys.tobytes(), self.tested.tobytes(),
+                                   self.tested_long.tobytes())
+
+
+def _probe_from_bytes(keys: bytes, long_keys: bytes, tested: bytes, tested_long: bytes) -> TemplateProbe:
+    return TemplateProbe(np.frombuffer(keys, np.uint64).copy(), np.frombuffer(long_keys, np.uint64).copy(),
+                         np.frombuffer(tested, np.uint64).copy(), np.frombuffer(tested_long, bool).copy())
+
+
 class SiteTemplate:
     """What repeats across different articles of one site.
 
@@ -1089,21 +1147,17 @@ class SiteTemplate:
 
     def observe(self, doc_id: str, text: str) -> None:
         """Count the lines of one document (idempotent per doc_id)."""
+        self._observe(doc_id, *_line_key_sets(text))
+
+    def observe_keys(self, doc_id: str, keys: np.ndarray, long_keys: np.ndarray) -> None:
+        """`observe` of a text by its `line_keys` (computed where it was extracted)."""
+        self._observe(doc_id, set(keys.tolist()), set(long_keys.tolist()))
+
+    def _observe(self, doc_id: str, keys: set[int], long_keys: set[int]) -> None:
         key = _h64("\0doc\0" + str(doc_id))
         if key in self._doc_ids:
             return
         self._remember(key)
-        keys: set[int] = set()
-        long_keys: set[int] = set()
-        for raw in text.splitlines():
-            core = _core(raw)
-            norm = _strip_edges(core.casefold())
-            if not norm:
-                continue
-            h = _h64(norm)
-            keys.add(h)
-            if _is_long_sentence(core):
-                long_keys.add(h)
         if not keys:
             return
         content = _h64("\0content\0" + ",".join(map(str, sorted(keys))))
@@ -1145,14 +1199,20 @@ class SiteTemplate:
         return self._counts.get(_h64(norm), 0) if norm else 0
 
     def is_template(self, line: str) -> bool:
-        core = _core(line)
-        norm = _strip_edges(core.casefold())
-        if not norm:
-            return False
-        c = self._counts.get(_h64(norm), 0)
-        if _is_long_sentence(core):
+        key = _template_key(line)
+        return key is not None and self.is_template_key(*key)
+
+    def is_template_key(self, h: int, is_long: bool) -> bool:
+        """`is_template` of a line by its `_template_key`."""
+        c = self._counts.get(h, 0)
+        if is_long:
             return c >= 2 * self.min_docs and c >= 0.5 * self.n_docs
         return c >= self.min_docs and c >= self.min_share * self.n_docs
+
+    def marks_any(self, probe: TemplateProbe) -> bool:
+        """Whether `clean_text` with this template would find a template line in the text `probe` was made
+        of (else it cleans it as without a template: `preclean_text`'s result stands)."""
+        return any(map(self.is_template_key, probe.tested.tolist(), probe.tested_long.tolist()))
 
     def to_dict(self) -> dict:
         """A compact JSON-serialisable form: line hashes and document ids as base64 of 8-byte keys,
@@ -1280,6 +1340,27 @@ def clean_text(
 
     `site_name` is the publishing outlet, when known: a byline crediting the outlet itself is not a
     syndication credit."""
+    return _clean(text, title, template, site_name, None)
+
+
+def preclean_text(text: str, *, title: str | None = None, site_name: str | None = None
+                  ) -> tuple[CleanResult, TemplateProbe]:
+    """`clean_text` without a site template, before the site's template is known (where the page is
+    extracted), and the text's `TemplateProbe`. Where the site's template, once learned, `marks_any` of
+    the probe, the text is cleaned again with it; else this result is `clean_text`'s with the template
+    (its `removed` left empty: the pipeline does not keep it)."""
+    tested: list[tuple[int, bool]] = []
+    result = _clean(text, title, None, site_name, tested)
+    result.removed = []
+    keys, long_keys = line_keys(text)
+    return result, TemplateProbe(keys, long_keys, np.array([h for h, _ in tested], dtype=np.uint64),
+                                 np.array([long for _, long in tested], dtype=bool))
+
+
+def _clean(text: str, title: str | None, template: SiteTemplate | None, site_name: str | None,
+           tested: list[tuple[int, bool]] | None) -> CleanResult:
+    """`clean_text`; `tested`, when given, collects the `_template_key` of each line tested against the
+    template (every line a template could mark)."""
     lines = [_make_line(i, s.strip()) for i, s in enumerate((text or "").splitlines())]
     lines = [ln for ln in lines if ln.core]
     for pos, ln in enumerate(lines):
@@ -1362,9 +1443,16 @@ def clean_text(
 
     # 5. Site-template evidence (applied below, outside the span of body paragraphs only).
     template_removable: set[int] = set()
-    if template is not None:
+    if template is not None or tested is not None:
         for ln in lines:
-            if ln.reason is None and not _is_dateline(ln.core) and template.is_template(ln.core):
+            if ln.reason is not None or _is_dateline(ln.core):
+                continue
+            key = _template_key(ln.core)
+            if key is None:
+                continue
+            if tested is not None:
+                tested.append(key)
+            if template is not None and template.is_template_key(*key):
                 ln.template = True
                 if not _is_long_sentence(ln.core) or _SITE_SPEAK_RE.search(ln.core):
                     template_removable.add(ln.idx)

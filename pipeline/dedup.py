@@ -502,6 +502,17 @@ class Fingerprint(NamedTuple):
     minhash: np.ndarray  # uint32[num_perm]; all 0xFFFFFFFF when the text has no shingle
     sample: np.ndarray  # uint64: distinct sampled shingle hashes, in order of first occurrence
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # as bytes: fingerprints cross process pipes and page spools, and numpy arrays pickle ten times slower
+        return _fingerprint_from_bytes, (self.content_hash, self.n_tokens,
+                                         np.asarray(self.minhash, np.uint32).tobytes(),
+                                         np.asarray(self.sample, np.uint64).tobytes())
+
+
+def _fingerprint_from_bytes(content_hash: str, n_tokens: int, minhash: bytes, sample: bytes) -> Fingerprint:
+    return Fingerprint(content_hash, n_tokens, np.frombuffer(minhash, np.uint32).copy(),
+                       np.frombuffer(sample, np.uint64).copy())
+
 
 class _Flat(NamedTuple):
     """Fingerprints of a batch as flat arrays (samples in text order, repeats not yet removed)."""

@@ -382,6 +382,19 @@ def plan_page_batches(tasks: Sequence[PageTask], max_batches: int = 64) -> list[
 
 
 @dataclass(slots=True)
+class Precleaned:
+    """A page's text cleaned where it was extracted, before its site's template is known (`preclean_text`),
+    and the fingerprint of the cleaned text. The commit's pass 2 takes it as the cleaning unless the
+    template it learned marks one of the text's lines (`SiteTemplate.marks_any`): then it cleans the
+    text again, with the template. So a commit's CPU work is in the fetch's workers, and its rows are
+    the same."""
+
+    cleaned: Any  # clean.CleanResult (`removed` left empty)
+    probe: Any  # clean.TemplateProbe
+    fingerprint: Any = None  # dedup.Fingerprint of the cleaned text; None when it makes no article text
+
+
+@dataclass(slots=True)
 class PageOutcome:
     task: PageTask
     fetch: FetchResult  # body and text dropped after extraction
@@ -390,6 +403,7 @@ class PageOutcome:
     # The staging file (TextSpool) holding the extracted text when it was spooled during the fetch;
     # `extracted.text` is then None. None: the text, if any, is `extracted.text` (watch, reextract, tests).
     text_file: Path | None = None
+    precleaned: Precleaned | None = None  # the text cleaned where it was extracted (the commit checks it)
 
     @property
     def has_text(self) -> bool:
@@ -415,6 +429,7 @@ class PageSpool:
         self.article_ids: list[str] = []
         self.sites: list[str] = []
         self.text_files: list[Path | None] = []
+        self.precleaned = bytearray()  # 1: the page has a Precleaned
         self._names: dict[str, str] = {}  # one string per site
 
     def __len__(self) -> int:
@@ -425,6 +440,7 @@ class PageSpool:
         self.article_ids.append(po.task.article_id)
         self.sites.append(self._names.setdefault(site, site))
         self.text_files.append(po.text_file)
+        self.precleaned.append(po.precleaned is not None)
         if self._objects is not None:
             self._objects.append(po)
         elif self._file is not None:
@@ -490,6 +506,9 @@ class PageList(Sequence[PageOutcome]):
     def text_file(self, k: int) -> Path | None:
         return self.spool.text_files[self.index[k]]
 
+    def precleaned(self, k: int) -> bool:
+        return bool(self.spool.precleaned[self.index[k]])
+
     def subset(self, ks: Iterable[int]) -> PageList:
         """The pages at positions `ks` of this list, in that order."""
         return PageList(self.spool, [self.index[k] for k in ks])
@@ -508,6 +527,35 @@ def _extract_many(args: list[tuple[Any, ...]]) -> list[Extracted]:
     return [_extract_worker(*a) for a in args]
 
 
+def _extract_precleaned_many(args: list[tuple[Any, ...]], min_words: int, dedup: Any
+                             ) -> list[tuple[Extracted, Precleaned | None]]:
+    """Extract pages (`_extract_worker`'s arguments and the feed item's title) and `_preclean` them: pass
+    2's cleaning and fingerprints, done with the extraction (see Precleaned)."""
+    extracted = [(_extract_worker(html, url, words, published), title) for html, url, words, published, title in args]
+    return list(zip((ex for ex, _ in extracted), _preclean(extracted, min_words, dedup), strict=True))
+
+
+def _preclean(pages: Sequence[tuple[Extracted, str | None]], min_words: int, dedup: Any) -> list[Precleaned | None]:
+    """The Precleaned of each (extraction, feed item title) with an article text, else None (also where the
+    precleaning fails: the commit cleans that page)."""
+    from pipeline.clean import preclean_text
+    from pipeline.dedup import fingerprints
+
+    out: list[Precleaned | None] = []
+    for ex, item_title in pages:
+        pre = None
+        if ex.status == "ok" and ex.text:
+            try:
+                pre = Precleaned(*preclean_text(ex.text, title=ex.title or item_title, site_name=ex.site_name))
+            except Exception as exc:  # noqa: BLE001 - the commit's own cleaning reports it
+                log.debug("precleaning failed: %s: %s", type(exc).__name__, exc)
+        out.append(pre)
+    articles = [pre for pre in out if pre is not None and _has_text(pre.cleaned, min_words)]
+    for pre, fp in zip(articles, fingerprints([pre.cleaned.text for pre in articles], dedup), strict=True):
+        pre.fingerprint = fp
+    return out
+
+
 _EXTRACT_BATCH = 8  # pages per pool task
 _EXTRACT_WAIT_S = 0.005  # a batch that is not full leaves after this long
 
@@ -518,8 +566,11 @@ class _ExtractBatches:
     full leaves after `wait_s`, so the last pages of a run do not wait for company."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, pool: Executor, size: int = _EXTRACT_BATCH,
-                 wait_s: float = _EXTRACT_WAIT_S) -> None:
+                 wait_s: float = _EXTRACT_WAIT_S, work: Callable[..., list[Any]] = _extract_many,
+                 work_args: tuple[Any, ...] = ()) -> None:
+        """`work(batch_of_args, *work_args)` runs in the pool, one result per page."""
         self.loop, self.pool, self.size, self.wait_s = loop, pool, size, wait_s
+        self.work, self.work_args = work, work_args
         self.waiting: list[tuple[tuple[Any, ...], asyncio.Future[Extracted]]] = []
         self.timer: asyncio.TimerHandle | None = None
 
@@ -540,7 +591,8 @@ class _ExtractBatches:
         if not batch:
             return
         try:
-            done = asyncio.wrap_future(self.pool.submit(_extract_many, [a for a, _ in batch]), loop=self.loop)
+            done = asyncio.wrap_future(self.pool.submit(self.work, [a for a, _ in batch], *self.work_args),
+                                      loop=self.loop)
         except Exception as exc:  # noqa: BLE001 - a pool shut down or broken: each page's caller sees it
             for _, future in batch:
                 if not future.done():
@@ -707,7 +759,8 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
     loop = asyncio.get_running_loop()
     pool = given_pool or _make_pool(config, len(tasks))
     local_extract = asyncio.Semaphore(1)
-    batches = _ExtractBatches(loop, pool) if pool is not None else None
+    preclean = (config.extract.min_words, config.dedup)
+    batches = _ExtractBatches(loop, pool, work=_extract_precleaned_many, work_args=preclean) if pool is not None else None
     sink = _LogSink(log_rows, {t.item.url: t.item.source for t in tasks if t.item.url})
     try:
         async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
@@ -716,15 +769,16 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
                 assert task.item.url is not None
                 res = await fetcher.fetch(task.item.url, "page")
                 fetched_at = datetime.now(UTC)
-                extracted = None
+                extracted = pre = None
                 if res.outcome == "ok" and res.text is not None:
                     raw.add(task, res, fetched_at)
-                    args = (res.text, res.final_url or res.url, config.extract.min_words, task.item.published_at)
+                    args = (res.text, res.final_url or res.url, config.extract.min_words, task.item.published_at,
+                            task.item.title)
                     if batches is not None:
-                        extracted = await batches.extract(*args)
+                        extracted, pre = await batches.extract(*args)
                     else:  # in a thread, one at a time: the event loop keeps every request's deadline
                         async with local_extract:
-                            extracted = await asyncio.to_thread(_extract_worker, *args)
+                            [(extracted, pre)] = await asyncio.to_thread(_extract_precleaned_many, [args], *preclean)
                 elif res.outcome == "bad_content":  # an empty 200 is no article; a PDF or an image is not HTML
                     extracted = Extracted(status="no_article" if res.error == "empty body" else "not_html",
                                           error=res.error)
@@ -735,7 +789,7 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
                     extracted.text, text_file = None, texts.path
                 if progress:
                     progress(1)
-                return PageOutcome(task, res, extracted, fetched_at, text_file)
+                return PageOutcome(task, res, extracted, fetched_at, text_file, pre)
 
             # A bounded number of pages in flight (fetched, queued for or in extraction), taken from the hosts
             # in turn: memory stays flat however many pages a run has, and no host waits behind another's
@@ -1274,6 +1328,40 @@ def _spooled_texts(ok_pages: PageList, chunk: int) -> Iterator[tuple[str, str]]:
             yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
 
 
+def _texts_in_order(pages: PageList, ks: Sequence[int], path: Path, chunk: int) -> Iterator[str]:
+    """The texts of `pages` at positions `ks` (ascending), in that order, from memory or their text spools,
+    with about `chunk` of them in memory at a time."""
+    if not ks:
+        return
+    texts = _TextOrder(path, len(ks), chunk)
+    ordinal: dict[str, list[int]] = defaultdict(list)  # spooled pages (an id is on one page in a run)
+    for n, k in enumerate(ks):
+        if pages.text_file(k) is None:
+            texts.add(n, _text_of(pages[k]))
+        else:
+            ordinal[pages.article_id(k)].append(n)
+    if ordinal:
+        for aid, text in _spooled_texts(pages.subset(ks), chunk):
+            for n in ordinal.get(aid, ()):  # a spooled page filtered out (stored meanwhile) has none
+                texts.add(n, text)
+    del ordinal
+    texts.finish()
+    for _ords, chunk_texts in texts.chunks():
+        yield from chunk_texts
+
+
+def _recleaned(config: Config, pool: Executor | None, pages: PageList, ks: Sequence[int], sites: Sequence[str],
+               templates: dict[str, Any], work: Path, chunk: int) -> Iterator[tuple[int, tuple[Any, Any]]]:
+    """(k, (clean_text result, fingerprint or None)) of the pages at positions `ks` (ascending), cleaned with
+    their sites' `templates`, `chunk` at a time."""
+    texts = _texts_in_order(pages, ks, work / "texts-recleaned.parquet", chunk)
+    for start in range(0, len(ks), chunk):
+        part = ks[start:start + chunk]
+        chunk_texts = [next(texts) for _ in part]
+        done = _cleaned(config, pool, [pages[k] for k in part], chunk_texts, [templates[sites[k]] for k in part])
+        yield from zip(part, done, strict=True)
+
+
 @dataclass
 class StreamedArticles:
     """A run's article rows in a staging file (in the order `build_articles` returns them), with what the
@@ -1333,42 +1421,47 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             ok_pages = ok_pages.subset(order)
             sites = [page_sites[i] for i in order]
             del order, page_sites
-            texts = _TextOrder(work / "texts-ordered.parquet", len(ok_pages), chunk)
-            ordinal: dict[str, list[int]] = defaultdict(list)  # spooled pages (an id is on one page in a run)
-            for k in range(len(ok_pages)):
-                if ok_pages.text_file(k) is None:
-                    texts.add(k, _text_of(ok_pages[k]))
-                else:
-                    ordinal[ok_pages.article_id(k)].append(k)
-            for aid, text in _spooled_texts(ok_pages, chunk):
-                for k in ordinal.get(aid, ()):  # a spooled page filtered out (stored meanwhile) has none
-                    texts.add(k, text)
-            del ordinal
-            texts.finish()
-            # Pass 1: templates learn from every new article of their site, in order.
+            # Pass 1: templates learn from every new article of their site, in order (of a precleaned page,
+            # from the keys its worker computed; else from its text).
             templates: dict[str, Any] = state["templates"]
             live: dict[str, Any] = {}
-            for ords, chunk_texts in texts.chunks():
-                for k, text in zip(ords, chunk_texts, strict=True):
-                    site = sites[k]
-                    template = live.get(site)
-                    if template is None:
-                        template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
-                                                 else SiteTemplate())
-                    template.observe(ok_pages.article_id(k), text)
+            plain = [k for k in range(len(ok_pages)) if not ok_pages.precleaned(k)]
+            plain_texts = _texts_in_order(ok_pages, plain, work / "texts-plain.parquet", chunk)
+            for k in range(len(ok_pages)):
+                site = sites[k]
+                template = live.get(site)
+                if template is None:
+                    template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
+                                             else SiteTemplate())
+                if ok_pages.precleaned(k):
+                    probe = ok_pages[k].precleaned.probe
+                    template.observe_keys(ok_pages.article_id(k), probe.keys, probe.long_keys)
+                else:
+                    template.observe(ok_pages.article_id(k), next(plain_texts))
+            del plain_texts
             for site, template in live.items():
                 templates[site] = template.to_dict()
-            # Pass 2: clean, fingerprint, spool the rows (the cleaning and fingerprints in the pool when there
-            # is one: the same functions on the same texts and templates, so the same rows).
-            out: list[Article] = []
-            with_text: list[tuple[Article, Any]] = []
-            for ords, chunk_texts in texts.chunks():
-                chunk_pages = [ok_pages[k] for k in ords]
-                done = list(_cleaned(config, pool, chunk_pages, chunk_texts, [live[sites[k]] for k in ords]))
-                out = [_clean_row(config, po, text, live[sites[k]], sites[k], run_id, now, summary, cleaned=c)
-                       for k, po, text, (c, _) in zip(ords, chunk_pages, chunk_texts, done, strict=True)]
-                with_text = [(r, fp) for r, (_, fp) in zip(out, done, strict=True) if fp is not None]
-                del done, chunk_texts, chunk_pages
+            # Pass 2: clean, fingerprint, spool the rows. A precleaned text stands unless its site's template
+            # marks a line of it; the others are cleaned here (in the pool when there is one: the same
+            # functions on the same texts and templates, so the same rows).
+            stale = set(plain)
+            stale.update(k for k in range(len(ok_pages))
+                         if ok_pages.precleaned(k) and live[sites[k]].marks_any(ok_pages[k].precleaned.probe))
+            recleaned = _recleaned(config, pool, ok_pages, sorted(stale), sites, live, work, chunk)
+            for start in range(0, len(ok_pages), chunk):
+                out = []
+                with_text = []
+                for k in range(start, min(start + chunk, len(ok_pages))):
+                    po = ok_pages[k]
+                    if k in stale:
+                        at, (c, fp) = next(recleaned)
+                        assert at == k
+                    else:
+                        c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
+                    row = _clean_row(config, po, "", live[sites[k]], sites[k], run_id, now, summary, cleaned=c)
+                    out.append(row)
+                    if fp is not None:
+                        with_text.append((row, fp))
                 for row, fp in with_text:
                     row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
                     keys.append((row.published_at or row.first_seen_at, row.article_id, fp.content_hash,
@@ -1376,7 +1469,8 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                     fp_minhash.append(fp.minhash)
                     fp_sample.append(fp.sample)
                 put(out)
-            del texts, live, out, with_text, sites  # the last chunk's texts too: pass 3 needs only the fingerprints
+            del recleaned
+            del live, out, with_text, sites, stale  # pass 3 needs only the fingerprints
             if pool is not None and release_pool:
                 pool.shutdown(wait=True)  # its workers' memory is free before the dedup index grows
         del ok_pages
