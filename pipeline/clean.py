@@ -1212,7 +1212,11 @@ class SiteTemplate:
     def marks_any(self, probe: TemplateProbe) -> bool:
         """Whether `clean_text` with this template would find a template line in the text `probe` was made
         of (else it cleans it as without a template: `preclean_text`'s result stands)."""
-        return any(map(self.is_template_key, probe.tested.tolist(), probe.tested_long.tolist()))
+        return self.marks_any_key(probe.tested, probe.tested_long)
+
+    def marks_any_key(self, tested: np.ndarray, tested_long: np.ndarray) -> bool:
+        """`marks_any` of a probe's `tested` and `tested_long`."""
+        return any(map(self.is_template_key, tested.tolist(), tested_long.tolist()))
 
     def to_dict(self) -> dict:
         """A compact JSON-serialisable form: line hashes and document ids as base64 of 8-byte keys,

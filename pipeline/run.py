@@ -21,7 +21,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -444,7 +444,9 @@ class PageSpool:
         if self._objects is not None:
             self._objects.append(po)
         elif self._file is not None:
-            data = pickle.dumps(po, protocol=pickle.HIGHEST_PROTOCOL)
+            # its text spool is in `text_files`: a Path costs more to unpickle than the rest of the page
+            data = pickle.dumps(replace(po, text_file=None) if po.text_file is not None else po,
+                                protocol=pickle.HIGHEST_PROTOCOL)
             os.pwrite(self._file.fileno(), data, self._end)
             self._where.append((self._end, len(data)))
             self._end += len(data)
@@ -458,7 +460,9 @@ class PageSpool:
         if self._file is None:
             raise ValueError("the page spool was released")
         offset, length = self._where[i]
-        return pickle.loads(os.pread(self._file.fileno(), length, offset))
+        po = pickle.loads(os.pread(self._file.fileno(), length, offset))
+        po.text_file = self.text_files[i]
+        return po
 
     def release(self) -> None:
         """Free the pages (the ids, sites and text spools stay)."""
@@ -1427,6 +1431,8 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             live: dict[str, Any] = {}
             plain = [k for k in range(len(ok_pages)) if not ok_pages.precleaned(k)]
             plain_texts = _texts_in_order(ok_pages, plain, work / "texts-plain.parquet", chunk)
+            # the keys of the lines a template would test, for the check below (on disk, as the fingerprints)
+            tested, tested_long = ArrayStore(np.uint64, work), ArrayStore(np.bool_, work)
             for k in range(len(ok_pages)):
                 site = sites[k]
                 template = live.get(site)
@@ -1436,8 +1442,12 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                 if ok_pages.precleaned(k):
                     probe = ok_pages[k].precleaned.probe
                     template.observe_keys(ok_pages.article_id(k), probe.keys, probe.long_keys)
+                    tested.append(probe.tested)
+                    tested_long.append(probe.tested_long)
                 else:
                     template.observe(ok_pages.article_id(k), next(plain_texts))
+                    tested.append(np.zeros(0, dtype=np.uint64))
+                    tested_long.append(np.zeros(0, dtype=np.bool_))
             del plain_texts
             for site, template in live.items():
                 templates[site] = template.to_dict()
@@ -1446,7 +1456,10 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             # functions on the same texts and templates, so the same rows).
             stale = set(plain)
             stale.update(k for k in range(len(ok_pages))
-                         if ok_pages.precleaned(k) and live[sites[k]].marks_any(ok_pages[k].precleaned.probe))
+                         if ok_pages.precleaned(k) and live[sites[k]].marks_any_key(tested[k], tested_long[k]))
+            tested.close()
+            tested_long.close()
+            del tested, tested_long
             recleaned = _recleaned(config, pool, ok_pages, sorted(stale), sites, live, work, chunk)
             for start in range(0, len(ok_pages), chunk):
                 out = []

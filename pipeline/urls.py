@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import re
+from functools import lru_cache
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 __all__ = ["article_id_for", "canonicalize_url", "host_of"]
@@ -166,6 +167,7 @@ def _clean_query(query: str) -> str:
     return "&".join(kept)
 
 
+@lru_cache(maxsize=1024)  # a commit asks for a page's URL and its canonical link, mostly the same URL
 def canonicalize_url(url: str) -> str:
     """The canonical spelling of an article URL (see the module docstring). Non-HTTP URLs are only trimmed."""
     raw = url.strip()
