@@ -1449,7 +1449,8 @@ class DedupIndex:
         self._ntok.append(int(fp.n_tokens))
         self._mh.append(np.asarray(fp.minhash, dtype=np.uint32))
         self._sample.append(sample)
-        self._match.append(match)
+        # a document starting its cluster is told by its id (see _existing): no object kept per document
+        self._match.append(None if match.duplicate_of is None and match.cluster_id == doc_id else match)
         self._by_id[doc_id] = slot
         if fp.n_tokens:
             self._by_hash.setdefault(fp.content_hash, slot)

@@ -9,6 +9,7 @@ the datasets: it cleans, deduplicates, writes Parquet, the new state, and the ma
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import functools
@@ -425,7 +426,7 @@ class PageSpool:
             directory.mkdir(parents=True, exist_ok=True)
             self._file = tempfile.TemporaryFile(dir=directory)
         self._end = 0
-        self._where: list[tuple[int, int]] = []  # (offset, length) of each pickled page
+        self._where = array.array("q")  # offset and length of each pickled page (8 bytes each, no objects)
         self.article_ids: list[str] = []
         self.sites: list[str] = []
         self.text_files: list[Path | None] = []
@@ -448,7 +449,7 @@ class PageSpool:
             data = pickle.dumps(replace(po, text_file=None) if po.text_file is not None else po,
                                 protocol=pickle.HIGHEST_PROTOCOL)
             os.pwrite(self._file.fileno(), data, self._end)
-            self._where.append((self._end, len(data)))
+            self._where.extend((self._end, len(data)))
             self._end += len(data)
         else:
             raise ValueError("the page spool was released")
@@ -459,7 +460,7 @@ class PageSpool:
             return self._objects[i]
         if self._file is None:
             raise ValueError("the page spool was released")
-        offset, length = self._where[i]
+        offset, length = self._where[2 * i], self._where[2 * i + 1]
         po = pickle.loads(os.pread(self._file.fileno(), length, offset))
         po.text_file = self.text_files[i]
         return po
