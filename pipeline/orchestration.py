@@ -117,7 +117,9 @@ def fetch_page_batch(config: Config, warehouse: str, run_id: str, plan: dict[str
     tasks = load_page_tasks(Path(plan["path"]))
     staging = wh.staging_dir(run_id)
     key = f"{plan['batch']:04d}"
-    outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id, cache_dir=wh.local_cache_dir())
+    # the page stage is JSON, without precleaned texts: the commit task cleans them
+    outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id, cache_dir=wh.local_cache_dir(),
+                                          precleaned=False)
     path = staging / f"pages-{key}.json"
     save_page_stage(path, outcomes, log_rows, raw)
     return {"path": str(path), "pages": len(outcomes),

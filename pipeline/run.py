@@ -532,11 +532,13 @@ def _extract_many(args: list[tuple[Any, ...]]) -> list[Extracted]:
     return [_extract_worker(*a) for a in args]
 
 
-def _extract_precleaned_many(args: list[tuple[Any, ...]], min_words: int, dedup: Any
+def _extract_precleaned_many(args: list[tuple[Any, ...]], min_words: int, dedup: Any | None
                              ) -> list[tuple[Extracted, Precleaned | None]]:
     """Extract pages (`_extract_worker`'s arguments and the feed item's title) and `_preclean` them: pass
-    2's cleaning and fingerprints, done with the extraction (see Precleaned)."""
+    2's cleaning and fingerprints, done with the extraction (see Precleaned); not with `dedup` None."""
     extracted = [(_extract_worker(html, url, words, published), title) for html, url, words, published, title in args]
+    if dedup is None:
+        return [(ex, None) for ex, _ in extracted]
     return list(zip((ex for ex, _ in extracted), _preclean(extracted, min_words, dedup), strict=True))
 
 
@@ -758,13 +760,14 @@ def _interleave_hosts(tasks: Sequence[PageTask]) -> list[int]:
 async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
                              fetch_env: dict[str, Any], texts: TextSpool | None = None,
-                             given_pool: Executor | None = None, spool: PageSpool | None = None) -> PageList:
+                             given_pool: Executor | None = None, spool: PageSpool | None = None,
+                             precleaned: bool = True) -> PageList:
     from pipeline.fetch.client import Fetcher
 
     loop = asyncio.get_running_loop()
     pool = given_pool or _make_pool(config, len(tasks))
     local_extract = asyncio.Semaphore(1)
-    preclean = (config.extract.min_words, config.dedup)
+    preclean = (config.extract.min_words, config.dedup if precleaned else None)
     batches = _ExtractBatches(loop, pool, work=_extract_precleaned_many, work_args=preclean) if pool is not None else None
     sink = _LogSink(log_rows, {t.item.url: t.item.source for t in tasks if t.item.url})
     try:
@@ -816,11 +819,13 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
 
 def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
                 progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
-                now: datetime | None = None, pool: Executor | None = None,
+                now: datetime | None = None, pool: Executor | None = None, precleaned: bool = True,
                 ) -> tuple[Sequence[PageOutcome], list[dict[str, Any]], Path | None]:
     """Fetch and extract the pages of `tasks`, in their order (a PageList: the pages wait in `staging` on disk,
     read back when asked for). `pool`: the process pool to extract in (the caller's, left running); without
-    one, a pool of the run's own when there are enough pages, else in-process."""
+    one, a pool of the run's own when there are enough pages, else in-process. `precleaned`: each text is
+    also precleaned (see Precleaned), for a commit in this process (a page stage saved for another task
+    does not keep it)."""
     if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
         return [], [], None
     if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
@@ -830,7 +835,8 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
     log_rows: list[dict[str, Any]] = []
     try:
         outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress,
-                                                  _fetch_env(cache_dir, now), texts, pool, PageSpool(staging)))
+                                                  _fetch_env(cache_dir, now), texts, pool, PageSpool(staging),
+                                                  precleaned))
     finally:
         raw.close()
         texts.close()

@@ -214,3 +214,41 @@ def test_cli_query_and_run(first_run, tmp_path):
     res = subprocess.run(exe + ["run", "--config", str(cfg), "-q"], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert "committed" in res.stdout and any((tmp_path / "wh2" / "_log").glob("*.json"))
+
+
+@pytest.mark.parametrize("precleaned", [True, False])
+def test_fetched_pages_are_precleaned_for_a_commit_in_process(demo, tmp_path, precleaned):
+    """`fetch_pages` precleans each article text where it extracts it (the cleaning without a site template,
+    with the cleaned text's fingerprint), unless asked not to (a page stage saved as JSON for an Airflow
+    commit task does not keep it: no work is thrown away)."""
+    import numpy as np
+
+    from pipeline.clean import clean_text
+    from pipeline.dedup import fingerprint
+    from pipeline.run import fetch_feeds, fetch_pages, select_pages
+
+    web, server = demo
+    config = parse_config(web.config_yaml(server.base_url))
+    feeds, _ = fetch_feeds(config, None, {}, "t")
+    tasks, _, _ = select_pages([i for fo in feeds for i in fo.items], np.zeros(0, dtype=np.uint64), {}, NOW)
+    pages, _, _ = fetch_pages(config, tasks[:8], tmp_path, "t", "t", precleaned=precleaned)
+    with_text = [po for po in pages if po.has_text]
+    assert len(with_text) >= 4
+    if not precleaned:
+        assert all(po.precleaned is None for po in pages)
+        return
+    assert sum(po.precleaned.fingerprint is not None for po in with_text) >= 4
+    texts = dict(zip(*_spool_columns(tmp_path / "texts-t.parquet"), strict=True))
+    for po in with_text:
+        pre, ex = po.precleaned, po.extracted
+        expected = clean_text(texts[po.task.article_id], title=ex.title or po.task.item.title, site_name=ex.site_name)
+        assert pre.cleaned.text == expected.text and pre.cleaned.title == expected.title
+        if pre.fingerprint is not None:
+            assert pre.fingerprint.content_hash == fingerprint(expected.text, config.dedup).content_hash
+
+
+def _spool_columns(path: Path) -> tuple[list[str], list[str]]:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return table["article_id"].to_pylist(), table["text"].to_pylist()
