@@ -1339,11 +1339,9 @@ def _spooled_texts(ok_pages: PageList, chunk: int) -> Iterator[tuple[str, str]]:
             yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
 
 
-def _texts_in_order(pages: PageList, ks: Sequence[int], path: Path, chunk: int) -> Iterator[str]:
-    """The texts of `pages` at positions `ks` (ascending), in that order, from memory or their text spools,
-    with about `chunk` of them in memory at a time."""
-    if not ks:
-        return
+def _text_order(pages: PageList, ks: Sequence[int], path: Path, chunk: int) -> _TextOrder:
+    """The texts of `pages` at positions `ks` (ascending), from memory or their text spools, sorted into that
+    order (`_texts` reads them), with about `chunk` of them in memory at a time."""
     texts = _TextOrder(path, len(ks), chunk)
     ordinal: dict[str, list[int]] = defaultdict(list)  # spooled pages (an id is on one page in a run)
     for n, k in enumerate(ks):
@@ -1357,18 +1355,22 @@ def _texts_in_order(pages: PageList, ks: Sequence[int], path: Path, chunk: int) 
                 texts.add(n, text)
     del ordinal
     texts.finish()
-    for _ords, chunk_texts in texts.chunks():
+    return texts
+
+
+def _texts(order: _TextOrder) -> Iterator[str]:
+    for _ords, chunk_texts in order.chunks():
         yield from chunk_texts
 
 
-def _recleaned(config: Config, pool: Executor | None, pages: PageList, ks: Sequence[int], sites: Sequence[str],
-               templates: dict[str, Any], work: Path, chunk: int) -> Iterator[tuple[int, tuple[Any, Any]]]:
-    """(k, (clean_text result, fingerprint or None)) of the pages at positions `ks` (ascending), cleaned with
-    their sites' `templates`, `chunk` at a time."""
-    texts = _texts_in_order(pages, ks, work / "texts-recleaned.parquet", chunk)
+def _recleaned(config: Config, pool: Executor | None, pages: PageList, ks: Sequence[int], texts: _TextOrder,
+               sites: Sequence[str], templates: dict[str, Any], chunk: int) -> Iterator[tuple[int, tuple[Any, Any]]]:
+    """(k, (clean_text result, fingerprint or None)) of the pages at positions `ks` (ascending; `texts`: theirs,
+    `_text_order`), cleaned with their sites' `templates`, `chunk` at a time."""
+    text_of = _texts(texts)
     for start in range(0, len(ks), chunk):
         part = ks[start:start + chunk]
-        chunk_texts = [next(texts) for _ in part]
+        chunk_texts = [next(text_of) for _ in part]
         done = _cleaned(config, pool, [pages[k] for k in part], chunk_texts, [templates[sites[k]] for k in part])
         yield from zip(part, done, strict=True)
 
@@ -1437,7 +1439,8 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             templates: dict[str, Any] = state["templates"]
             live: dict[str, Any] = {}
             plain = [k for k in range(len(ok_pages)) if not ok_pages.precleaned(k)]
-            plain_texts = _texts_in_order(ok_pages, plain, work / "texts-plain.parquet", chunk)
+            plain_order = _text_order(ok_pages, plain, work / "texts-plain.parquet", chunk)
+            plain_texts = _texts(plain_order)
             # the keys of the lines a template would test, for the check below (on disk, as the fingerprints)
             tested, tested_long = ArrayStore(np.uint64, work), ArrayStore(np.bool_, work)
             for k in range(len(ok_pages)):
@@ -1461,13 +1464,16 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             # Pass 2: clean, fingerprint, spool the rows. A precleaned text stands unless its site's template
             # marks a line of it; the others are cleaned here (in the pool when there is one: the same
             # functions on the same texts and templates, so the same rows).
-            stale = set(plain)
-            stale.update(k for k in range(len(ok_pages))
-                         if ok_pages.precleaned(k) and live[sites[k]].marks_any_key(tested[k], tested_long[k]))
+            marked = [k for k in range(len(ok_pages))
+                      if ok_pages.precleaned(k) and live[sites[k]].marks_any_key(tested[k], tested_long[k])]
             tested.close()
             tested_long.close()
             del tested, tested_long
-            recleaned = _recleaned(config, pool, ok_pages, sorted(stale), sites, live, work, chunk)
+            stale = set(plain).union(marked)
+            if marked:  # their texts too (else the texts of pass 1 are all that is cleaned here)
+                plain_order = _text_order(ok_pages, sorted(stale), work / "texts-recleaned.parquet", chunk)
+            recleaned = _recleaned(config, pool, ok_pages, sorted(stale), plain_order, sites, live, chunk)
+            del marked, plain_order
             for start in range(0, len(ok_pages), chunk):
                 out = []
                 with_text = []
