@@ -308,9 +308,16 @@ def _norm_space(value: str | None) -> str:
     return single_spaced(value) if value else ""
 
 
+# ASCII bytes: word characters (what \w matches among them) to b"a", the others to b" "
+_ASCII_WORD_BYTES = bytes(0x61 if (chr(b).isalnum() or b == 0x5F) else 0x20 for b in range(128)) + b" " * 128
+
+
 def _count_words(text: str) -> int:
     """Words in a text; CJK ideographs and kana (written without spaces) count two characters a word."""
-    cjk = 0 if text.isascii() else len(_CJK_RE.findall(text))  # isascii: O(1), and CJK is not ASCII
+    if text.isascii():  # O(1); the words are the runs of word characters, counted without a list of them
+        marks = text.encode("ascii").translate(_ASCII_WORD_BYTES)
+        return marks.count(b" a") + marks.startswith(b"a")
+    cjk = len(_CJK_RE.findall(text))
     if not cjk:
         return len(_WORD_RE.findall(text))
     return len(_WORD_RE.findall(_CJK_RE.sub(" ", text))) + (cjk + 1) // 2
@@ -1317,9 +1324,12 @@ def _is_blank(text: str | None) -> bool:
 
 def _item_link_share(li: etree._Element) -> float | None:
     """`_link_text_share` of a list item, or None when the item has no link or no text."""
-    if len(li) == 1 and li[0].tag == "a" and _is_blank(li.text) and _is_blank(li[0].tail):
-        # the common <li><a>...</a></li>: the item's text is the link's, so the share is 1 (no second walk)
-        return None if _is_blank(_raw_text(li[0])) else 1.0
+    if len(li) == 1:
+        first = li[0]
+        if first.tag == "a" and _is_blank(li.text) and _is_blank(first.tail):
+            # the common <li><a>...</a></li>: the item's text is the link's, so the share is 1 (no second walk);
+            # a link without children has its text as its only text (text_content is an XPath call)
+            return None if _is_blank(first.text if not len(first) else _raw_text(first)) else 1.0
     if li.find(".//a") is None:
         return None
     size = len(_elem_text(li))
