@@ -111,6 +111,7 @@ def single_spaced(s: str) -> str:
     return " ".join(s.split())
 
 
+@lru_cache(maxsize=1024)  # a line is looked at as it is, stripped, and as its core: mostly one string
 def _core(line: str) -> str:
     """The line for matching: NFKC, no zero-width characters, no leading bullet, single spaces."""
     s = unicodedata.normalize("NFKC", line).translate(_ZERO_WIDTH).strip()
@@ -1050,6 +1051,7 @@ def _h64(s: str) -> int:
     return int.from_bytes(hashlib.blake2b(s.encode("utf-8"), digest_size=8).digest(), "big")
 
 
+@lru_cache(maxsize=1024)  # a text's probe asks for most of its lines twice (as observed, as tested)
 def _template_key(line: str) -> tuple[int, bool] | None:
     """What a site template knows a line by: the hash of its normalised text, and whether it is a long
     sentence (which needs more evidence); None for a line with no letter or digit."""
