@@ -212,27 +212,25 @@ def test_chunked_and_whole_commits_store_the_same_rows_templates_and_index(commi
     assert (chunked.staging_dir("r1") / "texts-0000.parquet").exists()
 
 
-def test_a_commit_cleaning_in_a_process_pool_stores_the_same(committed):
-    (pooled, s_pooled), (whole, s_whole) = committed["pooled"], committed["whole"]
-    rows = _articles(pooled)
+def _assert_same_as_whole(committed, name: str) -> None:
+    (wh, summaries), (whole, s_whole) = committed[name], committed["whole"]
+    rows = _articles(wh)
     assert len(rows) > 100 and rows == _articles(whole)
     assert sum(1 for r in rows if r["duplicate_of"]) >= 5
-    assert pooled.load_state()["templates"] == whole.load_state()["templates"]
-    assert _index(pooled) == _index(whole)
-    assert [s.counts() for s in s_pooled] == [s.counts() for s in s_whole]
+    assert wh.load_state()["templates"] == whole.load_state()["templates"]
+    assert _index(wh) == _index(whole)
+    assert [s.counts() for s in summaries] == [s.counts() for s in s_whole]
+
+
+def test_a_commit_cleaning_in_a_process_pool_stores_the_same(committed):
+    _assert_same_as_whole(committed, "pooled")
 
 
 def test_texts_precleaned_where_extracted_store_the_same(committed):
     """Pages precleaned by the fetch's workers (no site template yet) store the same rows: the texts of a
     site whose template, once learned, marks one of their lines are cleaned again in the commit, with the
     texts that were not precleaned."""
-    (pre, s_pre), (whole, s_whole) = committed["precleaned"], committed["whole"]
-    rows = _articles(pre)
-    assert len(rows) > 100 and rows == _articles(whole)
-    assert sum(1 for r in rows if r["duplicate_of"]) >= 5
-    assert pre.load_state()["templates"] == whole.load_state()["templates"]
-    assert _index(pre) == _index(whole)
-    assert [s.counts() for s in s_pre] == [s.counts() for s in s_whole]
+    _assert_same_as_whole(committed, "precleaned")
 
 
 def test_a_precleaned_text_stands_unless_its_sites_template_marks_a_line(tmp_path):
