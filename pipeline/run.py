@@ -9,7 +9,6 @@ the datasets: it cleans, deduplicates, writes Parquet, the new state, and the ma
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
 import functools
@@ -18,7 +17,6 @@ import logging
 import os
 import pickle
 import secrets
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -418,15 +416,14 @@ class PageSpool:
     the commit reads back a chunk at a time (see PageList)."""
 
     def __init__(self, directory: Path | None = None) -> None:
+        from pipeline.dedup import ArrayStore
+
         self._objects: list[PageOutcome] | None = None
-        self._file: Any = None
+        self._pickles: ArrayStore | None = None  # the pickled pages, as byte arrays in an unnamed file
         if directory is None:
             self._objects = []
         else:
-            directory.mkdir(parents=True, exist_ok=True)
-            self._file = tempfile.TemporaryFile(dir=directory)
-        self._end = 0
-        self._where = array.array("q")  # offset and length of each pickled page (8 bytes each, no objects)
+            self._pickles = ArrayStore(np.uint8, directory)
         self.article_ids: list[str] = []
         self.sites: list[str] = []
         self.text_files: list[Path | None] = []
@@ -444,13 +441,11 @@ class PageSpool:
         self.precleaned.append(po.precleaned is not None)
         if self._objects is not None:
             self._objects.append(po)
-        elif self._file is not None:
+        elif self._pickles is not None:
             # its text spool is in `text_files`: a Path costs more to unpickle than the rest of the page
             data = pickle.dumps(replace(po, text_file=None) if po.text_file is not None else po,
                                 protocol=pickle.HIGHEST_PROTOCOL)
-            os.pwrite(self._file.fileno(), data, self._end)
-            self._where.extend((self._end, len(data)))
-            self._end += len(data)
+            self._pickles.append(np.frombuffer(data, dtype=np.uint8))
         else:
             raise ValueError("the page spool was released")
         return len(self.article_ids) - 1
@@ -458,19 +453,18 @@ class PageSpool:
     def get(self, i: int) -> PageOutcome:
         if self._objects is not None:
             return self._objects[i]
-        if self._file is None:
+        if self._pickles is None:
             raise ValueError("the page spool was released")
-        offset, length = self._where[2 * i], self._where[2 * i + 1]
-        po = pickle.loads(os.pread(self._file.fileno(), length, offset))
+        po = pickle.loads(self._pickles[i])
         po.text_file = self.text_files[i]
         return po
 
     def release(self) -> None:
         """Free the pages (the ids, sites and text spools stay)."""
         self._objects = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._pickles is not None:
+            self._pickles.close()
+            self._pickles = None
 
 
 class PageList(Sequence[PageOutcome]):
