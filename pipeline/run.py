@@ -522,10 +522,6 @@ def _extract_worker(html: str, url: str | None, min_words: int, feed_published_a
         return Extracted(status="error", error=f"{type(exc).__name__}: {exc}")
 
 
-def _extract_many(args: list[tuple[Any, ...]]) -> list[Extracted]:
-    return [_extract_worker(*a) for a in args]
-
-
 def _extract_precleaned_many(args: list[tuple[Any, ...]], min_words: int, dedup: Any | None
                              ) -> list[tuple[Extracted, Precleaned | None]]:
     """Extract pages (`_extract_worker`'s arguments and the feed item's title) and `_preclean` them: pass
@@ -562,21 +558,20 @@ _EXTRACT_WAIT_S = 0.005  # a batch that is not full leaves after this long
 
 
 class _ExtractBatches:
-    """Pages to extract, sent to the process pool `size` at a time: each pool task costs both processes
-    pickling, a pipe round trip and wake-ups (about a tenth of a page's extraction); a batch that is not
-    full leaves after `wait_s`, so the last pages of a run do not wait for company."""
+    """Pages to extract (`_extract_precleaned_many`), sent to the process pool `size` at a time: each pool task
+    costs both processes pickling, a pipe round trip and wake-ups (about a tenth of a page's extraction); a
+    batch that is not full leaves after `wait_s`, so the last pages of a run do not wait for company.
+    `min_words`, `dedup`: `_extract_precleaned_many`'s (`dedup` None: no precleaning)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, pool: Executor, size: int = _EXTRACT_BATCH,
-                 wait_s: float = _EXTRACT_WAIT_S, work: Callable[..., list[Any]] = _extract_many,
-                 work_args: tuple[Any, ...] = ()) -> None:
-        """`work(batch_of_args, *work_args)` runs in the pool, one result per page."""
+    def __init__(self, loop: asyncio.AbstractEventLoop, pool: Executor, min_words: int, dedup: Any | None,
+                 size: int = _EXTRACT_BATCH, wait_s: float = _EXTRACT_WAIT_S) -> None:
         self.loop, self.pool, self.size, self.wait_s = loop, pool, size, wait_s
-        self.work, self.work_args = work, work_args
-        self.waiting: list[tuple[tuple[Any, ...], asyncio.Future[Extracted]]] = []
+        self.preclean = (min_words, dedup)
+        self.waiting: list[tuple[tuple[Any, ...], asyncio.Future[tuple[Extracted, Precleaned | None]]]] = []
         self.timer: asyncio.TimerHandle | None = None
 
-    def extract(self, *args: Any) -> asyncio.Future[Extracted]:
-        future: asyncio.Future[Extracted] = self.loop.create_future()
+    def extract(self, *args: Any) -> asyncio.Future[tuple[Extracted, Precleaned | None]]:
+        future: asyncio.Future[tuple[Extracted, Precleaned | None]] = self.loop.create_future()
         self.waiting.append((args, future))
         if len(self.waiting) >= self.size:
             self.send()
@@ -592,15 +587,15 @@ class _ExtractBatches:
         if not batch:
             return
         try:
-            done = asyncio.wrap_future(self.pool.submit(self.work, [a for a, _ in batch], *self.work_args),
-                                      loop=self.loop)
+            done = asyncio.wrap_future(self.pool.submit(_extract_precleaned_many, [a for a, _ in batch],
+                                                        *self.preclean), loop=self.loop)
         except Exception as exc:  # noqa: BLE001 - a pool shut down or broken: each page's caller sees it
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
 
-        def deliver(result: asyncio.Future[list[Extracted]]) -> None:
+        def deliver(result: asyncio.Future[list[tuple[Extracted, Precleaned | None]]]) -> None:
             if result.cancelled():
                 for _, future in batch:
                     future.cancel()
@@ -762,7 +757,7 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
     pool = given_pool or _make_pool(config, len(tasks))
     local_extract = asyncio.Semaphore(1)
     preclean = (config.extract.min_words, config.dedup if precleaned else None)
-    batches = _ExtractBatches(loop, pool, work=_extract_precleaned_many, work_args=preclean) if pool is not None else None
+    batches = _ExtractBatches(loop, pool, *preclean) if pool is not None else None
     sink = _LogSink(log_rows, {t.item.url: t.item.source for t in tasks if t.item.url})
     try:
         async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:

@@ -78,9 +78,11 @@ def test_pages_go_to_the_pool_in_batches_and_each_gets_its_own_result():
     pool = Counting(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
     async def go() -> list:
-        batches = run._ExtractBatches(asyncio.get_running_loop(), pool, size=4, wait_s=0.01)
-        return await asyncio.gather(*(batches.extract(_page(n), f"https://x.example/{n}", 10, None)
-                                      for n in range(10)))
+        batches = run._ExtractBatches(asyncio.get_running_loop(), pool, 10, None, size=4, wait_s=0.01)
+        pairs = await asyncio.gather(*(batches.extract(_page(n), f"https://x.example/{n}", 10, None, None)
+                                       for n in range(10)))
+        assert all(pre is None for _, pre in pairs)  # no precleaning asked
+        return [ex for ex, _ in pairs]
 
     try:
         results = asyncio.run(go())
@@ -90,8 +92,8 @@ def test_pages_go_to_the_pool_in_batches_and_each_gets_its_own_result():
     assert all(r.status == "ok" and f"word{n}x0 " in r.text and f"word{n}x59" in r.text for n, r in enumerate(results))
 
     async def refused() -> list:
-        batches = run._ExtractBatches(asyncio.get_running_loop(), pool, size=2, wait_s=0.01)
-        return await asyncio.gather(*(batches.extract(_page(n), None, 10, None) for n in range(3)),
+        batches = run._ExtractBatches(asyncio.get_running_loop(), pool, 10, None, size=2, wait_s=0.01)
+        return await asyncio.gather(*(batches.extract(_page(n), None, 10, None, None) for n in range(3)),
                                     return_exceptions=True)
 
     errors = asyncio.run(refused())  # the pool is shut down now
