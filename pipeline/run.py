@@ -1382,9 +1382,11 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                      release_pool: bool = False, release_pages: bool = False) -> StreamedArticles:
     """`build_articles` then `assign_clusters`, with the same rows, templates and clusters, in bounded memory.
 
-    Pass 1 learns the site templates from the texts in their order (site by site, pages in page order);
-    pass 2 cleans them chunk by chunk into article rows (to a staging file) and fingerprints each chunk;
-    pass 3 adds the fingerprints to the dedup index in the global order of `assign_clusters`.
+    Pass 1 learns the site templates in their order (site by site, pages in page order), from the probes of
+    precleaned pages (see Precleaned) and the texts of the others; pass 2 builds the article rows chunk by
+    chunk (to a staging file), taking each precleaned text unless its site's template marks one of its
+    lines, and cleaning and fingerprinting those and the texts never precleaned; pass 3 adds the
+    fingerprints to the dedup index in the global order of `assign_clusters`.
     `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`.
     `release_pages`: the pages' spool is released after pass 2, before the dedup index grows (the caller
     hands them over)."""
@@ -1459,10 +1461,11 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             tested_long.close()
             del tested, tested_long
             stale = set(plain).union(marked)
+            to_clean = sorted(stale)
             if marked:  # their texts too (else the texts of pass 1 are all that is cleaned here)
-                plain_order = _text_order(ok_pages, sorted(stale), work / "texts-recleaned.parquet", chunk)
-            recleaned = _recleaned(config, pool, ok_pages, sorted(stale), plain_order, sites, live, chunk)
-            del marked, plain_order
+                plain_order = _text_order(ok_pages, to_clean, work / "texts-recleaned.parquet", chunk)
+            recleaned = _recleaned(config, pool, ok_pages, to_clean, plain_order, sites, live, chunk)
+            del marked, plain_order, to_clean
             for start in range(0, len(ok_pages), chunk):
                 out = []
                 with_text = []
@@ -1624,7 +1627,8 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     staging files under `_staging/<run_id>/commit/` (removed at the end); what grows with the run is the
     dedup index's postings and per-article keys (about 6.5 KB an article in all; its sampled keys and MinHash
     values are spilled to staging, see `ArrayStore`). `pool`: a process pool that cleans and fingerprints the
-    texts while this process builds the rows (the rows are the same without one); the caller's, left
+    texts that were not precleaned, or whose site template marks a line of them, while this process builds
+    the rows (the rows are the same without one); the caller's, left
     running, unless `release_pool` (then shut down once the cleaning is done). `release_pages`: the caller
     hands `page_outcomes` over (a list is emptied): they are freed as soon as the rows are built."""
     from pipeline.views import refresh_database_file
