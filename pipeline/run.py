@@ -416,13 +416,13 @@ class PageSpool:
     the commit reads back a chunk at a time (see PageList)."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        from pipeline.dedup import ArrayStore
-
         self._objects: list[PageOutcome] | None = None
-        self._pickles: ArrayStore | None = None  # the pickled pages, as byte arrays in an unnamed file
+        self._pickles: Any = None  # dedup.ArrayStore: the pickled pages, as byte arrays in an unnamed file
         if directory is None:
-            self._objects = []
+            self._objects = []  # (a commit of 304s wraps its empty page list: no dedup import for it)
         else:
+            from pipeline.dedup import ArrayStore
+
             self._pickles = ArrayStore(np.uint8, directory)
         self.article_ids: list[str] = []
         self.sites: list[str] = []
