@@ -110,18 +110,18 @@ def plan_pages(config: Config, warehouse: str, run_id: str, feed_results: list[d
 
 
 def fetch_page_batch(config: Config, warehouse: str, run_id: str, plan: dict[str, Any]) -> dict[str, Any]:
-    from pipeline.run import fetch_pages, load_page_tasks, save_page_stage
+    from pipeline.run import fetch_pages, load_page_tasks, precleaned_stamp, save_page_stage
     from pipeline.warehouse import Warehouse
 
     wh = Warehouse(warehouse)
     tasks = load_page_tasks(Path(plan["path"]))
     staging = wh.staging_dir(run_id)
     key = f"{plan['batch']:04d}"
-    # the page stage is JSON, without precleaned texts: the commit task cleans them
-    outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id, cache_dir=wh.local_cache_dir(),
-                                          precleaned=False)
+    # The texts are precleaned here, where the fetch tasks run side by side, and staged for the commit: the
+    # single commit task then cleans only the texts its site templates mark (see run.Precleaned).
+    outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id, cache_dir=wh.local_cache_dir())
     path = staging / f"pages-{key}.json"
-    save_page_stage(path, outcomes, log_rows, raw)
+    save_page_stage(path, outcomes, log_rows, raw, precleaned_stamp=precleaned_stamp(config))
     return {"path": str(path), "pages": len(outcomes),
             "failed": sum(1 for o in outcomes if o.extracted is None)}
 
@@ -141,17 +141,21 @@ def verify(counts: dict[str, Any]) -> dict[str, Any]:
 
 
 def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[str, Any]],
-           page_results: list[dict[str, Any]], *, trigger: str = "airflow", lock_wait_s: float = 300.0) -> dict[str, Any]:
+           page_results: list[dict[str, Any]], *, trigger: str = "airflow", lock_wait_s: float = 300.0,
+           now: datetime | None = None) -> dict[str, Any]:
     """The single writer: dedup and commit what the fetch tasks staged. Re-running it for a committed run
-    id does nothing, so a retried commit task never duplicates rows."""
+    id does nothing, so a retried commit task never duplicates rows. `now`: the commit's clock (tests)."""
     import shutil
 
     from pipeline.run import (
+        PageList,
+        PageSpool,
         RunSummary,
         commit_run,
         load_feed_stage,
         load_page_stage,
         load_page_tasks,
+        precleaned_stamp,
         summarize_feeds,
     )
     from pipeline.warehouse import Warehouse
@@ -171,19 +175,26 @@ def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[
             feed_outcomes.extend(outcomes)
             log_rows.extend(rows)
         summarize_feeds(summary, feed_outcomes)
-        pages, raws = [], []
+        # The stages' pages wait on disk (a page with its precleaned text is ~10 KB): the commit reads them
+        # back a chunk at a time, as a CLI run's, so its memory does not grow with the run.
+        spool, raws = PageSpool(staging), []
+        stamp = precleaned_stamp(config)
         for r in page_results:
-            outcomes, rows, raw = load_page_stage(Path(r["path"]))
-            pages.extend(outcomes)
+            outcomes, rows, raw = load_page_stage(Path(r["path"]), precleaned_stamp=stamp)
+            for po in outcomes:
+                spool.append(po)
+            del outcomes
             log_rows.extend(rows)
             if raw is not None:
                 raws.append(raw)
+        pages = PageList(spool, range(len(spool)))
         linkless_path = staging / "linkless.json"
         linkless = load_page_tasks(linkless_path) if linkless_path.exists() else []
         summary.new_items = len(pages) + len(linkless)
         started = min((r["started_at"] for r in log_rows if r.get("started_at")), default=datetime.now(UTC))
         commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
-                   log_rows=log_rows, raw_files=raws, started_at=started, trigger=trigger, summary=summary)
+                   log_rows=log_rows, raw_files=raws, started_at=started, trigger=trigger, summary=summary,
+                   now=now, release_pages=True)
         shutil.rmtree(staging, ignore_errors=True)
     return {"run_id": run_id, **summary.counts()}
 

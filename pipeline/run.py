@@ -813,8 +813,7 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
     """Fetch and extract the pages of `tasks`, in their order (a PageList: the pages wait in `staging` on disk,
     read back when asked for). `pool`: the process pool to extract in (the caller's, left running); without
     one, a pool of the run's own when there are enough pages, else in-process. `precleaned`: each text is
-    also precleaned (see Precleaned), for a commit in this process (a page stage saved for another task
-    does not keep it)."""
+    also precleaned (see Precleaned), for the commit (in this process, or a commit task: `save_page_stage`)."""
     if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
         return [], [], None
     if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
@@ -867,13 +866,138 @@ def load_page_tasks(path: Path) -> list[PageTask]:
             for d in json.loads(path.read_text(encoding="utf-8"))]
 
 
-def save_page_stage(path: Path, outcomes: list[PageOutcome], log_rows: list[dict[str, Any]], raw_path: Path | None) -> None:
+def precleaned_stamp(config: Config) -> str:
+    """What a precleaning depends on besides the page (see Precleaned): the code, the words an article needs,
+    the dedup settings of its fingerprint. A commit whose own stamp differs (a config or a release changed
+    between the fetch task and the commit task) cleans those texts again."""
+    from pipeline import __version__
+
+    return json.dumps({"format": _PRECLEANED_FORMAT, "newsingest": __version__, "min_words": config.extract.min_words,
+                       "dedup": config.dedup.model_dump(mode="json")}, sort_keys=True)
+
+
+_PRECLEANED_FORMAT = 1
+_PRECLEANED_META = b"newsingest.precleaned"
+
+
+def _precleaned_schema() -> Any:
+    import pyarrow as pa
+
+    binary = pa.large_binary()
+    return pa.schema([
+        pa.field("article_id", pa.string(), nullable=False), pa.field("text", pa.large_string(), nullable=False),
+        pa.field("title", pa.string()), pa.field("authors", pa.list_(pa.string())),
+        pa.field("published_at", pa.string()),  # ISO 8601: naive (the outlet's local time) or with its offset
+        pa.field("published_source", pa.string()), pa.field("syndicated_from", pa.string()),
+        pa.field("probe_keys", binary), pa.field("probe_long_keys", binary), pa.field("probe_tested", binary),
+        pa.field("probe_tested_long", binary),
+        pa.field("content_hash", pa.string()),  # null: no fingerprint (the text makes no article)
+        pa.field("n_tokens", pa.int64()), pa.field("minhash", binary), pa.field("sample", binary),
+    ])
+
+
+def _le(a: np.ndarray, dtype: str) -> bytes:
+    return np.asarray(a).astype(dtype, copy=False).tobytes()
+
+
+def precleaned_table(outcomes: Iterable[PageOutcome], stamp: str) -> Any:
+    """The Precleaned of `outcomes` (those that have one) as an Arrow table, arrays as little-endian bytes."""
+    import pyarrow as pa
+
+    cols: dict[str, list[Any]] = {f.name: [] for f in _precleaned_schema()}
+    for po in outcomes:
+        pre = po.precleaned
+        if pre is None:
+            continue
+        c, probe, fp = pre.cleaned, pre.probe, pre.fingerprint
+        cols["article_id"].append(po.task.article_id)
+        cols["text"].append(c.text)
+        cols["title"].append(c.title)
+        cols["authors"].append(list(c.authors))
+        cols["published_at"].append(c.published_at.isoformat() if c.published_at else None)
+        cols["published_source"].append(c.published_source)
+        cols["syndicated_from"].append(c.syndicated_from)
+        cols["probe_keys"].append(_le(probe.keys, "<u8"))
+        cols["probe_long_keys"].append(_le(probe.long_keys, "<u8"))
+        cols["probe_tested"].append(_le(probe.tested, "<u8"))
+        cols["probe_tested_long"].append(_le(probe.tested_long, "?"))
+        cols["content_hash"].append(fp.content_hash if fp is not None else None)
+        cols["n_tokens"].append(int(fp.n_tokens) if fp is not None else None)
+        cols["minhash"].append(_le(fp.minhash, "<u4") if fp is not None else None)
+        cols["sample"].append(_le(fp.sample, "<u8") if fp is not None else None)
+    schema = _precleaned_schema().with_metadata({_PRECLEANED_META: stamp.encode()})
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def precleaned_from_table(table: Any) -> dict[str, Precleaned]:
+    """`precleaned_table`'s Precleaned by article id."""
+    from pipeline.clean import CleanResult, TemplateProbe
+    from pipeline.dedup import Fingerprint
+
+    def arr(b: bytes, dtype: str, native: Any) -> np.ndarray:
+        return np.frombuffer(b, dtype=dtype).astype(native)  # a copy: writable, in native byte order
+
+    out: dict[str, Precleaned] = {}
+    for r in table.to_pylist():
+        cleaned = CleanResult(r["text"], r["title"], list(r["authors"] or []),
+                              datetime.fromisoformat(r["published_at"]) if r["published_at"] else None,
+                              r["published_source"], r["syndicated_from"])
+        probe = TemplateProbe(arr(r["probe_keys"], "<u8", np.uint64), arr(r["probe_long_keys"], "<u8", np.uint64),
+                              arr(r["probe_tested"], "<u8", np.uint64), arr(r["probe_tested_long"], "?", np.bool_))
+        fp = None
+        if r["content_hash"] is not None:
+            fp = Fingerprint(r["content_hash"], int(r["n_tokens"]), arr(r["minhash"], "<u4", np.uint32),
+                             arr(r["sample"], "<u8", np.uint64))
+        out[r["article_id"]] = Precleaned(cleaned, probe, fp)
+    return out
+
+
+def _save_precleaned(path: Path, outcomes: Sequence[PageOutcome], stamp: str) -> bool:
+    """The precleaned texts of a page stage, beside it (written before the stage that names it)."""
+    import pyarrow.parquet as pq
+
+    table = precleaned_table(outcomes, stamp)
+    if not table.num_rows:
+        return False
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def _load_precleaned(path: Path, stamp: str | None) -> dict[str, Precleaned]:
+    """The precleaned texts saved beside a page stage, or none (then the commit cleans those texts: the same
+    rows) when they were made under another stamp or cannot be read: never an error of the commit."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+        made_under = (table.schema.metadata or {}).get(_PRECLEANED_META, b"").decode()
+        if made_under != stamp:
+            log.info("precleaned texts in %s were made under other settings or code; the commit cleans them", path)
+            return {}
+        if not table.schema.remove_metadata().equals(_precleaned_schema()):
+            raise ValueError(f"unexpected columns {table.schema.names}")
+        return precleaned_from_table(table)
+    except Exception as exc:  # noqa: BLE001 - an optimisation: the texts are cleaned instead
+        log.warning("precleaned texts in %s not used (%s: %s); the commit cleans them", path, type(exc).__name__, exc)
+        return {}
+
+
+def save_page_stage(path: Path, outcomes: list[PageOutcome], log_rows: list[dict[str, Any]], raw_path: Path | None,
+                    *, precleaned_stamp: str | None = None) -> None:
     """The page stage of one fetch task: page stubs and fetch-log rows as JSON. Extracted texts stay in
     the task's text spool (a staging file beside this one, named here); a text still in memory (a caller
-    that did not spool) is embedded."""
+    that did not spool) is embedded. With `precleaned_stamp`, the pages' precleaned texts (see Precleaned)
+    go to a Parquet file beside it, for the commit task."""
     spools = {o.text_file for o in outcomes if o.text_file is not None}
     if len(spools) > 1 or any(p.parent != path.parent for p in spools):
         raise ValueError(f"page stage {path}: the text spool must be one file beside it, not {sorted(spools)}")
+    pre_path = path.with_name(f"{path.stem}.precleaned.parquet")
+    has_pre = precleaned_stamp is not None and _save_precleaned(pre_path, outcomes, precleaned_stamp)
     atomic_write_json(path, {
         "pages": [{"task": {"article_id": o.task.article_id, "attempts": o.task.attempts,
                             "first_seen_at": _ts(o.task.first_seen_at), "item": _record_to_dict(o.task.item)},
@@ -884,19 +1008,27 @@ def save_page_stage(path: Path, outcomes: list[PageOutcome], log_rows: list[dict
         "log": log_rows,
         "raw": raw_path.name if raw_path else None,
         "texts": spools.pop().name if spools else None,
+        "precleaned": pre_path.name if has_pre else None,
     })
 
 
-def load_page_stage(path: Path) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+def load_page_stage(path: Path, *, precleaned_stamp: str | None = None,
+                    ) -> tuple[list[PageOutcome], list[dict[str, Any]], Path | None]:
+    """`save_page_stage`'s pages, log rows and raw-page file. With `precleaned_stamp`, the pages get their
+    precleaned texts when the stage has them and they were made under that stamp."""
     data = json.loads(path.read_text(encoding="utf-8"))
     texts = (path.parent / data["texts"]) if data.get("texts") else None
+    pre: dict[str, Precleaned] = {}
+    if precleaned_stamp is not None and data.get("precleaned"):
+        pre = _load_precleaned(path.parent / data["precleaned"], precleaned_stamp)
     outcomes = []
     for d in data["pages"]:
         t = d["task"]
         task = PageTask(t["article_id"], _record_from_dict(FeedItem, t["item"]), t["attempts"], _dt(t["first_seen_at"]))
         outcomes.append(PageOutcome(task, _record_from_dict(FetchResult, d["fetch"]),
                                     _record_from_dict(Extracted, d["extracted"]) if d["extracted"] else None,
-                                    _dt(d["fetched_at"]), texts if d.get("spooled") else None))
+                                    _dt(d["fetched_at"]), texts if d.get("spooled") else None,
+                                    pre.get(task.article_id)))
     for row in data["log"]:
         row["started_at"] = _dt(row.get("started_at"))
     return outcomes, data["log"], (path.parent / data["raw"]) if data.get("raw") else None

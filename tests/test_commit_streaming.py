@@ -10,12 +10,14 @@ dedup index entries must be identical.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import random
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -26,6 +28,7 @@ from pipeline.run import (
     PageOutcome,
     PageSpool,
     PageTask,
+    Precleaned,
     RunSummary,
     TextSpool,
     _articles_table,
@@ -35,7 +38,11 @@ from pipeline.run import (
     commit_run,
     item_article_id,
     load_page_stage,
+    precleaned_from_table,
+    precleaned_stamp,
+    precleaned_table,
     save_page_stage,
+    save_page_tasks,
 )
 from pipeline.settings import Config
 from pipeline.views import connect
@@ -140,6 +147,35 @@ def _commit(wh: Warehouse, run_id: str, outcomes: list[PageOutcome], linkless: l
     return summary
 
 
+def _commit_staged(wh: Warehouse, run_id: str, outcomes: list[PageOutcome], linkless: list[PageTask],
+                   now: datetime) -> RunSummary:
+    """What the Airflow DAG does: two fetch tasks precleaned their pages (some not, as where precleaning
+    failed) and staged them with their precleaned texts; the commit task commits the stages."""
+    from pipeline import orchestration
+
+    staging, stamp = wh.staging_dir(run_id), precleaned_stamp(Config())
+    outcomes = _precleaned(outcomes, skip=5)
+    results = []
+    for k, part in enumerate((outcomes[:25], outcomes[25:])):
+        part = _spool(part, staging / f"texts-{k:04d}.parquet")
+        path = staging / f"pages-{k:04d}.json"
+        save_page_stage(path, part, [], None, precleaned_stamp=stamp)
+        # the commit gets them back (else it would clean every text, and store the same rows just as well)
+        loaded, _, _ = load_page_stage(path, precleaned_stamp=stamp)
+        assert [po.precleaned is not None for po in loaded] == [po.precleaned is not None for po in part]
+        assert any(po.precleaned is not None for po in loaded)
+        results.append({"path": str(path)})
+    save_page_tasks(staging / "linkless.json", linkless)
+    counts = orchestration.commit(Config(), str(wh.root), run_id, [], results, lock_wait_s=0, now=now)
+    assert not staging.exists()
+    assert counts.pop("new_items") == len(outcomes) + len(linkless)  # the fixture's other commits leave it 0
+    summary = RunSummary(run_id)
+    for key, value in counts.items():
+        if hasattr(summary, key):
+            setattr(summary, key, value)
+    return summary
+
+
 def _articles(wh: Warehouse) -> list[dict]:
     con = connect(wh.root)
     try:
@@ -164,11 +200,15 @@ def committed(tmp_path_factory):
     pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
     try:
         for name, chunk, spooled, with_pool in (("chunked", 3, True, None), ("whole", 1_000_000, False, None),
-                                                ("pooled", 7, True, pool), ("precleaned", 5, True, pool)):
+                                                ("pooled", 7, True, pool), ("precleaned", 5, True, pool),
+                                                ("staged", 0, True, None)):
             wh = Warehouse(root / name)
             summaries = []
             for run, (seed, first) in enumerate(((1, 0), (2, 60))):
                 outcomes, linkless = _pages(seed, 60, first)
+                if name == "staged":
+                    summaries.append(_commit_staged(wh, f"r{run}", outcomes, linkless, NOW + timedelta(hours=run)))
+                    continue
                 if name == "precleaned":
                     outcomes = _precleaned(outcomes, skip=5)  # some texts are cleaned in the commit only
                 if spooled:
@@ -231,6 +271,75 @@ def test_texts_precleaned_where_extracted_store_the_same(committed):
     site whose template, once learned, marks one of their lines are cleaned again in the commit, with the
     texts that were not precleaned."""
     _assert_same_as_whole(committed, "precleaned")
+
+
+def test_page_stages_committed_by_the_airflow_commit_task_with_their_precleaned_texts_store_the_same(committed):
+    """The DAG's fetch tasks preclean their pages and stage the precleaned texts beside the page stage; the
+    commit task takes them (see _commit_staged) and stores the same rows as the in-memory commit."""
+    _assert_same_as_whole(committed, "staged")
+
+
+def test_precleaned_texts_go_through_a_table_unchanged():
+    from pipeline.clean import CleanResult, preclean_text
+    from pipeline.dedup import fingerprint
+
+    text = "\n".join(_sentence(random.Random(k)) for k in range(8))
+    cleaned, probe = preclean_text(text, title="Story", site_name="Alpha")
+    pres = [Precleaned(cleaned, probe, fingerprint(cleaned.text)),
+            Precleaned(CleanResult("Two words", None, ["A. Writer"], datetime(2026, 11, 3, 14, 5), "byline",
+                                   "Wire"), probe, None),  # naive: the outlet's local time
+            Precleaned(CleanResult("x", "T", [], datetime(2026, 11, 3, 14, 5, 7, 120, tzinfo=UTC), "date_line", None),
+                       probe, fingerprint("")),
+            None]
+    outcomes, _ = _pages(9, len(pres))
+    for po, pre in zip(outcomes, pres, strict=True):
+        po.precleaned = pre
+    back = precleaned_from_table(precleaned_table(outcomes, "stamp"))
+    assert set(back) == {po.task.article_id for po in outcomes[:3]}
+    for po in outcomes[:3]:
+        got, want = back[po.task.article_id], po.precleaned
+        assert got.cleaned == want.cleaned
+        # naive stays naive (equal to an aware time would be False anyway), aware keeps its zone
+        assert repr(got.cleaned.published_at) == repr(want.cleaned.published_at)
+        for a in ("keys", "long_keys", "tested", "tested_long"):
+            x, y = getattr(got.probe, a), getattr(want.probe, a)
+            assert x.dtype == y.dtype and x.flags.writeable and np.array_equal(x, y)
+        if want.fingerprint is None:
+            assert got.fingerprint is None
+        else:
+            assert got.fingerprint.content_hash == want.fingerprint.content_hash
+            assert got.fingerprint.n_tokens == want.fingerprint.n_tokens
+            for a, dtype in (("minhash", np.uint32), ("sample", np.uint64)):
+                x = getattr(got.fingerprint, a)
+                assert x.dtype == dtype and np.array_equal(x, getattr(want.fingerprint, a))
+
+
+def test_precleaned_texts_of_other_settings_or_unreadable_are_left_to_the_commit(tmp_path, caplog):
+    outcomes = _precleaned(_pages(5, 12)[0])
+    outcomes = _spool(outcomes, tmp_path / "texts-0000.parquet")
+    path = tmp_path / "pages-0000.json"
+    stamp = precleaned_stamp(Config())
+    save_page_stage(path, outcomes, [], None, precleaned_stamp=stamp)
+    sidecar = tmp_path / "pages-0000.precleaned.parquet"
+    assert sidecar.exists()
+
+    def attached(**kw) -> int:
+        return sum(po.precleaned is not None for po in load_page_stage(path, **kw)[0])
+
+    assert attached(precleaned_stamp=stamp) == sum(po.precleaned is not None for po in outcomes) > 0
+    assert attached() == 0  # a caller that does not ask for them
+    # another min_words or dedup setting at the commit: its own cleaning decides
+    other = Config.model_validate({"dedup": {"shingle_size": 4}})
+    assert attached(precleaned_stamp=precleaned_stamp(other)) == 0
+    sidecar.write_bytes(b"not parquet")
+    with caplog.at_level("WARNING", logger="newsingest.run"):
+        assert attached(precleaned_stamp=stamp) == 0
+    assert "not used" in caplog.text
+    sidecar.unlink()
+    assert attached(precleaned_stamp=stamp) == 0  # lost: a warning, never an error of the commit
+    # a stage saved without them names none
+    save_page_stage(path, outcomes, [], None)
+    assert json.loads(path.read_text())["precleaned"] is None
 
 
 def test_a_precleaned_text_stands_unless_its_sites_template_marks_a_line(tmp_path):
