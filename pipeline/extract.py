@@ -1081,16 +1081,16 @@ def _dfa_states(nextmove: np.ndarray, rowbase: np.ndarray, data: bytes) -> np.nd
 
 def _dfa_feature_counts(
     nextmove: np.ndarray, rowbase: np.ndarray, output: np.ndarray, data: bytes
-) -> dict[int, int] | None:
-    """py3langid's `visit_counts`: {feature: times seen}, in order of first sight (the order its
-    scoring sums in), or None when there is no feature."""
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """py3langid's `visit_counts` as arrays: (features, times seen), in order of first sight (the order
+    its scoring sums in), or None when there is no feature."""
     features = output[_dfa_states(nextmove, rowbase, data)]
     features = features[features >= 0]
     if not len(features):
         return None
     keys, first, counts = np.unique(features, return_index=True, return_counts=True)
     order = np.argsort(first)
-    return dict(zip(keys[order].tolist(), counts[order].tolist(), strict=True))
+    return keys[order], counts[order]
 
 
 def _language_identifier_class() -> type:
@@ -1111,7 +1111,9 @@ def _language_identifier_class() -> type:
             visits = _dfa_feature_counts(self._np_nextmove, self._np_rowbase, self._np_output, text)
             if visits is None:
                 return super()._raw_score(text)  # no feature: py3langid's own fill value
-            return self._sparse_score(visits, self.nb_ptc)
+            # `_sparse_score` of the same operands in the same order (its dict of them cost a fifth of this)
+            features, counts = visits
+            return np.log1p(counts.astype(np.float32)) @ self.nb_ptc[features] + self.nb_pc
 
     return VectorisedLanguageIdentifier
 

@@ -468,7 +468,7 @@ def test_language_feature_counts_match_py3langid():
     """Same features, counts and first-seen order as py3langid's own DFA walk (its scores sum in that order)."""
     import random
 
-    from py3langid.langid import visit_counts
+    from py3langid.langid import LanguageIdentifier, visit_counts
 
     import pipeline.extract as ex
 
@@ -484,7 +484,10 @@ def test_language_feature_counts_match_py3langid():
     for data in samples:
         expected = visit_counts(identifier.tk_nextmove, identifier._rowbase, identifier.tk_output, data)
         got = ex._dfa_feature_counts(identifier._np_nextmove, identifier._np_rowbase, identifier._np_output, data)
-        assert (None if expected is None else list(expected.items())) == (None if got is None else list(got.items()))
+        assert (None if expected is None else list(expected.items())) == (
+            None if got is None else list(zip(got[0].tolist(), got[1].tolist(), strict=True)))
+        # and the scores, to the bit, as py3langid's own walk and sparse scoring give them
+        assert identifier._raw_score(data).tobytes() == LanguageIdentifier._raw_score(identifier, data).tobytes()
 
 
 def test_norm_space_collapses_exactly_what_regex_whitespace_matches():
