@@ -1782,6 +1782,8 @@ def _consent_only(text: str, text_words: int, scan: _PageScan, min_words: int) -
     # long texts (each line is screened by its hint words before the regex runs on it).
     if not scan.consent_text and not _has_consent_text(text):
         return False
+    if text_words >= min_words and not _may_mention_consent(text):
+        return False  # no line mentions consent (one pass over the text instead of one per line)
     lines = [line for line in text.split("\n") if line.strip()]
     consent_words = sum(_count_words(line) for line in lines
                         if _may_mention_consent(line) and _has_consent_text(line))

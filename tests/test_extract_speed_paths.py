@@ -27,3 +27,69 @@ def test_a_plain_link_item_is_all_link_text():
         "<li><a href='/d'><!-- c --></a></li><li>Intro <a href='/e'>link</a></li><li>No link</li></ul>"
     )
     assert [_item_link_share(li) for li in items] == [1.0, None, 1.0, None, 0.4, None]
+
+
+def _mixed_lines(seed: int, n: int, words: tuple[str, ...]) -> list[str]:
+    """Lines of random ASCII words and punctuation, some holding the given words (any case), some not ASCII."""
+    rng = random.Random(seed)
+    vocab = ("the", "harbour", "said", "report", "by", "Jane", "Roe", "Agency", "Reuters", ":", "-", "|", "—", ".",
+             "(", ")", "liability", "photos") + words
+    lines = []
+    for _ in range(n):
+        toks = [rng.choice(vocab) for _ in range(rng.randint(1, 14))]
+        toks = [t.upper() if rng.random() < 0.2 else t.capitalize() if rng.random() < 0.2 else t for t in toks]
+        line = " ".join(toks)
+        if rng.random() < 0.1:
+            line += " İmage ſ фото"  # letters that re.IGNORECASE folds to ASCII ones
+        lines.append(line)
+    return lines
+
+
+def test_the_photo_credit_screen_never_hides_a_match():
+    from pipeline.clean import _PHOTO_TAIL_RE, _may_name_a_photo
+
+    lines = _mixed_lines(3, 20000, ("photo", "picture", "image", "foto", "photograph", "Photo:", "pictures"))
+    matched = [line for line in lines if _PHOTO_TAIL_RE.search(line)]
+    assert len(matched) > 500
+    assert all(_may_name_a_photo(line) for line in matched)
+    assert not _may_name_a_photo("Waves break over the harbour wall.")  # the screen does screen
+    assert _may_name_a_photo("Waves break. PİCTURE: Jane Roe")  # not ASCII: the regex decides
+
+
+def test_the_disclaimer_hint_screen_gives_the_regexs_answer():
+    from pipeline.clean import _DISCLAIMER_HINT_RE, _DISCLAIMER_HINTS, _rule_disclaimer
+
+    hints = _DISCLAIMER_HINTS + ("advicexpressed", "provideresponsible", "warranty")  # glued: regex finds one
+    lines = _mixed_lines(5, 20000, hints)
+    for line in lines:
+        low = line.lower()
+        if len(set(_DISCLAIMER_HINT_RE.findall(low))) >= 2:
+            assert sum(1 for h in _DISCLAIMER_HINTS if h in low) >= 2, line
+    assert sum(1 for line in lines if _rule_disclaimer(line)) == sum(1 for line in lines if _old_rule_disclaimer(line))
+
+
+def _old_rule_disclaimer(core: str) -> str | None:
+    from pipeline.clean import _DISCLAIMER_HEAD_RE, _DISCLAIMER_HINT_RE, _REPORTING_RE, _disclaimer_score
+
+    if _DISCLAIMER_HEAD_RE.match(core):
+        return "legal_disclaimer"
+    if len(set(_DISCLAIMER_HINT_RE.findall(core.lower()))) < 2:
+        return None
+    if _REPORTING_RE.search(core):
+        return None
+    return "legal_disclaimer" if _disclaimer_score(core) >= 3 else None
+
+
+def test_the_consent_check_screens_the_whole_text_first():
+    """A text no line of which mentions consent is not consent-only, whether or not the page has a banner."""
+    from pipeline.extract import _consent_only, _count_words, _PageScan, _parse
+
+    banner = "<div class='consent'>We use cookies and partners process your data. Accept all or manage.</div>"
+    root, _ = _parse(f"<html><body>{banner}<article><p>text</p></article></body></html>")
+    scan = _PageScan(root)
+    assert scan.consent_text
+    article = "\n".join(f"The council met on day {k} and the harbour budget was debated at length." for k in range(12))
+    consent = "We and our partners use cookies to store and access information. Accept all or manage preferences."
+    for text, expected in ((article, False), (consent, True), (article + "\n" + consent, False),
+                           (consent + "\n" + consent + "\nShort.", True)):
+        assert _consent_only(text, _count_words(text), scan, 40) is expected, text[:60]
