@@ -28,6 +28,7 @@ class Proc:
     max_rss_mb: float  # ru_maxrss: the largest single process
     tree_peak_mb: float  # the largest sum of RSS over the child and its descendants
     main_peak_mb: float = 0.0  # the largest RSS of the child itself (the main process), sampled
+    main_cpu_s: float = 0.0  # CPU of the child itself (the rest of cpu_s is its workers'), sampled
     cores_busy: list[float] = field(default_factory=list)  # cores used by the tree, per 0.5 s interval
     output: str = ""
     summary: dict[str, Any] | None = None
@@ -54,6 +55,7 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
     env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSINGEST_LOG_FORMAT="json")
     peak = [0]
     main_peak = [0]
+    main_ticks = [0]
     busy: list[float] = []
     done = threading.Event()
     t0 = time.monotonic()
@@ -70,6 +72,7 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
                     rss_sum += rss
                     if p == proc.pid:
                         main_peak[0] = max(main_peak[0], rss)
+                        main_ticks[0] = max(main_ticks[0], ticks)
                     seen[p] = max(seen.get(p, 0), ticks)  # ticks of exited workers stay counted
                 peak[0] = max(peak[0], rss_sum)
                 now = time.monotonic()
@@ -105,7 +108,7 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
                 pass
     return Proc(rc=os.waitstatus_to_exitcode(status), wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
                 max_rss_mb=usage.ru_maxrss / 1024, tree_peak_mb=peak[0] / 1024,
-                main_peak_mb=main_peak[0] / 1024, cores_busy=busy, output=text,
+                main_peak_mb=main_peak[0] / 1024, main_cpu_s=main_ticks[0] / _TCK, cores_busy=busy, output=text,
                 summary=summary)
 
 
