@@ -896,7 +896,7 @@ def _precleaned_schema() -> Any:
     ])
 
 
-def _le(a: np.ndarray, dtype: str) -> bytes:
+def _little_endian_bytes(a: np.ndarray, dtype: str) -> bytes:
     return np.asarray(a).astype(dtype, copy=False).tobytes()
 
 
@@ -917,14 +917,14 @@ def precleaned_table(outcomes: Iterable[PageOutcome], stamp: str) -> Any:
         cols["published_at"].append(c.published_at.isoformat() if c.published_at else None)
         cols["published_source"].append(c.published_source)
         cols["syndicated_from"].append(c.syndicated_from)
-        cols["probe_keys"].append(_le(probe.keys, "<u8"))
-        cols["probe_long_keys"].append(_le(probe.long_keys, "<u8"))
-        cols["probe_tested"].append(_le(probe.tested, "<u8"))
-        cols["probe_tested_long"].append(_le(probe.tested_long, "?"))
+        cols["probe_keys"].append(_little_endian_bytes(probe.keys, "<u8"))
+        cols["probe_long_keys"].append(_little_endian_bytes(probe.long_keys, "<u8"))
+        cols["probe_tested"].append(_little_endian_bytes(probe.tested, "<u8"))
+        cols["probe_tested_long"].append(_little_endian_bytes(probe.tested_long, "?"))
         cols["content_hash"].append(fp.content_hash if fp is not None else None)
         cols["n_tokens"].append(int(fp.n_tokens) if fp is not None else None)
-        cols["minhash"].append(_le(fp.minhash, "<u4") if fp is not None else None)
-        cols["sample"].append(_le(fp.sample, "<u8") if fp is not None else None)
+        cols["minhash"].append(_little_endian_bytes(fp.minhash, "<u4") if fp is not None else None)
+        cols["sample"].append(_little_endian_bytes(fp.sample, "<u8") if fp is not None else None)
     schema = _precleaned_schema().with_metadata({_PRECLEANED_META: stamp.encode()})
     return pa.Table.from_pydict(cols, schema=schema)
 
