@@ -30,7 +30,7 @@ import numpy as np
 from pipeline import _malloc
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
-from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point
+from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point, write_parquet_atomic
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -954,17 +954,10 @@ def precleaned_from_table(table: Any) -> dict[str, Precleaned]:
 
 def _save_precleaned(path: Path, outcomes: Sequence[PageOutcome], stamp: str) -> bool:
     """The precleaned texts of a page stage, beside it (written before the stage that names it)."""
-    import pyarrow.parquet as pq
-
     table = precleaned_table(outcomes, stamp)
     if not table.num_rows:
         return False
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_parquet_atomic(path, table)
     return True
 
 
