@@ -911,7 +911,9 @@ def _insert_sorted(out: np.ndarray, n: int, at: np.ndarray, values: np.ndarray) 
         pos = np.arange(lo, hi)
         dest = pos + np.searchsorted(at, pos, side="right")
         out[dest] = out[lo:hi]  # numpy copies the source first where the two overlap
-    out[at + np.arange(m)] = values
+    for lo in range(0, m, _MOVE_BLOCK):  # a block at a time: no temporary of every value's size
+        hi = min(m, lo + _MOVE_BLOCK)
+        out[at[lo:hi] + np.arange(lo, hi)] = values[lo:hi]
 
 
 class _Postings:
@@ -1030,20 +1032,35 @@ class _Postings:
         self.n_new = 0
         if not ak.size:
             return
-        at = np.searchsorted(self.keys, ak, side="right")  # after the base's holders of the key
-        if self.keys.size:  # temporaries of the additions' size, reused in place: they are the peak here
-            held = np.searchsorted(self.keys, ak, side="left")
-            np.subtract(at, held, out=held)  # base holders of each addition's key
-            rank = np.searchsorted(ak, ak, side="left")  # first addition of the same key
-            np.subtract(np.arange(ak.size), rank, out=rank)  # rank among the additions of its key
-            held += rank
-            del rank
+        if not self.keys.size:  # nothing held yet: every addition stays
+            self._insert("keys", "slots", ak, asl, np.zeros(ak.size, dtype=np.int64))
+            return
+        # A block of additions at a time, the kept ones compacted to the front of `ak`/`asl` in place: the
+        # temporaries are a block's, plus `at` (8 bytes an addition), not several arrays of every addition
+        # (those were the peak memory of a large commit, ~1.7 KB a document).
+        m = ak.size
+        at = np.empty(m, dtype=np.int64)  # where each kept addition goes: after the base's holders of its key
+        kept = 0
+        run_key, run_start = None, 0  # the last key of the previous block and where its run of additions began
+        for lo in range(0, m, _MOVE_BLOCK):
+            hi = min(m, lo + _MOVE_BLOCK)
+            k = ak[lo:hi]
+            after = np.searchsorted(self.keys, k, side="right")
+            held = after - np.searchsorted(self.keys, k, side="left")  # base holders of each addition's key
+            pos = np.arange(lo, hi)
+            starts = np.empty(k.size, dtype=bool)  # the first addition of its key (`ak` is sorted)
+            starts[0] = run_key is None or k[0] != run_key
+            np.not_equal(k[1:], k[:-1], out=starts[1:])
+            first = np.maximum.accumulate(np.where(starts, pos, run_start))
+            held += pos - first  # plus the rank among the additions of its key
             keep = held < self.cap
-            del held
-            if not keep.all():
-                ak, asl, at = ak[keep], asl[keep], at[keep]
-            del keep
-        self._insert("keys", "slots", ak, asl, at)
+            run_key, run_start = k[-1], int(first[-1])  # read before the block is overwritten below
+            n_keep = int(np.count_nonzero(keep))
+            ak[kept:kept + n_keep] = k[keep]  # kept <= lo: only entries already read are overwritten
+            asl[kept:kept + n_keep] = asl[lo:hi][keep]
+            at[kept:kept + n_keep] = after[keep]
+            kept += n_keep
+        self._insert("keys", "slots", ak[:kept], asl[:kept], at[:kept])
 
     def _insert(self, keys_attr: str, slots_attr: str, ak: np.ndarray, asl: np.ndarray,
                 at: np.ndarray | None = None) -> None:

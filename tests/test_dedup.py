@@ -614,10 +614,13 @@ def test_postings_absorb_grows_the_base_in_place() -> None:
     assert post.keys.size == 6100 and view.base is not post.keys and np.all(post.keys[1:] >= post.keys[:-1])
 
 
+@pytest.mark.parametrize("block", [1 << 18, 3, 1])
 @pytest.mark.parametrize("cap", [1, 3])
-def test_postings_absorb_gives_the_base_a_full_build_gives(cap: int) -> None:
+def test_postings_absorb_gives_the_base_a_full_build_gives(cap: int, block: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Additions merged into the base now and then (`absorb`, with the dict and the sorted tier both in
-    use) leave exactly the base that `build` over every entry gives: each key's first `cap` slots."""
+    use) leave exactly the base that `build` over every entry gives: each key's first `cap` slots. With
+    tiny blocks, a key's run of additions spans several blocks of the merge."""
+    monkeypatch.setattr(dedup, "_MOVE_BLOCK", block)
     rng = np.random.default_rng(10 + cap)
     pool = rng.integers(0, 2**63, 200, dtype=np.uint64)
     post = dedup._Postings(cap, recent_max=16)
