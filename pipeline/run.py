@@ -223,21 +223,36 @@ def _host_delays(config: Config) -> dict[str, float]:
 
 
 class _LogSink:
-    """Collects one fetch-log row per fetch (robots.txt fetches included)."""
+    """Collects one fetch-log row per fetch (robots.txt fetches included).
 
-    def __init__(self, rows: list[dict[str, Any]], source_of: dict[str, str]) -> None:
+    With `compact_at`, every `compact_at` rows go from `rows` into `tables` (FETCH_LOG_SCHEMA tables, ~150
+    bytes a row where a dict costs ~800): a run of 100,000 pages held 80 MB of row dicts until its commit.
+    `amend` finds only rows not yet compacted: it is for the feeds' sink, which does not compact."""
+
+    def __init__(self, rows: list[dict[str, Any]], source_of: dict[str, str], *, run_id: str = "",
+                 compact_at: int = 0) -> None:
         self.rows = rows
         self.source_of = source_of
+        self.run_id = run_id
+        self.compact_at = compact_at
+        self.tables: list[Any] = []
 
     def __call__(self, r: FetchResult) -> None:
         self.rows.append({
-            "run_id": "", "url": r.url, "final_url": r.final_url, "kind": r.kind, "source": self.source_of.get(r.url),
+            "run_id": self.run_id, "url": r.url, "final_url": r.final_url, "kind": r.kind, "source": self.source_of.get(r.url),
             "host": r.host, "outcome": r.outcome, "http_status": r.http_status, "error": r.error,
             # int8 columns: requests per URL are (redirects + 1) x (retries + 1), unbounded by the settings
             "elapsed_ms": r.elapsed_ms, "attempts": min(r.attempts, 127), "redirects": min(r.redirects, 127),
             "bytes": len(r.body) if r.body is not None else None, "content_type": r.content_type,
             "charset": r.charset, "charset_mismatch": r.charset_mismatch, "started_at": r.started_at,
         })
+        if self.compact_at and len(self.rows) >= self.compact_at:
+            self.tables.append(fetch_log_table([self.rows]))
+            self.rows.clear()
+
+    def log(self) -> list[dict[str, Any]] | Any:
+        """Every row so far: the row dicts, or one table when some were compacted."""
+        return fetch_log_table([*self.tables, self.rows]) if self.tables else self.rows
 
     def amend(self, url: str, outcome: str, error: str | None) -> None:
         for row in reversed(self.rows):
@@ -747,7 +762,7 @@ def _interleave_hosts(tasks: Sequence[PageTask]) -> list[int]:
 
 
 async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
-                             log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
+                             sink: _LogSink, progress: Callable[[int], None] | None,
                              fetch_env: dict[str, Any], texts: TextSpool | None = None,
                              given_pool: Executor | None = None, spool: PageSpool | None = None,
                              precleaned: bool = True) -> PageList:
@@ -758,7 +773,6 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
     local_extract = asyncio.Semaphore(1)
     preclean = (config.extract.min_words, config.dedup if precleaned else None)
     batches = _ExtractBatches(loop, pool, *preclean) if pool is not None else None
-    sink = _LogSink(log_rows, {t.item.url: t.item.source for t in tasks if t.item.url})
     try:
         async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
 
@@ -806,12 +820,16 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+_LOG_COMPACT_ROWS = 4096  # a page fetch's log rows are held as a table this many at a time
+
+
 def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_key: str, run_id: str,
                 progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
                 now: datetime | None = None, pool: Executor | None = None, precleaned: bool = True,
-                ) -> tuple[Sequence[PageOutcome], list[dict[str, Any]], Path | None]:
+                ) -> tuple[Sequence[PageOutcome], list[dict[str, Any]] | Any, Path | None]:
     """Fetch and extract the pages of `tasks`, in their order (a PageList: the pages wait in `staging` on disk,
-    read back when asked for). `pool`: the process pool to extract in (the caller's, left running); without
+    read back when asked for), with their fetch-log rows (dicts, or a FETCH_LOG_SCHEMA table past
+    `_LOG_COMPACT_ROWS` fetches: see _LogSink) and the raw-page file. `pool`: the process pool to extract in (the caller's, left running); without
     one, a pool of the run's own when there are enough pages, else in-process. `precleaned`: each text is
     also precleaned (see Precleaned), for the commit (in this process, or a commit task: `save_page_stage`)."""
     if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
@@ -820,17 +838,15 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
         cache_dir = staging.parent.parent / "_cache"
     raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
     texts = TextSpool(staging / f"texts-{batch_key}.parquet")
-    log_rows: list[dict[str, Any]] = []
+    sink = _LogSink([], {t.item.url: t.item.source for t in tasks if t.item.url}, run_id=run_id,
+                    compact_at=_LOG_COMPACT_ROWS)
     try:
-        outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, log_rows, progress,
-                                                  _fetch_env(cache_dir, now), texts, pool, PageSpool(staging),
-                                                  precleaned))
+        outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, sink, progress, _fetch_env(cache_dir, now),
+                                                  texts, pool, PageSpool(staging), precleaned))
     finally:
         raw.close()
         texts.close()
-    for row in log_rows:
-        row["run_id"] = run_id
-    return outcomes, log_rows, raw.path if raw.count else None
+    return outcomes, sink.log(), raw.path if raw.count else None
 
 
 # ---------------------------------------------------------------------------------------------------- staging
@@ -980,7 +996,7 @@ def _load_precleaned(path: Path, stamp: str | None) -> dict[str, Precleaned]:
         return {}
 
 
-def save_page_stage(path: Path, outcomes: list[PageOutcome], log_rows: list[dict[str, Any]], raw_path: Path | None,
+def save_page_stage(path: Path, outcomes: list[PageOutcome], log_rows: list[dict[str, Any]] | Any, raw_path: Path | None,
                     *, precleaned_stamp: str | None = None) -> None:
     """The page stage of one fetch task: page stubs and fetch-log rows as JSON. Extracted texts stay in
     the task's text spool (a staging file beside this one, named here); a text still in memory (a caller
@@ -998,7 +1014,7 @@ def save_page_stage(path: Path, outcomes: list[PageOutcome], log_rows: list[dict
                    "extracted": _record_to_dict(o.extracted) if o.extracted else None,
                    "spooled": o.text_file is not None,
                    "fetched_at": _ts(o.fetched_at)} for o in outcomes],
-        "log": log_rows,
+        "log": log_rows if isinstance(log_rows, list) else log_rows.to_pylist(),  # fetch_pages' table
         "raw": raw_path.name if raw_path else None,
         "texts": spools.pop().name if spools else None,
         "precleaned": pre_path.name if has_pre else None,
@@ -1755,7 +1771,8 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     texts that were not precleaned, or whose site template marks a line of them, while this process builds
     the rows (the rows are the same without one); the caller's, left
     running, unless `release_pool` (then shut down once the cleaning is done). `release_pages`: the caller
-    hands `page_outcomes` over (a list is emptied): they are freed as soon as the rows are built."""
+    hands `page_outcomes` over (a list is emptied): they are freed as soon as the rows are built; and the
+    feed outcomes' items, emptied once the feed state is updated."""
     from pipeline.views import refresh_database_file
 
     summary = summary or RunSummary(run_id)
@@ -1778,6 +1795,8 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     # Feed validators, health and polling schedule.
     for fo in feed_outcomes:
         update_feed_state(config, state["feeds"].setdefault(fo.name, {}), fo, seen, state["pending"], now)
+        if release_pages:
+            fo.items = []  # read for the last time (the pages hold their own items): ~1 KB an item
 
     chunk = chunk_rows or config.commit.chunk_rows
     work = wh.staging_dir(run_id) / "commit"
