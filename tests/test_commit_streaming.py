@@ -486,3 +486,25 @@ def test_a_page_spool_gives_back_its_pages_and_frees_them(tmp_path):
     assert pages.article_id(4) == outcomes[4].task.article_id  # the ids stay
     with pytest.raises(ValueError, match="released"):
         pages[0]
+
+
+def test_a_commit_handed_the_pages_empties_the_feed_items_once_the_feed_state_has_them(tmp_path: Path) -> None:
+    """With `release_pages`, the feed outcomes' items are emptied after the feed state is updated (the
+    pages carry their own items; ~1 KB an item over a whole commit): the same state and articles."""
+    from pipeline.run import FeedOutcome
+
+    got = {}
+    for release in (False, True):
+        outcomes, linkless = _pages(41, 12)
+        fo = FeedOutcome("alpha-feed", "https://alpha.example/rss", "ok", items=[po.task.item for po in outcomes],
+                         etag='"v1"', polled_at=NOW)
+        wh = Warehouse(tmp_path / f"wh-{release}")
+        commit_run(Config(), wh, "r1", feed_outcomes=[fo], page_outcomes=outcomes, linkless=linkless, log_rows=[],
+                   raw_files=[], started_at=NOW, now=NOW, release_pages=release)
+        assert (fo.items == []) == release
+        state = wh.load_state(wh.snapshot())["feeds"]["alpha-feed"]
+        assert state["poll"] and state["etag"] == '"v1"'
+        with connect(wh) as con:
+            rows = con.execute("SELECT article_id, cluster_id, text FROM articles ORDER BY article_id").fetchall()
+        got[release] = (state, rows)
+    assert got[True] == got[False] and len(got[True][1]) >= 12
