@@ -253,7 +253,14 @@ def test_a_big_page_fetch_keeps_its_log_as_a_table(demo, tmp_path, monkeypatch):
     import numpy as np
 
     from pipeline import run as run_mod
-    from pipeline.run import fetch_feeds, fetch_log_table, fetch_pages, load_page_stage, save_page_stage, select_pages
+    from pipeline.run import (
+        fetch_feeds,
+        fetch_log_table,
+        fetch_pages,
+        load_page_stage,
+        save_page_stage,
+        select_pages,
+    )
 
     web, server = demo
     config = parse_config(web.config_yaml(server.base_url))
