@@ -667,6 +667,45 @@ def test_index_absorbing_its_postings_finds_the_same_matches(monkeypatch: pytest
     assert np.array_equal(lkeys, often._lsh.keys) and np.array_equal(lslots, often._lsh.slots)
 
 
+def test_posted_keys_are_each_documents_smallest_in_text_order() -> None:
+    """`_posted` (a document added) and `_posted_mask` (the documents of a load) choose the same keys: the
+    `k` smallest, ties (a shingle twice in a text) to the first in text order."""
+    rng = np.random.default_rng(12)
+    samples = [rng.choice(rng.integers(0, 2**63, 40, dtype=np.uint64), int(rng.integers(0, 30))) for _ in range(300)]
+    lens = np.array([a.size for a in samples])
+    flat = np.concatenate(samples)
+    starts = np.concatenate(([0], np.cumsum(lens)))
+    for k in (1, 5, 12):
+        mask = dedup._posted_mask(flat, lens, k)
+        for i, a in enumerate(samples):
+            want = dedup._posted(a, k)
+            assert np.array_equal(flat[starts[i]:starts[i + 1]][mask[starts[i]:starts[i + 1]]], want)
+            assert np.array_equal(np.sort(want), np.sort(a)[: min(k, a.size)])  # the smallest
+            it = iter(a.tolist())
+            assert all(v in it for v in want.tolist())  # a subsequence: text order
+    assert dedup._posted(samples[0], 0) is samples[0]
+
+
+@pytest.mark.parametrize("k", [8, 24])
+def test_index_posting_a_few_keys_a_document_finds_the_same_matches(k: int) -> None:
+    """Postings of each document's `posted_keys` smallest keys (a lookup still uses all of the new text's)
+    find the same matches as postings of every key, on copies, truncated copies (half a story) and
+    unrelated stories, hold at most `k` keys a document, and are what a load of the window builds."""
+    docs = _copies_corpus(120, seed=8)
+    full = DedupIndex(tuning=dedup.DedupTuning(posted_keys=0))
+    want = [full.add(d["id"], d["text"], seen_at=T0) for d in docs]
+    full._post.absorb()
+    few = DedupIndex(tuning=dedup.DedupTuning(posted_keys=k))
+    got = [few.add(d["id"], d["text"], seen_at=T0) for d in docs]
+    assert got == want and sum(m.duplicate_of is not None for m in got) > 100
+    post = few._post
+    post.absorb()
+    held = np.bincount(post.slots, minlength=len(docs))
+    assert held.max() <= k < full._post.slots.size / len(docs)  # each document's keys are many more than k
+    loaded = DedupIndex.from_arrow(few.to_arrow(), tuning=dedup.DedupTuning(posted_keys=k))
+    assert np.array_equal(loaded._post.keys, post.keys) and np.array_equal(loaded._post.slots, post.slots)
+
+
 @pytest.mark.parametrize("cap", [2, 6])
 def test_index_postings_tiers_find_the_same_matches(cap: int) -> None:
     """The postings' recent additions merged into the sorted tier every few keys (dict kept tiny) give
