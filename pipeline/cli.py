@@ -488,6 +488,9 @@ LIGHT_COMMANDS = frozenset({"dedup", "clean"})
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipeline import _malloc
+
+    _malloc.use_system_arrow_pool()  # before pyarrow is imported: its C++ default pool is chosen once
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(feature_modules=command not in LIGHT_COMMANDS)

@@ -21,6 +21,14 @@ from pipeline.settings import Config, ConfigError, default_warehouse, load_confi
 ASSET_NAME = "newsingest_articles"
 
 
+def _arrow_pool() -> None:
+    """A task that reads or writes Parquet: pyarrow's buffers from the system allocator (see
+    `_malloc.use_system_arrow_pool`), chosen before pyarrow is imported in the task's process."""
+    from pipeline import _malloc
+
+    _malloc.use_system_arrow_pool()
+
+
 def articles_asset_uri(warehouse: str | None = None) -> str:
     """The URI of the Asset the ingest DAG's commit task emits (name `ASSET_NAME`); consumers schedule on
     the same name and URI."""
@@ -66,6 +74,7 @@ def plan_feeds(config: Config, max_batches: int = 64, warehouse: str | None = No
 
 
 def fetch_feed_batch(config: Config, warehouse: str, run_id: str, batch_index: int, feed_names: list[str]) -> dict[str, Any]:
+    _arrow_pool()
     from pipeline.run import fetch_feeds, save_feed_stage
     from pipeline.warehouse import Warehouse
 
@@ -110,6 +119,7 @@ def plan_pages(config: Config, warehouse: str, run_id: str, feed_results: list[d
 
 
 def fetch_page_batch(config: Config, warehouse: str, run_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+    _arrow_pool()
     from pipeline.run import fetch_pages, load_page_tasks, precleaned_stamp, save_page_stage
     from pipeline.warehouse import Warehouse
 
@@ -147,6 +157,7 @@ def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[
     id does nothing, so a retried commit task never duplicates rows. `now`: the commit's clock (tests)."""
     import shutil
 
+    _arrow_pool()
     from pipeline.run import (
         PageList,
         PageSpool,

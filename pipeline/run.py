@@ -1971,6 +1971,7 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
     `pipeline.polling`), or every active feed with `all_feeds`."""
     from pipeline.progress import Progress
 
+    _malloc.return_freed_memory()  # the fetch's freed buffers too (see use_system_arrow_pool)
     started = datetime.now(UTC)
     t0 = time.monotonic()
     run_id = run_id or new_run_id(started)
