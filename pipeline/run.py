@@ -1459,14 +1459,23 @@ class _TextOrder(_StagingParquet):
 
 def _spooled_texts(ok_pages: PageList, chunk: int) -> Iterator[tuple[str, str]]:
     """(article id, text) of the rows of the text spools of `ok_pages` (every row, a batch at a time)."""
-    import pyarrow.parquet as pq
 
     files = dict.fromkeys(f for f in map(ok_pages.text_file, range(len(ok_pages))) if f is not None)
     for path in files:
         if not path.exists():
             raise RuntimeError(f"text spool {path} is missing: the fetch task's staging files were removed")
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk, columns=list(TEXT_SPOOL_COLUMNS)):
+        for batch in _staging_batches(path, chunk, columns=list(TEXT_SPOOL_COLUMNS)):
             yield from zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True)
+
+
+def _staging_batches(path: Path, size: int, columns: list[str] | None = None) -> Iterator[Any]:
+    """A local Parquet file's record batches of `size` rows, holding one row group's data at a time.
+    `ParquetFile.iter_batches` pre-buffers by default, and its cache keeps every row group read until the
+    iteration ends: over a 100,000-article commit, 200 MB of the staged articles (the peak of its main
+    process). Pre-buffering pays on object storage; these are local staging files."""
+    import pyarrow.parquet as pq
+
+    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=size, columns=columns)
 
 
 def _text_order(pages: PageList, ks: Sequence[int], path: Path, chunk: int) -> _TextOrder:
@@ -1690,7 +1699,6 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
     if arts.path is None:
         return []
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from pipeline.schema import ARTICLE_SCHEMA
 
@@ -1719,7 +1727,7 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
         w.write(table)
 
     try:
-        for batch in pq.ParquetFile(arts.path).iter_batches(batch_size=chunk):
+        for batch in _staging_batches(arts.path, chunk):
             table = pa.Table.from_batches([batch], schema=ARTICLE_SCHEMA)
             aids = table["article_id"].to_pylist()
             found = [arts.clusters.get(a) for a in aids]
