@@ -103,7 +103,8 @@ def use_system_arrow_pool() -> None:
     thread freed for that thread (`release_unused` collects only the calling thread's, and the Parquet
     reader and writer free from theirs): over 20,000 articles a run's main process peaked at 327 MB with
     it and 242 MB with the system allocator, which gives freed blocks of 1 MB and more back at once
-    (`return_freed_memory`). Buffers already allocated stay in their pool."""
+    (`return_freed_memory`). Buffers already allocated stay in their pool. Before pyarrow is imported
+    this sets the environment variable, which child processes (the extraction workers) inherit."""
     if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
         return
     pa = sys.modules.get("pyarrow")

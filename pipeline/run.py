@@ -829,8 +829,9 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
                 ) -> tuple[Sequence[PageOutcome], list[dict[str, Any]] | Any, Path | None]:
     """Fetch and extract the pages of `tasks`, in their order (a PageList: the pages wait in `staging` on disk,
     read back when asked for), with their fetch-log rows (dicts, or a FETCH_LOG_SCHEMA table past
-    `_LOG_COMPACT_ROWS` fetches: see _LogSink) and the raw-page file. `pool`: the process pool to extract in (the caller's, left running); without
-    one, a pool of the run's own when there are enough pages, else in-process. `precleaned`: each text is
+    `_LOG_COMPACT_ROWS` fetches: see _LogSink) and the raw-page file. `pool`: the process pool to extract
+    in (the caller's, left running); without one, a pool of the run's own when there are enough pages,
+    else in-process. `precleaned`: each text is
     also precleaned (see Precleaned), for the commit (in this process, or a commit task: `save_page_stage`)."""
     if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
         return [], [], None
@@ -1459,7 +1460,6 @@ class _TextOrder(_StagingParquet):
 
 def _spooled_texts(ok_pages: PageList, chunk: int) -> Iterator[tuple[str, str]]:
     """(article id, text) of the rows of the text spools of `ok_pages` (every row, a batch at a time)."""
-
     files = dict.fromkeys(f for f in map(ok_pages.text_file, range(len(ok_pages))) if f is not None)
     for path in files:
         if not path.exists():
