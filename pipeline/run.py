@@ -831,8 +831,8 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
     read back when asked for), with their fetch-log rows (dicts, or a FETCH_LOG_SCHEMA table past
     `_LOG_COMPACT_ROWS` fetches: see _LogSink) and the raw-page file. `pool`: the process pool to extract
     in (the caller's, left running); without one, a pool of the run's own when there are enough pages,
-    else in-process. `precleaned`: each text is
-    also precleaned (see Precleaned), for the commit (in this process, or a commit task: `save_page_stage`)."""
+    else in-process. `precleaned`: each text is also precleaned (see Precleaned), for the commit (in this
+    process, or a commit task: `save_page_stage`)."""
     if not tasks:  # nothing new (every feed 304): no HTTP client, no extraction pool, no staging file
         return [], [], None
     if cache_dir is None and staging.parent.name == "_staging":  # <warehouse>/_staging/<run_id>: its _cache
