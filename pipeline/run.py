@@ -103,6 +103,27 @@ class FeedOutcome:
     max_age_s: float | None = None  # Cache-Control max-age of the response
     retry_after_s: float | None = None
     new_items: int | None = None  # items never seen before, when the caller knows better than the commit
+    # Set by `digest_items` (then `items` is empty): what the commit reads of the items besides the pages
+    item_count: int | None = None
+    item_times: tuple[datetime, ...] | None = None
+
+    @property
+    def n_items(self) -> int:
+        return self.item_count if self.item_count is not None else len(self.items)
+
+    def published_times(self) -> tuple[datetime, ...]:
+        if self.item_times is not None:
+            return self.item_times
+        return tuple(i.published_at for i in self.items if i.published_at)
+
+    def digest_items(self, seen: np.ndarray, pending: dict[str, Any]) -> None:
+        """Keep only what the feed's state needs of its items (their number, how many are new, their
+        publication times) and drop them: once a run has taken its tasks from them, ~1.8 KB an item."""
+        if self.new_items is None:
+            self.new_items = count_new_items(self.items, seen, pending)
+        self.item_times = self.published_times()
+        self.item_count = self.n_items
+        self.items = []
 
 
 def plan_feed_batches(config: Config, max_batches: int = 64, names: Iterable[str] | None = None) -> list[list[str]]:
@@ -167,7 +188,8 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
 
 async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_state: dict[str, Any],
                              log_rows: list[dict[str, Any]], progress: Callable[[int], None] | None,
-                             fetch_env: dict[str, Any], pool: Executor | None = None) -> list[FeedOutcome]:
+                             fetch_env: dict[str, Any], pool: Executor | None = None,
+                             on_outcome: Callable[[int, FeedOutcome], None] | None = None) -> list[FeedOutcome]:
     from pipeline.fetch.client import Fetcher
 
     source_of = {f.url: f.name for f in feeds}
@@ -178,25 +200,31 @@ async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_s
     parse_slot = asyncio.Semaphore(_pool_workers(config) if pool is not None else 1)
     async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
 
-        async def one(feed: FeedConfig) -> FeedOutcome:
+        async def one(rank: int, feed: FeedConfig) -> FeedOutcome:
             out = await poll_feed(fetcher, feed, feed_state.get(feed.name, {}), sink, parse_slot, pool)
+            if on_outcome is not None:
+                on_outcome(rank, out)
             if progress:
                 progress(1)
             return out
 
-        return list(await asyncio.gather(*(one(f) for f in feeds)))
+        return list(await asyncio.gather(*(one(k, f) for k, f in enumerate(feeds))))
 
 
 def fetch_feeds(config: Config, feed_names: Iterable[str] | None, feed_state: dict[str, Any], run_id: str,
                 progress: Callable[[int], None] | None = None, *, cache_dir: Path | None = None,
-                now: datetime | None = None, pool: Executor | None = None) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
+                now: datetime | None = None, pool: Executor | None = None,
+                on_outcome: Callable[[int, FeedOutcome], None] | None = None,
+                ) -> tuple[list[FeedOutcome], list[dict[str, Any]]]:
     """Poll the feeds `feed_names` (every active feed when None). `pool`: a process pool to parse them in
-    (the caller's, left running); without one, feeds parse in a thread, one at a time."""
+    (the caller's, left running); without one, feeds parse in a thread, one at a time. `on_outcome(rank,
+    outcome)` is called as each feed is done (`rank`: its position among the feeds polled), so a caller
+    can take what it needs of the feed's items and drop them (see PageSelector)."""
     names = set(feed_names) if feed_names is not None else None
     feeds = [f for f in config.active_feeds if names is None or f.name in names]
     log_rows: list[dict[str, Any]] = []
     outcomes = asyncio.run(_fetch_feeds_async(config, feeds, feed_state, log_rows, progress,
-                                              _fetch_env(cache_dir, now), pool))
+                                              _fetch_env(cache_dir, now), pool, on_outcome))
     for row in log_rows:
         row["run_id"] = run_id
     return outcomes, log_rows
@@ -320,41 +348,135 @@ def select_pages(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str,
     """New items to fetch (and items without a usable link, stored as such), plus due retries.
 
     Returns (fetch tasks, link-less tasks, counts)."""
-    taken: set[str] = set()
-    fetch: list[PageTask] = []
-    linkless: list[PageTask] = []
-    counts = {"items": 0, "already_seen": 0, "pending_not_due": 0, "same_in_run": 0}
-    for item in items:
-        counts["items"] += 1
-        aid, _ = item_article_id(item)
-        if aid in taken:
-            counts["same_in_run"] += 1
-            continue
-        if _in_sorted(seen, id_to_u64(aid)):
-            counts["already_seen"] += 1
-            continue
-        p = pending.get(aid)
-        if p is not None:
-            if _dt(p.get("next_attempt_at")) and _dt(p["next_attempt_at"]) > now:
-                counts["pending_not_due"] += 1
-                taken.add(aid)
-                continue
-            task = PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=_dt(p.get("first_seen_at")))
-        else:
-            task = PageTask(aid, item)
-        taken.add(aid)
-        (fetch if item.url else linkless).append(task)
-    # Retries whose items have left the feed since: nothing is lost just because a feed moved on.
-    for aid, p in pending.items():
-        if aid in taken:
-            continue
-        due = _dt(p.get("next_attempt_at"))
-        if due is None or due <= now:
-            item = _record_from_dict(FeedItem, p["item"])
-            fetch.append(PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=_dt(p.get("first_seen_at"))))
-            taken.add(aid)
-    counts["to_fetch"] = len(fetch)
+    selector = PageSelector(seen, pending, now)
+    selector.add(items)
+    fetch, linkless, counts = selector.finish()
+    assert isinstance(fetch, list)
     return fetch, linkless, counts
+
+
+class PageSelector:
+    """`select_pages` a feed at a time, the feeds in any order: each feed's items are selected as it
+    arrives, so a run need not hold every feed's items at once (`TaskSpool` keeps the tasks on disk).
+
+    An article in several feeds is taken from the feed of the lowest `rank` (its position in the run's
+    list of feeds), whichever arrives first: the same tasks as `select_pages` over the feeds in rank order."""
+
+    def __init__(self, seen: np.ndarray, pending: dict[str, Any], now: datetime,
+                 tasks: list[PageTask] | TaskSpool | None = None) -> None:
+        self.seen, self.pending, self.now = seen, pending, now
+        self.fetch: list[PageTask] | TaskSpool = tasks if tasks is not None else []
+        self.linkless: list[PageTask] = []
+        self.counts = {"items": 0, "already_seen": 0, "pending_not_due": 0, "same_in_run": 0}
+        # article id -> (rank of the feed it was taken from, where its task is: i in `fetch`, -1 - i in
+        # `linkless`, None for a retry not yet due)
+        self._taken: dict[str, tuple[int, int | None]] = {}
+
+    def add(self, items: Iterable[FeedItem], rank: int = 0, first_seen_at: datetime | None = None) -> None:
+        """The items of one feed. `first_seen_at`: its poll time, for the tasks of new items."""
+        for item in items:
+            self.counts["items"] += 1
+            aid, _ = item_article_id(item)
+            held = self._taken.get(aid)
+            if held is not None:
+                self.counts["same_in_run"] += 1
+                if held[0] > rank and held[1] is not None:  # a feed ranked before the one it came from
+                    self._taken[aid] = (rank, held[1])
+                    task = self._task(aid, item, first_seen_at)
+                    if held[1] >= 0:
+                        self.fetch[held[1]] = task
+                    else:
+                        self.linkless[-1 - held[1]] = task
+                continue
+            if _in_sorted(self.seen, id_to_u64(aid)):
+                self.counts["already_seen"] += 1
+                continue
+            p = self.pending.get(aid)
+            if p is not None and _dt(p.get("next_attempt_at")) and _dt(p["next_attempt_at"]) > self.now:
+                self.counts["pending_not_due"] += 1
+                self._taken[aid] = (rank, None)
+                continue
+            task = self._task(aid, item, first_seen_at)
+            if item.url:
+                self._taken[aid] = (rank, len(self.fetch))
+                self.fetch.append(task)
+            else:
+                self._taken[aid] = (rank, -1 - len(self.linkless))
+                self.linkless.append(task)
+
+    def _task(self, aid: str, item: FeedItem, first_seen_at: datetime | None) -> PageTask:
+        p = self.pending.get(aid)
+        if p is not None:
+            return PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=_dt(p.get("first_seen_at")))
+        return PageTask(aid, item, first_seen_at=first_seen_at)
+
+    def finish(self, polled_at: dict[str, datetime] | None = None,
+               ) -> tuple[list[PageTask] | TaskSpool, list[PageTask], dict[str, int]]:
+        """(fetch tasks, link-less tasks, counts), with the due retries whose items have left their feed
+        since (nothing is lost just because a feed moved on). `polled_at`: feed name -> poll time, the
+        first-seen time of a retry that has none."""
+        for aid, p in self.pending.items():
+            if aid in self._taken:
+                continue
+            due = _dt(p.get("next_attempt_at"))
+            if due is None or due <= self.now:
+                item = _record_from_dict(FeedItem, p["item"])
+                first_seen = _dt(p.get("first_seen_at")) or (polled_at or {}).get(item.source)
+                self.fetch.append(PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=first_seen))
+                self._taken[aid] = (-1, None)
+        self._taken = {}  # done: ~100 bytes an article
+        self.counts["to_fetch"] = len(self.fetch)
+        return self.fetch, self.linkless, self.counts
+
+
+class TaskSpool(Sequence[PageTask]):
+    """Page tasks pickled to an unnamed temporary file in `directory`, each read back when asked for, with
+    what the fetch needs of every task at once kept in memory: its URL and source. A big run's feed items
+    cost ~1.8 KB each as objects (title, summary, links, tags); here ~150 bytes."""
+
+    def __init__(self, directory: Path) -> None:
+        import array
+
+        from pipeline.dedup import ArrayStore
+
+        self._pickles = ArrayStore(np.uint8, directory)
+        self._at = array.array("q")  # the pickle of each task (a replaced task's is a new one)
+        self.urls: list[str | None] = []
+        self.sources: list[str] = []
+        self._names: dict[str, str] = {}  # one string per source
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def _put(self, task: PageTask) -> int:
+        self._pickles.append(np.frombuffer(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8))
+        return len(self._pickles) - 1
+
+    def append(self, task: PageTask) -> None:
+        self._at.append(self._put(task))
+        self.urls.append(task.item.url)
+        self.sources.append(self._names.setdefault(task.item.source, task.item.source))
+
+    def __setitem__(self, i: int, task: PageTask) -> None:
+        self._at[i] = self._put(task)
+        self.urls[i] = task.item.url
+        self.sources[i] = self._names.setdefault(task.item.source, task.item.source)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        return pickle.loads(self._pickles[self._at[i]])
+
+    def close(self) -> None:
+        self._pickles.close()
+
+
+def _task_urls(tasks: Sequence[PageTask]) -> list[str | None]:
+    return tasks.urls if isinstance(tasks, TaskSpool) else [t.item.url for t in tasks]
+
+
+def _task_sources(tasks: Sequence[PageTask]) -> list[str]:
+    return tasks.sources if isinstance(tasks, TaskSpool) else [t.item.source for t in tasks]
 
 
 def add_ids(seen: np.ndarray, new_ids: np.ndarray) -> np.ndarray:
@@ -754,8 +876,8 @@ def _interleave_hosts(tasks: Sequence[PageTask]) -> list[int]:
     host_order: dict[str, int] = {}
     taken: dict[str, int] = defaultdict(int)
     keys = []
-    for i, t in enumerate(tasks):
-        host = host_key(t.item.url or "")
+    for i, url in enumerate(_task_urls(tasks)):
+        host = host_key(url or "")
         keys.append((taken[host], host_order.setdefault(host, len(host_order)), i))
         taken[host] += 1
     return [i for _, _, i in sorted(keys)]
@@ -839,7 +961,8 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
         cache_dir = staging.parent.parent / "_cache"
     raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
     texts = TextSpool(staging / f"texts-{batch_key}.parquet")
-    sink = _LogSink([], {t.item.url: t.item.source for t in tasks if t.item.url}, run_id=run_id,
+    source_of = {u: s for u, s in zip(_task_urls(tasks), _task_sources(tasks), strict=True) if u}
+    sink = _LogSink([], source_of, run_id=run_id,
                     compact_at=_LOG_COMPACT_ROWS)
     try:
         outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, sink, progress, _fetch_env(cache_dir, now),
@@ -855,8 +978,10 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
 
 def save_feed_stage(path: Path, outcomes: list[FeedOutcome], log_rows: list[dict[str, Any]]) -> None:
     atomic_write_json(path, {
-        "feeds": [{**{k: v for k, v in asdict(o).items() if k != "items"},
-                   "items": [_record_to_dict(i) for i in o.items]} for o in outcomes],
+        "feeds": [{**{k: v for k, v in asdict(o).items() if k not in ("items", "item_times")},
+                   "items": [_record_to_dict(i) for i in o.items],
+                   "item_times": None if o.item_times is None else [t.isoformat() for t in o.item_times]}
+                  for o in outcomes],
         "log": log_rows,
     })
 
@@ -867,6 +992,8 @@ def load_feed_stage(path: Path) -> tuple[list[FeedOutcome], list[dict[str, Any]]
     for d in data["feeds"]:
         items = [_record_from_dict(FeedItem, i) for i in d.pop("items")]
         d["polled_at"] = _dt(d.get("polled_at"))
+        if d.get("item_times") is not None:
+            d["item_times"] = tuple(_dt(t) for t in d["item_times"])
         outcomes.append(FeedOutcome(**d, items=items))
     for row in data["log"]:
         row["started_at"] = _dt(row.get("started_at"))
@@ -1942,8 +2069,8 @@ def record_poll(config: Config, st: dict[str, Any], fo: FeedOutcome, seen: np.nd
         changed = (fo.etag, fo.last_modified) != (st.get("etag"), st.get("last_modified"))
     new_items = fo.new_items if fo.new_items is not None else count_new_items(fo.items, seen, pending)
     obs = PollObservation(
-        polled_at=fo.polled_at or now, outcome=fo.outcome, new_items=new_items, items=len(fo.items),
-        changed=changed, item_times=tuple(i.published_at for i in fo.items if i.published_at),
+        polled_at=fo.polled_at or now, outcome=fo.outcome, new_items=new_items, items=fo.n_items,
+        changed=changed, item_times=fo.published_times(),
         ttl_s=fo.ttl_s, max_age_s=fo.max_age_s, retry_after_s=fo.retry_after_s,
     )
     st["poll"] = update(prev, obs, config.polling, key=fo.name).to_dict()
@@ -1955,7 +2082,7 @@ def record_poll(config: Config, st: dict[str, Any], fo: FeedOutcome, seen: np.nd
 def summarize_feeds(summary: RunSummary, outcomes: Sequence[FeedOutcome]) -> None:
     summary.feeds = len(outcomes)
     for fo in outcomes:
-        summary.items += len(fo.items)
+        summary.items += fo.n_items
         if fo.outcome == "ok":
             summary.feeds_ok += 1
         elif fo.outcome == "not_modified":
@@ -1998,16 +2125,22 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
         # stage's CPU work runs on every core, and the workers start once.
         pool = _make_pool(config, n_feeds)
         try:
+            staging = wh.staging_dir(run_id)
+            # Each feed's items become page tasks (on disk) as the feed arrives; the feed keeps their counts.
+            selector = PageSelector(seen, state["pending"], now or datetime.now(UTC), TaskSpool(staging))
+
+            def take_items(rank: int, fo: FeedOutcome) -> None:
+                selector.add(fo.items, rank, fo.polled_at)
+                fo.digest_items(seen, state["pending"])
+
             with Progress("feeds", n_feeds, enabled=progress) as bar:
                 feed_outcomes, log_rows = fetch_feeds(config, names, state["feeds"], run_id, progress=bar.update,
-                                                      cache_dir=wh.local_cache_dir(), now=now, pool=pool)
+                                                      cache_dir=wh.local_cache_dir(), now=now, pool=pool,
+                                                      on_outcome=take_items)
             summarize_feeds(summary, feed_outcomes)
             summary.feeds_not_due = len(config.active_feeds) - len(feed_outcomes)
-            items = [i for fo in feed_outcomes for i in fo.items]
-            tasks, linkless, counts = select_pages(items, seen, state["pending"], now or datetime.now(UTC))
-            stamp_first_seen(tasks + linkless, feed_outcomes)
+            tasks, linkless, counts = selector.finish({fo.name: fo.polled_at for fo in feed_outcomes if fo.polled_at})
             summary.new_items = len(tasks) + len(linkless)
-            staging = wh.staging_dir(run_id)
             if pool is None:
                 pool = _make_pool(config, len(tasks))
             with Progress("pages", len(tasks), enabled=progress) as bar:
@@ -2015,7 +2148,9 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
                                                    cache_dir=wh.local_cache_dir(), now=now, pool=pool)
             summary.elapsed_s = time.monotonic() - t0
             log = fetch_log_table([log_rows, page_log])  # a dict per fetch would wait for the commit
-            del log_rows, page_log, tasks, items
+            if isinstance(tasks, TaskSpool):
+                tasks.close()
+            del log_rows, page_log, tasks
             commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
                        log_rows=log, raw_files=[raw] if raw else [], started_at=started,
                        trigger=trigger, summary=summary, now=now, pool=pool, release_pool=True, release_pages=True)

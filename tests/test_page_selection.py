@@ -1,0 +1,141 @@
+"""A run takes each feed's page tasks as the feed arrives (`PageSelector`, tasks spooled to disk in a
+`TaskSpool`) and keeps only the counts of its items (`FeedOutcome.digest_items`): the same tasks, counts,
+feed state and staged feeds as selecting over every feed's items at the end (`select_pages`), whatever
+order the feeds arrive in."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from pipeline.records import FeedItem
+from pipeline.run import (
+    FeedOutcome,
+    PageSelector,
+    PageTask,
+    RunSummary,
+    TaskSpool,
+    id_to_u64,
+    item_article_id,
+    load_feed_stage,
+    record_poll,
+    save_feed_stage,
+    select_pages,
+    stamp_first_seen,
+    summarize_feeds,
+)
+from pipeline.settings import Config
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def _item(feed: int, story: int, *, link: bool = True, day: int = 0) -> FeedItem:
+    url = f"https://news{story % 3}.example/story/{story}" if link else None
+    return FeedItem(source=f"feed{feed}", feed_url=f"https://feeds.example/{feed}.xml", url=url,
+                    guid=f"g{story}", title=f"Story {story} as feed {feed} has it",
+                    summary=f"summary {story} " * 20, published_at=NOW - timedelta(hours=story + day),
+                    tags=[f"t{feed}"])
+
+
+def _feeds() -> list[FeedOutcome]:
+    """Five feeds sharing stories (the feed ranked first must win a shared one), link-less items (one twice
+    in its feed), stories already stored, and stories waiting for a retry."""
+    feeds = []
+    for f in range(5):
+        stories = list(range(f * 6, f * 6 + 12))  # each shares six stories with the next feed
+        items = [_item(f, s) for s in stories]
+        items += [_item(f, 100 + f, link=False), _item(f, 100 + f, link=False), _item(f, 3, day=1)]
+        feeds.append(FeedOutcome(f"feed{f}", f"https://feeds.example/{f}.xml", "ok", items=items,
+                                 polled_at=NOW - timedelta(minutes=10 - f)))
+    return feeds
+
+
+def _state() -> tuple[np.ndarray, dict[str, dict]]:
+    def aid(story: int) -> str:
+        return item_article_id(_item(0, story))[0]
+
+    seen = np.array(sorted(id_to_u64(aid(s)) for s in (1, 7, 20)), dtype=np.uint64)
+    later, earlier = (NOW + timedelta(hours=1)).isoformat(), (NOW - timedelta(hours=1)).isoformat()
+    gone = _item(9, 500)
+    pending = {
+        aid(8): {"attempts": 2, "next_attempt_at": earlier, "first_seen_at": "2026-11-19T00:00:00+00:00"},
+        aid(9): {"attempts": 1, "next_attempt_at": later},
+        item_article_id(gone)[0]: {"attempts": 3, "next_attempt_at": earlier,
+                                   "item": {"source": "feed2", "feed_url": gone.feed_url, "url": gone.url,
+                                            "guid": gone.guid}},
+    }
+    return seen, pending
+
+
+def _as_dict(tasks: list[PageTask]) -> dict[str, tuple]:
+    out = {t.article_id: (t.item, t.attempts, t.first_seen_at) for t in tasks}
+    assert len(out) == len(tasks), "an article was taken twice"
+    return out
+
+
+@pytest.mark.parametrize("spooled", [False, True])
+def test_feeds_selected_as_they_arrive_give_the_tasks_of_selecting_them_all_in_rank_order(tmp_path, spooled):
+    seen, pending = _state()
+    feeds = _feeds()
+    want_fetch, want_linkless, want_counts = select_pages([i for fo in feeds for i in fo.items], seen, pending, NOW)
+    stamp_first_seen(want_fetch + want_linkless, feeds)
+    assert want_counts["same_in_run"] > 20 and want_counts["already_seen"] >= 3  # the case is not trivial
+    assert want_counts["pending_not_due"] == 1 and len(want_linkless) == 5
+    assert {t.item.source for t in want_fetch} >= {f"feed{f}" for f in range(5)}
+    polled = {fo.name: fo.polled_at for fo in feeds}
+    rng = random.Random(7)
+    for order in [list(range(5)), list(range(4, -1, -1)), *(rng.sample(range(5), 5) for _ in range(4))]:
+        selector = PageSelector(seen, pending, NOW, TaskSpool(tmp_path) if spooled else None)
+        for rank in order:
+            selector.add(feeds[rank].items, rank, feeds[rank].polled_at)
+        fetch, linkless, counts = selector.finish(polled)
+        assert isinstance(fetch, TaskSpool) == spooled
+        assert counts == want_counts, order
+        assert _as_dict(list(fetch)) == _as_dict(want_fetch), order
+        assert _as_dict(linkless) == _as_dict(want_linkless), order
+        if spooled:
+            assert fetch.urls == [t.item.url for t in fetch] and fetch.sources == [t.item.source for t in fetch]
+            fetch.close()
+
+
+def test_a_task_spool_reads_back_what_it_holds_and_a_replaced_task_takes_its_place(tmp_path):
+    tasks = [PageTask(f"{k:016x}", _item(k % 3, k), attempts=k % 2, first_seen_at=NOW) for k in range(50)]
+    spool = TaskSpool(tmp_path)
+    for t in tasks:
+        spool.append(t)
+    spool[7] = PageTask(tasks[7].article_id, _item(4, 7))
+    tasks[7] = PageTask(tasks[7].article_id, _item(4, 7))
+    assert len(spool) == 50
+    assert list(spool) == tasks and spool[10:13] == tasks[10:13] and spool[-1] == tasks[-1]
+    assert spool.urls == [t.item.url for t in tasks]
+    assert spool.sources == [t.item.source for t in tasks] and spool.sources[7] == "feed4"
+    assert not list(tmp_path.iterdir()), "the spool's file has no name"
+    spool.close()
+
+
+def test_a_feed_digested_once_its_tasks_are_taken_updates_the_feed_state_as_its_items_would(tmp_path):
+    seen, pending = _state()
+    config = Config()
+    for fo, twin in zip(_feeds(), _feeds(), strict=True):
+        fo.outcome = twin.outcome = "ok"
+        twin.digest_items(seen, pending)
+        assert twin.items == [] and twin.n_items == len(fo.items) > 0
+        full, digested = {}, {}
+        record_poll(config, full, fo, seen, pending, NOW)
+        record_poll(config, digested, twin, seen, pending, NOW)
+        assert digested == full
+        assert twin.new_items is not None and 0 < twin.new_items < len(fo.items)
+    feeds, digested = _feeds(), _feeds()
+    for fo in digested:
+        fo.digest_items(seen, pending)
+    a, b = RunSummary("r"), RunSummary("r")
+    summarize_feeds(a, feeds)
+    summarize_feeds(b, digested)
+    assert a.counts() == b.counts() and b.items == sum(len(fo.items) for fo in feeds)
+    # a digested feed survives the feed stage of an Airflow run
+    save_feed_stage(tmp_path / "feeds.json", digested, [])
+    loaded, _ = load_feed_stage(tmp_path / "feeds.json")
+    assert loaded == digested
