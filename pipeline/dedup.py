@@ -45,6 +45,7 @@ numpy and the standard library only; pyarrow is imported by ``to_arrow``/``from_
 
 from __future__ import annotations
 
+import array
 import hashlib
 import html
 import json
@@ -116,13 +117,14 @@ class DedupTuning:
     recent_postings: int = 1 << 16
     """keys the index's postings keep in a Python dict before merging them into a sorted numpy tier
     (memory against merge work; the results do not depend on it)."""
-    posted_keys: int = 96
+    posted_keys: int = 64
     """sampled shingles of a document put in the candidate index: its smallest ``posted_keys`` (0: all).
     A lookup still uses every sampled shingle of the new text, and verification the full samples, so a
-    copy is still found wherever it shares ``posted_keys`` x its share of the indexed text: 96 keeps a
-    lead copy of a fifth of a story ~12 shared keys (2 make a candidate). It bounds the postings at 768
-    bytes a document (they were 8 bytes a sampled key, ~1.8 KB for a 450-word story, most of the memory
-    a big commit grows by); the dev set's ARI is the same at 16 to 96 and with all keys."""
+    copy is still found wherever it shares ``posted_keys`` x its share of the indexed text: 64 keeps a
+    lead copy of a fifth of a story ~12 shared keys, ~8 when the copy is edited (2 make a candidate). It
+    bounds the postings at 512 bytes a document (they were 8 bytes a sampled key, ~1.8 KB for a 450-word
+    story, most of the memory a big commit grows by); the dev set's clusters are the same at 32 to 96 and
+    with all keys, and so are the lead copies of 20 to 50% of 400 stories found."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1257,9 +1259,10 @@ class DedupIndex:
         self._cluster: list[str] = []
         self._hash: list[str] = []
         self._source: list[str | None] = []
-        self._src: list[int] = []
-        self._seen: list[int] = []
-        self._ntok: list[int] = []
+        # numbers in arrays: a Python int per document and column cost ~36 bytes
+        self._src = array.array("Q")  # _source_key of the source
+        self._seen = array.array("q")  # first seen, microseconds since the epoch
+        self._ntok = array.array("q")
         # the documents' MinHash values and sampled keys: on disk with `spill_to`, read back when a lookup
         # compares a candidate (the largest part of the index, ~2.5 KB a document)
         self._mh = ArrayStore(np.uint32, self._spill_to)
@@ -1271,7 +1274,9 @@ class DedupIndex:
         # sampled shingle -> documents, by the high 32 bits of the shingle's hash (8 bytes an entry, not 12): a
         # key shared by chance only adds a candidate, which the comparison of the full samples then refuses
         self._post = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32)
-        self._lsh = _Postings(tu.posting_cap, tu.recent_postings)  # MinHash band -> documents
+        # MinHash band -> documents, by the high 32 bits of the band's key too: a bucket shared by chance
+        # (~1 lookup in 40 over a window of 100,000 documents) only adds a candidate that verification refuses
+        self._lsh = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32)
         self._union: dict[str, np.ndarray] = {}  # sorted sampled keys of clusters with several members
         self._multi: set[int] = set()  # slots of pages found to hold several stories (not persisted)
         self._sketch = _Sketch(self.tuning.sketch_bits)
@@ -1555,7 +1560,9 @@ class DedupIndex:
         """Rebuild every structure from the documents at ``keep`` (prune, load)."""
         cols = (self._ids, self._cluster, self._hash, self._source, self._src, self._seen, self._ntok, self._mh,
                 self._sample, self._match)  # fmt: skip
-        kept = [col.take(keep) if isinstance(col, ArrayStore) else [col[i] for i in keep] for col in cols]
+        kept = [col.take(keep) if isinstance(col, ArrayStore) else
+                array.array(col.typecode, [col[i] for i in keep]) if isinstance(col, array.array) else
+                [col[i] for i in keep] for col in cols]  # fmt: skip
         multi = {new for new, old in enumerate(keep) if old in self._multi}
         self._mh.close()
         self._sample.close()
@@ -1704,10 +1711,12 @@ class DedupIndex:
         index._ids = table["doc_id"].to_pylist()
         index._cluster = table["cluster_id"].to_pylist()
         index._hash = table["content_hash"].to_pylist()
-        index._source = table["source"].to_pylist()
-        index._src = [_source_key(s) for s in index._source]
-        index._seen = table["seen_at"].cast(pa.int64()).to_pylist()
-        index._ntok = table["n_tokens"].to_pylist()
+        names: dict[str | None, str | None] = {}  # one string per source, not one per row
+        index._source = [names.setdefault(s, s) for s in table["source"].to_pylist()]
+        src_key = {s: _source_key(s) for s in names}
+        index._src = array.array("Q", [src_key[s] for s in index._source])
+        index._seen = array.array("q", table["seen_at"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
+        index._ntok = array.array("q", table["n_tokens"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
         mh = _binary_column(table["minhash"], "<u4")
         if any(a.size != index._num_perm for a in mh):
             raise ValueError(f"dedup index rows do not hold {index._num_perm} MinHash values")

@@ -1646,10 +1646,11 @@ class StreamedArticles:
     """A run's article rows in a staging file (in the order `build_articles` returns them), with what the
     dedup pass found; written into the warehouse by `_write_article_files`."""
 
-    path: Path | None  # ARTICLE_SCHEMA rows, cluster fields of the rows with a text not yet set
+    path: Path | None  # ARTICLE_SCHEMA rows, each in a cluster of its own until `clusters` says otherwise
     rows: int
     ids: np.ndarray  # uint64 ids of every row
-    clusters: dict[str, tuple[str, str | None, str | None, float | None]]  # article id -> cluster fields
+    # article id -> cluster fields, where they differ from the staged ones (a cluster of the row's own)
+    clusters: dict[str, tuple[str, str | None, str | None, float | None]]
     index_delta: Path | None  # this run's dedup index entries (a staging Parquet file), None when none
 
 
@@ -1667,15 +1668,18 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`.
     `release_pages`: the pages' spool is released after pass 2, before the dedup index grows (the caller
     hands them over)."""
+    import array
+
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
-    ids: list[int] = []
+    ids = array.array("Q")
 
     def put(rows: list[Article]) -> None:
         if not rows:
             return
         for row in rows:
-            if row.extraction_status != "ok" or not row.text:
-                row.cluster_id = row.article_id  # no text, nothing to compare: a cluster of its own
+            # A cluster of its own: a row with no text (nothing to compare), and what pass 3 finds for most
+            # rows with one (`clusters` holds only the others)
+            row.cluster_id = row.article_id
             ids.append(id_to_u64(row.article_id))
         rows_out._write(_articles_table(rows))
 
@@ -1686,9 +1690,8 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
         del rows
         ok_pages = pages.subset(ok)
         del ok
-        # Pass 3's keys: (time, article id, content hash, tokens, fingerprint number, source, first seen); the
-        # fingerprints' arrays wait for pass 3 on disk (~2.5 KB an article, most of a large commit's memory)
-        keys: list[tuple[datetime, str, str, int, int, str, datetime]] = []
+        # Pass 3's keys, in columns; the fingerprints' arrays wait for pass 3 on disk (~2.5 KB an article)
+        keys = _DedupKeys()
         fp_minhash = fp_sample = None
         if ok_pages:
             from pipeline.clean import SiteTemplate
@@ -1759,8 +1762,7 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                         with_text.append((row, fp))
                 for row, fp in with_text:
                     row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
-                    keys.append((row.published_at or row.first_seen_at, row.article_id, fp.content_hash,
-                                 fp.n_tokens, len(fp_sample), row.source, row.first_seen_at))
+                    keys.append(row, fp)
                     fp_minhash.append(fp.minhash)
                     fp_sample.append(fp.sample)
                 put(out)
@@ -1783,14 +1785,14 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
         window_start = now - timedelta(days=config.dedup.window_days)
         index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start,
                                       spill_to=work)
-        keys.sort(key=lambda k: (k[0], k[1]))
         new_ids = []
-        for n, (_, aid, content, n_tokens, i, source, seen_at) in enumerate(keys):
+        for i, aid, content, n_tokens, source, seen_at in keys.in_order():
             fp = Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i])
             match = index.add_fingerprint(aid, fp, source=source, seen_at=seen_at)
-            keys[n] = None  # type: ignore[call-overload]
             new_ids.append(aid)
-            clusters[aid] = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
+            found = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
+            if found != (aid, None, None, None):  # the row's staged fields otherwise (see put)
+                clusters[aid] = found
             _count_match(summary, match)
         del keys
         # The entries go to a staging file `chunk` at a time: a table of them all would copy every new
@@ -1806,7 +1808,52 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             fp_sample.close()
         index_delta = delta.path if delta.count else None
     return StreamedArticles(rows_out.path if rows_out.count else None, rows_out.count,
-                            np.asarray(ids, dtype=np.uint64), clusters, index_delta)
+                            np.frombuffer(ids, dtype=np.uint64) if ids else np.zeros(0, np.uint64), clusters,
+                            index_delta)
+
+
+class _DedupKeys:
+    """What pass 3 needs of each fingerprinted row besides its arrays, in columns: ~60 bytes a row where a
+    tuple of datetimes and strings cost ~400 (a 100,000-article commit holds them all from pass 2 on). Row
+    `i` of these is fingerprint `i` of the run's ArrayStores."""
+
+    def __init__(self) -> None:
+        import array
+
+        self._time = array.array("q")  # publication time, else first seen: microseconds since the epoch (UTC)
+        self._id = array.array("Q")  # the article id's 64 bits (16 hex digits)
+        self._hash = bytearray()  # the content hash's 16 bytes (32 hex digits)
+        self._ntok = array.array("q")
+        self._source = array.array("i")  # into `_sources`
+        self._seen = array.array("q")  # first seen, microseconds
+        self._sources: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._id)
+
+    def append(self, row: Article, fp: Any) -> None:
+        from pipeline.dedup import _utc_us
+
+        digest = bytes.fromhex(fp.content_hash)
+        if len(digest) != 16 or digest.hex() != fp.content_hash:
+            raise ValueError(f"not a content hash: {fp.content_hash!r}")
+        self._time.append(_utc_us(row.published_at or row.first_seen_at))
+        self._id.append(id_to_u64(row.article_id))
+        self._hash += digest
+        self._ntok.append(int(fp.n_tokens))
+        self._source.append(self._sources.setdefault(row.source, len(self._sources)))
+        self._seen.append(_utc_us(row.first_seen_at))
+
+    def in_order(self) -> Iterator[tuple[int, str, str, int, str, datetime]]:
+        """(fingerprint number, article id, content hash, tokens, source, first seen), by time then article id
+        (the order of `assign_clusters`: a 16-hex-digit id sorts as its number)."""
+        from pipeline.dedup import _EPOCH
+
+        names = list(self._sources)
+        order = np.lexsort((np.frombuffer(self._id, dtype=np.uint64), np.frombuffer(self._time, dtype=np.int64)))
+        for i in order.tolist():
+            yield (i, f"{self._id[i]:016x}", self._hash[16 * i:16 * i + 16].hex(), self._ntok[i],
+                   names[self._source[i]], _EPOCH + timedelta(microseconds=self._seen[i]))
 
 
 def _count_match(summary: RunSummary, match: Any) -> None:

@@ -817,12 +817,12 @@ def test_postings_hold_the_high_half_of_sampled_keys() -> None:
     index = DedupIndex()
     held = index._post.held_as(fp.sample)
     assert held.dtype == np.uint32 and np.array_equal(held, fp.sample >> np.uint64(32))
-    assert (held % 2).any() and index._lsh.key_dtype == np.uint64
+    assert (held % 2).any() and index._lsh.key_dtype == np.uint32  # band keys: their high half too
 
 
 def test_index_with_32_bit_postings_finds_what_64_bit_postings_find(monkeypatch: pytest.MonkeyPatch) -> None:
     """A key shared by chance in its high half only adds a candidate (the full samples are compared): the
-    matches are those of postings holding the whole 64-bit keys."""
+    matches are those of postings (shingles and LSH bands) holding the whole 64-bit keys."""
     docs = _copies_corpus(200, seed=11)
     half = DedupIndex()
     got = [half.add(d["id"], d["text"], seen_at=T0) for d in docs]
@@ -835,4 +835,5 @@ def test_index_with_32_bit_postings_finds_what_64_bit_postings_find(monkeypatch:
     whole = DedupIndex()
     want = [whole.add(d["id"], d["text"], seen_at=T0) for d in docs]
     assert whole._post.keys.dtype == np.uint64 and half._post.keys.dtype == np.uint32
+    assert whole._lsh.key_dtype == np.uint64 and half._lsh.key_dtype == np.uint32
     assert got == want and sum(m.duplicate_of is not None for m in got) > 80
