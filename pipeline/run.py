@@ -17,6 +17,7 @@ import logging
 import os
 import pickle
 import secrets
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -143,13 +144,53 @@ def plan_feed_batches(config: Config, max_batches: int = 64, names: Iterable[str
     return [b for b in batches if b]
 
 
+class ParseQueue:
+    """The feed documents downloaded and waiting to be parsed: at most `slots` parse at once, and past
+    `in_memory` waiting documents the others wait on disk (an unnamed temporary file each). Downloads
+    outpace the parsing (a run over 130 feeds of 800 items held ~100 MB of documents waiting), and a run
+    over thousands of feeds must not hold them all."""
+
+    def __init__(self, slots: int, in_memory: int) -> None:
+        self.slot = asyncio.Semaphore(slots)
+        self.in_memory = in_memory
+        self.waiting = 0
+        self.spooled = 0  # documents that waited on disk (counted for tests and logs)
+
+    @contextlib.asynccontextmanager
+    async def turn(self, res: FetchResult) -> Any:
+        """Wait for a parse slot with the body of `res` (taken from it: the caller keeps no reference to a
+        body that waits on disk); yields the body to parse."""
+        body, res.body = res.body or b"", None
+        spool = None
+        if self.waiting >= self.in_memory and self.slot.locked():
+            spool = tempfile.TemporaryFile()
+            spool.write(body)
+            body = b""
+            self.spooled += 1
+        self.waiting += 1
+        try:
+            async with self.slot:
+                self.waiting -= 1
+                if spool is not None:
+                    spool.seek(0)
+                    body = spool.read()
+                    spool.close()
+                    spool = None
+                yield body
+        finally:
+            if spool is not None:  # cancelled while waiting
+                self.waiting -= 1
+                spool.close()
+
+
 async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: _LogSink,
-                    parse_slot: asyncio.Semaphore | None = None, pool: Executor | None = None) -> FeedOutcome:
+                    parse_queue: ParseQueue | None = None, pool: Executor | None = None) -> FeedOutcome:
     """One conditional GET of a feed (validators from its state `prev`), parsed into a FeedOutcome.
 
     Parsing is CPU work (feedparser takes seconds on a 20,000-item feed, 0.1 s on one of 125 items): it runs
     in the process `pool` when there is one (the run's feeds parse on every core), else in a worker thread so
-    the event loop keeps serving other downloads; `parse_slot` bounds the documents being parsed at once."""
+    the event loop keeps serving other downloads; `parse_queue` bounds the documents being parsed at once,
+    and those waiting in memory."""
     same_url = prev.get("url") == feed.url
     res = await fetcher.fetch(feed.url, "feed", etag=prev.get("etag") if same_url else None,
                               last_modified=prev.get("last_modified") if same_url else None)
@@ -159,16 +200,15 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
     if res.outcome == "ok" and res.body is not None:
         from pipeline.sources import parse_feed  # not needed by a 304
 
-        body, res.body = res.body, None
-        parse = functools.partial(parse_feed, body, res.final_url or feed.url, feed.name,
-                                  content_type=res.content_type, kind=feed.kind, max_items=feed.max_items)
-        async with parse_slot or contextlib.nullcontext():
+        async with (parse_queue or ParseQueue(1, in_memory=1)).turn(res) as body:
+            parse = functools.partial(parse_feed, body, res.final_url or feed.url, feed.name,
+                                      content_type=res.content_type, kind=feed.kind, max_items=feed.max_items)
+            del body
             if pool is not None:
                 parsed = await asyncio.get_running_loop().run_in_executor(pool, parse)
             else:
                 parsed = await asyncio.to_thread(parse)
-        del parse
-        del body
+            del parse
         out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
         out.over_limit = parsed.over_limit
         if not parsed.is_feed:
@@ -197,11 +237,12 @@ async def _fetch_feeds_async(config: Config, feeds: Sequence[FeedConfig], feed_s
     # Parsing is CPU work (feedparser takes seconds on a 20,000-item feed): in the process pool, one document
     # per worker; without one, a worker thread keeps the event loop serving the other downloads, and one parse
     # at a time keeps memory to one big document.
-    parse_slot = asyncio.Semaphore(_pool_workers(config) if pool is not None else 1)
+    slots = _pool_workers(config) if pool is not None else 1
+    parse_queue = ParseQueue(slots, in_memory=2 * slots)
     async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
 
         async def one(rank: int, feed: FeedConfig) -> FeedOutcome:
-            out = await poll_feed(fetcher, feed, feed_state.get(feed.name, {}), sink, parse_slot, pool)
+            out = await poll_feed(fetcher, feed, feed_state.get(feed.name, {}), sink, parse_queue, pool)
             if on_outcome is not None:
                 on_outcome(rank, out)
             if progress:

@@ -3,14 +3,17 @@ in a thread; the pool's processes start at the first feed to parse, so a run of 
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 from datetime import UTC, datetime
 
 import pytest
 import yaml
 
+from pipeline import run
 from pipeline.demo import DemoServer, DemoWeb
-from pipeline.run import _make_pool, fetch_feeds
+from pipeline.records import FetchResult
+from pipeline.run import ParseQueue, _make_pool, fetch_feeds
 from pipeline.settings import parse_config
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -93,3 +96,44 @@ def test_a_run_with_a_pool_stores_what_a_run_without_one_stores(served, tmp_path
     assert pooled_rows == single_rows
     assert sum(1 for r in pooled_rows if r[1] == "ok") >= 40 and any(r[5] for r in pooled_rows)
     assert pooled.counts() == single.counts()
+
+
+def test_documents_waiting_for_a_parse_slot_wait_on_disk_past_the_first_few():
+    async def scenario() -> tuple[list[bytes], list[bool], int]:
+        queue = ParseQueue(1, in_memory=1)
+        parsed: list[bytes] = []
+        results = [FetchResult(url=f"u{k}", kind="feed", outcome="ok", body=bytes([65 + k]) * 1000) for k in range(4)]
+
+        async def parse(res: FetchResult) -> None:
+            async with queue.turn(res) as body:
+                await asyncio.sleep(0.01)
+                parsed.append(body)
+
+        tasks = [asyncio.create_task(parse(r)) for r in results]
+        await asyncio.sleep(0)  # every task has handed its body over: the first parses, the others wait
+        handed_over = [r.body is None for r in results]
+        spooled_while_waiting = queue.spooled
+        await asyncio.gather(*tasks)
+        assert queue.waiting == 0 and not queue.slot.locked()
+        return parsed, handed_over, spooled_while_waiting
+
+    parsed, handed_over, spooled = asyncio.run(scenario())
+    assert all(handed_over)
+    assert spooled == 2  # one parsing, one waiting in memory, two on disk
+    assert parsed == [bytes([65 + k]) * 1000 for k in range(4)]  # each body back, in order
+
+
+def test_feeds_whose_documents_waited_on_disk_come_out_the_same(served, monkeypatch):
+    config = served
+    want, _ = fetch_feeds(config, None, {}, "r1")
+    queues: list[ParseQueue] = []
+
+    class OnDisk(ParseQueue):
+        def __init__(self, slots: int, in_memory: int) -> None:
+            super().__init__(slots, in_memory=0)
+            queues.append(self)
+
+    monkeypatch.setattr(run, "ParseQueue", OnDisk)
+    got, _ = fetch_feeds(config, None, {}, "r1")
+    assert queues and queues[0].spooled > 5  # most of the 22 documents waited on disk
+    assert _essentials(got) == _essentials(want)
