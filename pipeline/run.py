@@ -168,8 +168,10 @@ class ParseQueue:
             body = b""
             self.spooled += 1
         self.waiting += 1
+        parsing = False
         try:
             async with self.slot:
+                parsing = True
                 self.waiting -= 1
                 if spool is not None:
                     spool.seek(0)
@@ -178,8 +180,9 @@ class ParseQueue:
                     spool = None
                 yield body
         finally:
-            if spool is not None:  # cancelled while waiting
+            if not parsing:  # cancelled while waiting
                 self.waiting -= 1
+            if spool is not None:
                 spool.close()
 
 

@@ -123,6 +123,28 @@ def test_documents_waiting_for_a_parse_slot_wait_on_disk_past_the_first_few():
     assert parsed == [bytes([65 + k]) * 1000 for k in range(4)]  # each body back, in order
 
 
+def test_a_parse_cancelled_while_it_waits_leaves_the_queue_as_it_was():
+    async def scenario() -> ParseQueue:
+        queue = ParseQueue(1, in_memory=1)
+
+        async def parse(res: FetchResult, hold: float) -> None:
+            async with queue.turn(res):
+                await asyncio.sleep(hold)
+
+        first = asyncio.create_task(parse(FetchResult(url="a", kind="feed", outcome="ok", body=b"a"), 0.05))
+        waiting = [asyncio.create_task(parse(FetchResult(url=u, kind="feed", outcome="ok", body=b"x"), 0))
+                   for u in ("b", "c")]  # b waits in memory, c on disk
+        await asyncio.sleep(0)
+        assert queue.waiting == 2 and queue.spooled == 1
+        for t in waiting:
+            t.cancel()
+        await asyncio.gather(first, *waiting, return_exceptions=True)
+        return queue
+
+    queue = asyncio.run(scenario())
+    assert queue.waiting == 0 and not queue.slot.locked()
+
+
 def test_feeds_whose_documents_waited_on_disk_come_out_the_same(served, monkeypatch):
     config = served
     want, _ = fetch_feeds(config, None, {}, "r1")
