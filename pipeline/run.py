@@ -9,6 +9,7 @@ the datasets: it cleans, deduplicates, writes Parquet, the new state, and the ma
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import functools
@@ -479,8 +480,6 @@ class TaskSpool(Sequence[PageTask]):
     cost ~1.8 KB each as objects (title, summary, links, tags); here ~150 bytes."""
 
     def __init__(self, directory: Path) -> None:
-        import array
-
         from pipeline.dedup import ArrayStore
 
         self._pickles = ArrayStore(np.uint8, directory)
@@ -1712,8 +1711,6 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`.
     `release_pages`: the pages' spool is released after pass 2, before the dedup index grows (the caller
     hands them over)."""
-    import array
-
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids = array.array("Q")
 
@@ -1862,8 +1859,6 @@ class _DedupKeys:
     `i` of these is fingerprint `i` of the run's ArrayStores."""
 
     def __init__(self) -> None:
-        import array
-
         self._time = array.array("q")  # publication time, else first seen: microseconds since the epoch (UTC)
         self._id = array.array("Q")  # the article id's 64 bits (16 hex digits)
         self._hash = bytearray()  # the content hash's 16 bytes (32 hex digits)
