@@ -1987,7 +1987,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     The texts never need to fit in memory at once: texts (spooled by the fetch, see TextSpool, or in memory)
     are cleaned, fingerprinted and written `chunk_rows` (default `commit.chunk_rows`) at a time through
     staging files under `_staging/<run_id>/commit/` (removed at the end); what grows with the run is the
-    dedup index's postings and per-article keys (about 3.5 KB an article in all; its sampled keys and MinHash
+    dedup index's postings and per-article keys (about 2 KB an article in all; its sampled keys and MinHash
     values are spilled to staging, see `ArrayStore`). `pool`: a process pool that cleans and fingerprints the
     texts that were not precleaned, or whose site template marks a line of them, while this process builds
     the rows (the rows are the same without one); the caller's, left
