@@ -480,9 +480,8 @@ class TaskSpool(Sequence[PageTask]):
     cost ~1.8 KB each as objects (title, summary, links, tags); here ~150 bytes."""
 
     def __init__(self, directory: Path) -> None:
-        from pipeline.dedup import ArrayStore
-
-        self._pickles = ArrayStore(np.uint8, directory)
+        self._directory = directory
+        self._pickles: Any = None  # dedup.ArrayStore, made at the first task (a run of 304s imports no dedup)
         self._at = array.array("q")  # the pickle of each task (a replaced task's is a new one)
         self.urls: list[str | None] = []
         self.sources: list[str] = []
@@ -492,6 +491,10 @@ class TaskSpool(Sequence[PageTask]):
         return len(self._at)
 
     def _put(self, task: PageTask) -> int:
+        if self._pickles is None:
+            from pipeline.dedup import ArrayStore
+
+            self._pickles = ArrayStore(np.uint8, self._directory)
         self._pickles.append(np.frombuffer(pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8))
         return len(self._pickles) - 1
 
@@ -511,7 +514,8 @@ class TaskSpool(Sequence[PageTask]):
         return pickle.loads(self._pickles[self._at[i]])
 
     def close(self) -> None:
-        self._pickles.close()
+        if self._pickles is not None:
+            self._pickles.close()
 
 
 def _task_urls(tasks: Sequence[PageTask]) -> list[str | None]:
