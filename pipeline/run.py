@@ -1880,8 +1880,11 @@ class _DedupKeys:
         digest = bytes.fromhex(fp.content_hash)
         if len(digest) != 16 or digest.hex() != fp.content_hash:
             raise ValueError(f"not a content hash: {fp.content_hash!r}")
+        number = id_to_u64(row.article_id)
+        if f"{number:016x}" != row.article_id:  # in_order gives the id back from its number
+            raise ValueError(f"not an article id: {row.article_id!r}")
         self._time.append(_utc_us(row.published_at or row.first_seen_at))
-        self._id.append(id_to_u64(row.article_id))
+        self._id.append(number)
         self._hash += digest
         self._ntok.append(int(fp.n_tokens))
         self._source.append(self._sources.setdefault(row.source, len(self._sources)))
@@ -2217,7 +2220,8 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
         try:
             staging = wh.staging_dir(run_id)
             # Each feed's items become page tasks (on disk) as the feed arrives; the feed keeps their counts.
-            selector = PageSelector(seen, state["pending"], now or datetime.now(UTC), TaskSpool(staging))
+            spool = TaskSpool(staging)
+            selector = PageSelector(seen, state["pending"], now or datetime.now(UTC), spool)
 
             def take_items(rank: int, fo: FeedOutcome) -> None:
                 selector.add(fo.items, rank, fo.polled_at)
@@ -2238,9 +2242,8 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
                                                    cache_dir=wh.local_cache_dir(), now=now, pool=pool)
             summary.elapsed_s = time.monotonic() - t0
             log = fetch_log_table([log_rows, page_log])  # a dict per fetch would wait for the commit
-            if isinstance(tasks, TaskSpool):
-                tasks.close()
-            del log_rows, page_log, tasks
+            spool.close()
+            del log_rows, page_log, tasks, spool
             commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
                        log_rows=log, raw_files=[raw] if raw else [], started_at=started,
                        trigger=trigger, summary=summary, now=now, pool=pool, release_pool=True, release_pages=True)

@@ -550,3 +550,31 @@ def test_staging_batches_hold_one_row_group_at_a_time(tmp_path: Path) -> None:
     assert ours < 4 * group_bytes, f"{ours >> 20} MB held for row groups of {group_bytes >> 20} MB"
     default, _ = peak(pq.ParquetFile(path).iter_batches(batch_size=group_rows))
     assert default > 10 * group_bytes, "pyarrow no longer keeps every row group: _staging_batches may go"
+
+
+def test_pass_3_keys_come_back_in_the_order_of_assign_clusters_and_refuse_what_they_cannot_give_back():
+    from pipeline.dedup import fingerprint
+    from pipeline.records import Article
+    from pipeline.run import _DedupKeys
+
+    t0 = datetime(2026, 11, 20, 8, tzinfo=UTC)
+
+    def row(aid: str, published: datetime | None, source: str) -> Article:
+        return Article(aid, None, None, source, None, t0 + timedelta(minutes=5), "r", "ok", published_at=published)
+
+    rows = [row("00000000000000ff", t0, "a"), row("0000000000000010", t0, "b"), row("ffffffffffffffff", None, "a"),
+            row("0000000000000001", t0 + timedelta(hours=1), "c")]
+    fps = [fingerprint(f"story number {k} " * 30) for k in range(len(rows))]
+    keys = _DedupKeys()
+    for r, fp in zip(rows, fps, strict=True):
+        keys.append(r, fp)
+    got = list(keys.in_order())
+    want = sorted(range(len(rows)), key=lambda i: (rows[i].published_at or rows[i].first_seen_at, rows[i].article_id))
+    assert [g[0] for g in got] == want
+    for i, aid, content, n_tokens, source, seen_at in got:
+        assert (aid, content, n_tokens, source, seen_at) == (
+            rows[i].article_id, fps[i].content_hash, fps[i].n_tokens, rows[i].source, rows[i].first_seen_at)
+    with pytest.raises(ValueError, match="article id"):
+        keys.append(row("ff", t0, "a"), fps[0])  # its number would come back as 00000000000000ff
+    with pytest.raises(ValueError, match="content hash"):
+        keys.append(rows[0], fps[0]._replace(content_hash=fps[0].content_hash.upper()))
