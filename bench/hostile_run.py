@@ -8,7 +8,7 @@ the reference server ../shared/feeds/hostile_server.py, this starts the server a
 
 * wall time, peak RSS of the run (ru_maxrss of the child; and the peak *sum* over the child and its
   extraction workers, sampled from /proc), against a baseline measured in the same invocation: a run
-  over benign feeds of the same server, and a naive `httpx` download of the gzip bomb;
+  over benign feeds of the same server, and a naive aiohttp download of the gzip bomb;
 * requests per second per host as the server logged them, smallest gap, peak in flight;
 * the outcome table (fetch_log) and, for the project server, each case against its expectation;
 * the second run: conditional requests sent, 304s received, rows added;
@@ -85,9 +85,13 @@ def outcome_summary(warehouse: Path, run_id: str) -> list[dict]:
 
 
 def naive_baseline(url: str) -> dict:
-    """Peak RSS of a plain `httpx.get(url).text` in a fresh process (what the limits protect us from)."""
-    code = ("import httpx, resource, sys\n"
-            "try:\n    n = len(httpx.get(sys.argv[1], timeout=60).text)\nexcept Exception as e:\n    n = repr(e)\n"
+    """Peak RSS of a plain aiohttp `get(url)` and `.text()` in a fresh process (what the limits protect us
+    from: aiohttp inflates the body whole by default)."""
+    code = ("import aiohttp, asyncio, resource, sys\n"
+            "async def get(url):\n"
+            "    async with aiohttp.ClientSession() as s, s.get(url, timeout=aiohttp.ClientTimeout(60)) as r:\n"
+            "        return len(await r.text())\n"
+            "try:\n    n = asyncio.run(get(sys.argv[1]))\nexcept Exception as e:\n    n = repr(e).replace(' ', '_')\n"
             "print(n, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n")
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, timeout=300)
@@ -135,7 +139,7 @@ def bench_project(out: Path) -> None:
         print(f"  ratio to baseline: wall x{first.wall_s / base.wall_s:.2f}, peak RSS x{first.max_rss_mb / base.max_rss_mb:.2f}"
               f" (largest process), x{first.tree_peak_mb / base.tree_peak_mb:.2f} (process tree)")
         naive = naive_baseline(main + "/size/gzip-bomb")
-        print(f"  naive httpx.get(/size/gzip-bomb).text in a fresh process: {naive['chars']} chars, "
+        print(f"  naive aiohttp get(/size/gzip-bomb).text() in a fresh process: {naive['chars']} chars, "
               f"peak RSS {naive['peak_rss_mb']} MB, {naive['wall_s']} s (the run above fetched it too)")
         print(f"  load average during the bench: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print("\n  requests per host as the server logged them (run 1):")

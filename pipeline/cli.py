@@ -99,7 +99,7 @@ def _setup_logging(verbose: bool) -> None:
         logging.basicConfig(level=level, handlers=[handler])
     # Per-request lines from the HTTP client and per-page notes from trafilatura drown the signal: our own
     # fetch log records every request with its outcome.
-    for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "courlan", "charset_normalizer"):
+    for noisy in ("aiohttp", "trafilatura", "htmldate", "courlan", "charset_normalizer"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 

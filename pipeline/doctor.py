@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-DISTRIBUTIONS = ("trafilatura", "feedparser", "pyarrow", "duckdb", "pydantic", "httpx", "apache-airflow")
+DISTRIBUTIONS = ("trafilatura", "feedparser", "pyarrow", "duckdb", "pydantic", "aiohttp", "apache-airflow")
 DATASETS = ("articles", "fetch_log", "raw_pages", "dedup_index")
 
 

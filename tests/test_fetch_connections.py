@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from pipeline.fetch.client import Fetcher
-from pipeline.fetch.policy import FixedInfoStream, _is_readable
 from pipeline.settings import FetchSettings
 
 
@@ -51,41 +50,17 @@ def test_connections_are_reused_and_a_server_closed_one_is_replaced(server: str)
     async def go() -> tuple[list, int, int, object]:
         async with Fetcher(_settings()) as fetcher:
             first = [await fetcher.fetch(f"{server}/keep/{i}") for i in range(5)]
-            reused = sum(fetcher.backend.connected.values())
+            reused = sum(fetcher.guard.connected.values())
             dropped = await fetcher.fetch(f"{server}/drop")
             time.sleep(0.2)  # the server has closed its end by now
             after = [await fetcher.fetch(f"{server}/keep/after/{i}") for i in range(3)]
-            return first + [dropped] + after, reused, sum(fetcher.backend.connected.values()), fetcher
+            return first + [dropped] + after, reused, sum(fetcher.guard.connected.values()), fetcher
 
     results, reused, total, _ = asyncio.run(go())
     assert [r.outcome for r in results] == ["ok"] * 9
     assert all(r.attempts == 1 for r in results)  # no request went out on the closed connection
     assert reused == 1  # five requests, one connection
     assert total == 2  # the closed connection was noticed before reuse, and replaced once
-
-
-def test_fixed_info_stream_answers_like_the_stream_it_wraps(server: str) -> None:
-    import httpcore
-
-    port = int(server.rsplit(":", 1)[1])
-
-    async def go() -> None:
-        inner = await httpcore.AnyIOBackend().connect_tcp("127.0.0.1", port)
-        stream = FixedInfoStream(inner)
-        for info in ("server_addr", "client_addr", "ssl_object", "socket", "is_readable", "unknown"):
-            assert stream.get_extra_info(info) == inner.get_extra_info(info), info
-        assert stream.get_extra_info("server_addr")[1] == port
-        assert stream.get_extra_info("is_readable") is False  # connected, nothing sent: nothing to read
-        await stream.write(b"GET /drop HTTP/1.1\r\nHost: x\r\n\r\n")
-        deadline = time.monotonic() + 5
-        while not stream.get_extra_info("is_readable") and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        assert stream.get_extra_info("is_readable") is True  # the answer (then EOF) waits to be read
-        await stream.aclose()
-        assert stream.get_extra_info("is_readable") is True  # a closed socket counts as readable
-
-    asyncio.run(go())
-    assert _is_readable(None) is True
 
 
 @pytest.fixture()
@@ -111,14 +86,14 @@ def test_each_host_has_its_own_pool_and_idle_pools_are_closed_beyond_a_bound(ser
         async with Fetcher(settings) as fetcher:
             # two hosts in turn: both pools stay open, one connection each however often they alternate
             turns = [await fetcher.fetch(f"{servers[i % 2]}/turn/{i}") for i in range(8)]
-            alternating = sum(fetcher.backend.connected.values())
+            alternating = sum(fetcher.guard.connected.values())
             # four hosts: the least recently used idle pools are closed, two stay open
             for base in servers:
                 turns.append(await fetcher.fetch(f"{base}/spread"))
             open_pools = len(fetcher._pooled)
             back = await fetcher.fetch(f"{servers[0]}/again")  # its pool was closed: a new connection
             turns.append(back)
-            return turns, alternating, open_pools, sum(fetcher.backend.connected.values()), len(fetcher._pooled)
+            return turns, alternating, open_pools, sum(fetcher.guard.connected.values()), len(fetcher._pooled)
 
     results, alternating, open_pools, total, after = asyncio.run(go())
     assert [r.outcome for r in results] == ["ok"] * len(results)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from pipeline.fetch.client import Fetcher, host_key
 from pipeline.fetch.hoststate import HostStore
-from pipeline.fetch.policy import GuardedBackend, PolicyError, UrlPolicy
+from pipeline.fetch.policy import GuardedConnector, PolicyError, UrlPolicy
 from pipeline.records import FetchResult
 from pipeline.settings import FetchSettings
 from pipeline.sources import parse_feed
@@ -257,17 +258,35 @@ def test_host_deferral_outlives_the_fetcher(tmp_path: Path):
         assert after[0].outcome == "ok" and len(server.requests_for("/article/next-run")) == 1
 
 
-def test_guarded_backend_refuses_before_any_socket_exists():
-    backend = GuardedBackend(UrlPolicy())
+def test_guarded_connector_refuses_before_any_socket_exists():
+    """The HTTP client's own sessions (Fetcher._new_client), asked directly (no URL policy layer before
+    them): a refused name or address raises before any socket exists."""
+    import aiohttp
 
-    async def connect(host: str) -> None:
-        await backend.connect_tcp(host, 80, timeout=1)
+    fetcher = Fetcher(FetchSettings())
 
-    for host in ("169.254.169.254", "2852039166", "localhost", "10.0.0.1", "::1"):
-        with ConnectAudit() as audit, pytest.raises(PolicyError) as err:
-            asyncio.run(connect(host))
-        assert err.value.outcome == "blocked" and audit.connections == [], host
-    assert not backend.connected
+    async def get(url: str) -> None:
+        async with fetcher._new_client(1) as session, session.get(url, allow_redirects=False):
+            pass
+
+    for host in ("169.254.169.254", "localhost", "10.0.0.1", "[::1]", "[::ffff:127.0.0.1]", "2852039166"):
+        with ConnectAudit() as audit, pytest.raises((PolicyError, aiohttp.InvalidURL)) as err:
+            asyncio.run(get(f"http://{host}:80/"))
+        if host != "2852039166":  # aiohttp itself refuses a decimal IPv4 literal, before resolving it
+            assert err.value.outcome == "blocked", host
+        assert audit.connections == [], host
+    assert not fetcher.guard.connected
+
+
+def test_guarded_connector_counts_what_it_lets_through():
+    guard = GuardedConnector(UrlPolicy(["127.0.0.1"]))
+    sock = guard.socket_factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 8080)))
+    sock.close()
+    assert dict(guard.connected) == {("127.0.0.1", 8080): 1}
+    with pytest.raises(PolicyError):
+        guard.socket_factory((socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", 8080)))
+    resolved = asyncio.run(guard.resolver.resolve("127.0.0.1", 8080))
+    assert [(r["host"], r["port"], r["family"]) for r in resolved] == [("127.0.0.1", 8080, socket.AF_INET)]
 
 
 def test_a_name_resolving_to_loopback_is_refused_without_allow_list():

@@ -3,7 +3,7 @@
     URL policy -> robots.txt -> per-host throttle -> conditional GET -> retry -> limits -> decode
 
 * URL policy: http(s) only; private/loopback/link-local/metadata addresses refused, checked where the
-  socket is opened (`GuardedBackend`: resolve, check every address, connect only to a checked one), on
+  socket is opened (`GuardedConnector`: resolve, check every address, connect only to a checked one), on
   the connected peer, and again for every redirect hop.
 * robots.txt: fetched once per origin through the same layers and cached in the host store for
   `robots_ttl_s` (a day); Crawl-delay raises the host delay.
@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
-from pipeline.fetch._httpx import httpx
+import aiohttp
+
 from pipeline.fetch.decode import charset_from_content_type, decode_body, looks_like_html, sniff_binary
 from pipeline.fetch.hoststate import HostStore
-from pipeline.fetch.policy import GuardedBackend, PolicyError, Target, UrlPolicy
+from pipeline.fetch.policy import GuardedConnector, PolicyError, Target, UrlPolicy
 from pipeline.fetch.robots import RobotsRules, cacheable, rules_from_response
 from pipeline.records import FetchResult
 from pipeline.settings import FetchSettings
@@ -64,6 +65,7 @@ class _Abort(Exception):
 # even when it is a bomb; the output cap then stops it).
 _INLINE_INFLATE_BYTES = 16 * 1024
 _INLINE_DECODE_BYTES = 256 * 1024
+_KEEPALIVE_S = 5.0  # an idle connection is closed after this long (httpx's default, which we used before)
 
 
 class _Decompressor:
@@ -152,7 +154,7 @@ class _Host:
     requests: int = 0  # requests sent (robots.txt included)
     admitted: bool = False  # the host's addresses passed the URL policy once in this process
     refusal: PolicyError | None = None  # ...or were refused: every URL of the host is refused the same way
-    client: httpx.AsyncClient | None = None  # the host's connection pool (Fetcher._client_of)
+    client: aiohttp.ClientSession | None = None  # the host's connection pool (Fetcher._client_of)
     in_flight: int = 0  # requests of this host between send and the end of their body
 
 
@@ -210,7 +212,7 @@ class Fetcher:
     ) -> None:
         self.settings = settings
         self.policy = UrlPolicy(settings.allow_private)
-        self.backend = GuardedBackend(self.policy)
+        self.guard = GuardedConnector(self.policy)
         self.on_result = on_result
         self.store = host_store
         self.clock = clock
@@ -223,33 +225,32 @@ class Fetcher:
     async def __aenter__(self) -> Fetcher:
         return self
 
-    def _new_client(self, max_connections: int) -> httpx.AsyncClient:
+    def _new_client(self, max_connections: int) -> aiohttp.ClientSession:
+        """An aiohttp session (a sixth of httpx's CPU per request: the fetch loop is the run's serial part)
+        whose every connection goes through the URL policy (`GuardedConnector`)."""
         s = self.settings
         if self._ssl_context is None:  # loading the CA bundle takes ~10 ms: once per Fetcher, not per host
-            self._ssl_context = httpx.create_ssl_context(trust_env=False)
-        transport = httpx.AsyncHTTPTransport(
-            verify=self._ssl_context,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            trust_env=False,  # a proxy from the environment would bypass the address checks
-            retries=0,  # retries are our layer, with backoff and a log row
+            self._ssl_context = _ssl_context()
+        connector = aiohttp.TCPConnector(
+            limit=max_connections,
+            use_dns_cache=False,  # each connection resolves and checks the name again (DNS rebinding)
+            resolver=self.guard.resolver,
+            socket_factory=self.guard.socket_factory,
+            ssl=self._ssl_context,
+            keepalive_timeout=_KEEPALIVE_S,
         )
-        pool = getattr(transport, "_pool", None)
-        if not hasattr(pool, "_network_backend"):  # httpx/httpcore are pinned; fail loudly if that changes
-            raise RuntimeError("cannot install the address guard: httpx transport internals changed")
-        pool._network_backend = self.backend  # every TCP connection now goes through the URL policy
-        return httpx.AsyncClient(
-            transport=transport,
-            follow_redirects=False,  # each hop goes back through the URL policy
-            timeout=httpx.Timeout(s.read_timeout_s, connect=s.connect_timeout_s),
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=s.connect_timeout_s, sock_read=s.read_timeout_s),
             headers={"User-Agent": s.user_agent, "Accept-Encoding": "gzip, deflate, br"},
-            trust_env=False,
+            auto_decompress=False,  # decompressed here, incrementally and capped (_Decompressor)
+            trust_env=False,  # a proxy from the environment would bypass the address checks
         )
 
-    def _client_of(self, host: _Host) -> httpx.AsyncClient:
-        """The host's own connection pool, as large as its request slots. One pool for every host made
-        httpcore match each waiting request against every pooled connection (quadratic: with 32 in flight
-        over 10 hosts, a fifth of the fetch loop's CPU) and close idle connections of one host to open
-        another's (a new connection for nearly every page)."""
+    def _client_of(self, host: _Host) -> aiohttp.ClientSession:
+        """The host's own connection pool, as large as its request slots, so that the pools of the hosts
+        used least recently can be closed (`_close_idle_pools`) and one host's idle connections are never
+        closed to open another's."""
         if host.client is None:
             host.client = self._new_client(self.settings.per_host_concurrency)
         self._pooled[host.key] = host
@@ -267,14 +268,14 @@ class Fetcher:
             host = self._pooled.pop(key)
             client, host.client = host.client, None
             if client is not None:
-                await client.aclose()
+                await client.close()
 
     async def __aexit__(self, *exc: object) -> None:
         while self._pooled:
             _, host = self._pooled.popitem()
             client, host.client = host.client, None
             if client is not None:
-                await client.aclose()
+                await client.close()
         if self.store is not None:  # the next stage (another Fetcher, maybe another process) keeps its distance
             for host in self._hosts.values():
                 if host.last_sent_wall is not None:
@@ -371,7 +372,7 @@ class Fetcher:
         """One URL through layers 1-6. Returns the Location of a redirect, or None when `result` is final."""
         s = self.settings
         target = self.policy.parse(url)  # layer 1: syntax, then the host's addresses (once per host;
-        host = self._host(url)  # every connection is checked again by GuardedBackend)
+        host = self._host(url)  # every connection is checked again by GuardedConnector)
         await self._admit(host, target)
         if self._deferred(result, host):
             return None
@@ -407,19 +408,19 @@ class Fetcher:
                     try:
                         async with asyncio.timeout(s.deadline_s):  # layer 6: limits
                             location = await self._attempt(result, url, headers, limit)
-                    except TimeoutError:
-                        result.outcome, result.error = "timeout", f"no complete response within {s.deadline_s:g} s"
-                        result.body = None
                     except _Abort as exc:
                         result.outcome, result.error = exc.outcome, str(exc)
                         if exc.status is not None:
                             result.http_status = exc.status
                         result.body = None
-                    except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-                        result.outcome, result.error = "error", _describe(exc)
+                    except aiohttp.ServerTimeoutError as exc:  # connect or read timeout (before TimeoutError,
+                        result.outcome, result.error = "timeout", _describe(exc)  # which it subclasses)
                         result.body = None
-                    except httpx.TimeoutException as exc:
-                        result.outcome, result.error = "timeout", _describe(exc)
+                    except TimeoutError:
+                        result.outcome, result.error = "timeout", f"no complete response within {s.deadline_s:g} s"
+                        result.body = None
+                    except aiohttp.ClientError as exc:  # refused connection, bad HTTP, server hung up
+                        result.outcome, result.error = "error", _describe(exc)
                         result.body = None
                     finally:
                         host.in_flight -= 1
@@ -497,29 +498,29 @@ class Fetcher:
         """One HTTP request. Returns the absolute Location of a redirect; otherwise sets the outcome."""
         target = self.policy.parse(url)
         client = self._client_of(self._host(url))
-        request = client.build_request("GET", url, headers=headers)
-        response = await client.send(request, stream=True)  # PolicyError: refused before connecting
-        try:
+        # PolicyError: refused before connecting. Redirects are not followed: each hop is a new fetch.
+        async with client.get(url, headers=headers, allow_redirects=False) as response:
             self._check_peer(response, target.host)
-            result.http_status = response.status_code
+            status = response.status
+            result.http_status = status
             result.final_url = url
-            if response.status_code in REDIRECT_CODES:
+            if status in REDIRECT_CODES:
                 location = response.headers.get("location")
                 if not location or not location.strip():
-                    raise _Abort("http_error", f"HTTP {response.status_code} redirect without a Location")
+                    raise _Abort("http_error", f"HTTP {status} redirect without a Location")
                 return urljoin(url, location.strip())
             result.content_type = response.headers.get("content-type")
             result.etag = response.headers.get("etag")
             result.last_modified = response.headers.get("last-modified")
             result.cache_max_age_s = parse_max_age(response.headers.get("cache-control"))
-            if response.status_code == 304:
+            if status == 304:
                 result.outcome, result.error = "not_modified", None
                 return None
-            if response.status_code >= 400:
+            if status >= 400:
                 result.retry_after_s = parse_retry_after(response.headers.get("retry-after"))
-                raise _Abort("http_error", f"HTTP {response.status_code} {response.reason_phrase}".strip())
-            if response.status_code != 200:
-                raise _Abort("http_error", f"unexpected HTTP {response.status_code} for a GET")
+                raise _Abort("http_error", f"HTTP {status} {response.reason or ''}".strip())
+            if status != 200:
+                raise _Abort("http_error", f"unexpected HTTP {status} for a GET")
             declared = response.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > limit:
                 raise _Abort("too_large", f"Content-Length {declared} exceeds the {limit}-byte limit")
@@ -529,10 +530,8 @@ class Fetcher:
                     raise _Abort("error", f"incomplete body: {len(result.body)} of {declared} bytes")
             result.outcome, result.error = "ok", None
             return None
-        finally:
-            await response.aclose()
 
-    async def _read_body(self, response: httpx.Response, limit: int) -> bytes:
+    async def _read_body(self, response: aiohttp.ClientResponse, limit: int) -> bytes:
         s = self.settings
         decoder = _Decompressor(response.headers.get("content-encoding", ""), min(limit * 4, s.max_decompressed_bytes)
                                 if response.headers.get("content-encoding") else limit)
@@ -541,7 +540,7 @@ class Fetcher:
         # lives in its own mapping that goes back to the OS when freed (64 KB chunks fragment the heap).
         body = bytearray()
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 wire += len(chunk)
                 if wire > limit:
                     raise _Abort("too_large", f"body exceeds the {limit}-byte limit")
@@ -553,14 +552,15 @@ class Fetcher:
                     body += decoder.feed(chunk)
                 else:
                     body += await asyncio.to_thread(decoder.feed, chunk)
-        except httpx.RemoteProtocolError as exc:
+        except aiohttp.ClientPayloadError as exc:  # the connection closed early, or a bad chunk
             raise _Abort("error", f"incomplete body: {_describe(exc)}") from exc
         return bytes(body)
 
-    def _check_peer(self, response: httpx.Response, host: str) -> None:
+    def _check_peer(self, response: aiohttp.ClientResponse, host: str) -> None:
         """Defence in depth: the address we are talking to must pass the policy too."""
-        stream = response.extensions.get("network_stream")
-        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        connection = response.connection
+        transport = connection.transport if connection is not None else None
+        peer = transport.get_extra_info("peername") if transport is not None else None
         if not peer:
             return
         addr = ipaddress.ip_address(str(peer[0]).split("%")[0])
@@ -656,6 +656,14 @@ class Fetcher:
         if self.store is not None and cacheable(status):
             self.store.save_robots(host.key, origin, status, body, self.clock(), s.robots_ttl_s)
         return rules_from_response(status, body)
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """Certificates from certifi's bundle, as httpx and requests use: a slim container may have no system
+    store."""
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _describe(exc: BaseException) -> str:

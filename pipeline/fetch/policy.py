@@ -4,9 +4,9 @@ Only http(s). Hosts must resolve to public addresses: loopback, private, link-lo
 shared (CGNAT) and cloud-metadata addresses are refused unless the config allow-lists them, so a feed
 cannot make us reach into the network we run in (SSRF).
 
-The check that matters happens where the socket is opened: `GuardedBackend` is the HTTP client's network
-backend, so every TCP connection (first request, each redirect hop, robots.txt) resolves the name itself,
-checks every address, and connects only to an address it checked. A name that resolves to a public
+The check that matters happens where the socket is opened: `GuardedConnector` is the HTTP client's
+resolver and socket factory, so every TCP connection (first request, each redirect hop, robots.txt)
+resolves the name itself, checks every address, and connects only to an address it checked. A name that resolves to a public
 address for the check and to 169.254.169.254 a moment later (DNS rebinding) therefore cannot get through.
 """
 
@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import select
 import socket
 from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpcore
+from aiohttp.abc import AbstractResolver
 
 # Metadata endpoints of the big clouds; refused even inside an allow-listed network unless listed exactly.
 METADATA_ADDRESSES = frozenset(
@@ -109,86 +108,40 @@ class UrlPolicy:
         return addrs
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """httpcore network backend that connects only to addresses the policy allows.
+class GuardedConnector:
+    """What every TCP connection of the HTTP client goes through: aiohttp's resolver and socket factory.
 
-    Raises `PolicyError` (outcome `blocked`) before any socket is created for a refused address."""
+    The resolver resolves each connection's host itself (no DNS cache) and refuses the name when any of its
+    addresses is refused; the socket factory checks the address a socket is about to connect to (IP literal
+    hosts skip the resolver) and raises `PolicyError` (outcome `blocked`) before any socket exists."""
 
-    def __init__(self, policy: UrlPolicy, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+    def __init__(self, policy: UrlPolicy) -> None:
         self.policy = policy
-        self.inner = inner or httpcore.AnyIOBackend()
         self.connected: Counter[tuple[str, int]] = Counter()  # connections opened per (address, port)
+        self.resolver = _PolicyResolver(policy)
 
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None, socket_options=None) -> httpcore.AsyncNetworkStream:
+    def socket_factory(self, addr_info: tuple) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        address, port = str(sockaddr[0]), int(sockaddr[1])
+        addr = ipaddress.ip_address(address.split("%")[0])
+        if not self.policy.address_allowed(addr):
+            raise PolicyError("blocked", f"address {addr} is {self.policy.why_refused(addr)} "
+                                         "(refused; allow it with fetch.allow_private)")
+        self.connected[(address, port)] += 1
+        return socket.socket(family, type_, proto)
+
+
+class _PolicyResolver(AbstractResolver):
+    """aiohttp resolver: `UrlPolicy.resolve` (every address checked) for each new connection."""
+
+    def __init__(self, policy: UrlPolicy) -> None:
+        self.policy = policy
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, object]]:
         addrs = await self.policy.resolve(Target("http", host, port))
-        last: Exception | None = None
-        for addr in addrs:  # every address passed the policy; try them in resolver order
-            try:
-                stream = await self.inner.connect_tcp(str(addr), port, timeout=timeout, local_address=local_address,
-                                                      socket_options=socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                last = exc
-                continue
-            self.connected[(str(addr), port)] += 1
-            return FixedInfoStream(stream)
-        raise last or httpcore.ConnectError(f"no address to connect to for {host}")
+        return [{"hostname": host, "host": str(a), "port": port,
+                 "family": socket.AF_INET6 if a.version == 6 else socket.AF_INET, "proto": 0, "flags": 0}
+                for a in addrs]
 
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options=None) -> httpcore.AsyncNetworkStream:
-        raise PolicyError("blocked", "unix sockets are never fetched")
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-
-# What a connection's stream reports that cannot change while it is open.
-_FIXED_INFO = frozenset({"socket", "server_addr", "client_addr", "ssl_object"})
-
-
-class FixedInfoStream(httpcore.AsyncNetworkStream):
-    """A connection's stream, answering httpcore's questions about its socket from values read once.
-
-    Each time httpcore's pool assigns a request it asks every pooled connection whether its socket is
-    readable (an idle one that is was closed by the server), and anyio answers by building a dict of all
-    the socket's attributes, peer address lookup included: with 32 pooled connections that was a fifth of
-    the fetch loop's CPU. Here the socket is looked up once and polled directly; the answers are the same.
-    """
-
-    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
-        self._inner = inner
-        self._fixed: dict[str, object] = {}
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._inner.write(buffer, timeout)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    async def start_tls(self, ssl_context, server_hostname: str | None = None,
-                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
-        return FixedInfoStream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> object:
-        if info == "is_readable":
-            return _is_readable(self.get_extra_info("socket"))
-        if info not in _FIXED_INFO:
-            return self._inner.get_extra_info(info)
-        if info not in self._fixed:
-            self._fixed[info] = self._inner.get_extra_info(info)
-        return self._fixed[info]
-
-
-def _is_readable(sock: object) -> bool:
-    """Whether a read would return at once (data, or the b"" of a closed connection), as httpcore's
-    `is_socket_readable`: a socket that is gone counts as readable."""
-    fileno = getattr(sock, "fileno", None)  # a socket.socket, or asyncio's TransportSocket around one
-    fd = fileno() if fileno is not None else -1
-    if fd < 0:
-        return True
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
+    async def close(self) -> None:
+        return None

@@ -1,7 +1,7 @@
 """Record every outgoing socket connection a Python process makes, with an audit hook (PEP 578).
 
 `sys.addaudithook` sees the `socket.connect` event that CPython raises inside `socket.connect` and
-`connect_ex`, whoever calls them (asyncio, httpx, a library we forgot): this is what proves that no
+`connect_ex`, whoever calls them (asyncio, aiohttp, a library we forgot): this is what proves that no
 request was sent to a refused address, not a mock of our own client.
 
 In this process::
