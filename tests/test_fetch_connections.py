@@ -101,3 +101,45 @@ def test_each_host_has_its_own_pool_and_idle_pools_are_closed_beyond_a_bound(ser
     assert open_pools == 2
     assert total == 2 + 2 + 1  # the third and fourth hosts new, the first one reopened
     assert after == 2
+
+
+@pytest.fixture()
+def tls_server(tmp_path):
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate for that address (made by openssl)."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for the HTTPS server")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{srv.server_address[1]}", cert
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_https_verifies_the_certificate(tls_server) -> None:
+    """TLS is verified: a certificate nobody vouches for is refused, with the reason; the same server is
+    fetched once its certificate is trusted (a real handshake on loopback, the address checked by name)."""
+    import ssl
+
+    url, cert = tls_server
+
+    async def go(trusted: bool) -> object:
+        async with Fetcher(_settings()) as fetcher:
+            if trusted:
+                fetcher._ssl_context = ssl.create_default_context(cafile=str(cert))
+            return await fetcher.fetch(f"{url}/secure")
+
+    refused = asyncio.run(go(False))
+    assert refused.outcome == "error" and "certificate verify failed" in (refused.error or ""), refused.error
+    fetched = asyncio.run(go(True))
+    assert fetched.outcome == "ok" and "/secure" in (fetched.text or ""), (fetched.outcome, fetched.error)
