@@ -277,7 +277,7 @@ def export(warehouse: Warehouse | str | os.PathLike[str], out_dir: str | os.Path
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from pipeline.schema import ARTICLE_PARTITION, ARTICLE_SCHEMA
+    from pipeline.schema import ARTICLE_PARTITION, ARTICLE_SCHEMA, dictionary_columns
 
     if fmt not in EXPORT_FORMATS:
         raise WarehouseError(f"unknown export format {fmt!r} (use {' or '.join(EXPORT_FORMATS)})")
@@ -303,7 +303,8 @@ def export(warehouse: Warehouse | str | os.PathLike[str], out_dir: str | os.Path
             if fmt == "parquet":
                 import pyarrow.parquet as pq
 
-                writer = pq.ParquetWriter(sink, out_schema, compression="zstd")
+                writer = pq.ParquetWriter(sink, out_schema, compression="zstd",
+                                          use_dictionary=dictionary_columns(out_schema))
             wanted = pc.field("run_id").isin(run_ids)  # compacted files keep commit order: row groups prune
             for f in files:
                 table = conform(wh.read_table(f["path"], filters=wanted), ARTICLE_SCHEMA)

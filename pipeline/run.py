@@ -811,7 +811,10 @@ class _StagingParquet:
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.unlink(missing_ok=True)
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+            from pipeline.schema import dictionary_columns
+
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd",
+                                            use_dictionary=dictionary_columns(table.schema))
         self._writer.write_table(table, row_group_size=row_group_size)
         self.count += table.num_rows
 

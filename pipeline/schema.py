@@ -28,6 +28,17 @@ import pyarrow as pa
 
 SCHEMA_VERSION = "1.0.0"
 
+# Columns of long values that are nearly all distinct (page bytes, article texts): Parquet writers encode them
+# plainly. A dictionary there only costs the writer, which fills one up to its page limit and then falls back
+# to plain encoding anyway: writing 5,000 raw pages took 0.65 s of CPU with it and 0.40 s without, for a file
+# of the same size.
+PLAIN_ENCODED_COLUMNS = frozenset({"body", "text", "summary", "description"})
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """`ParquetWriter(use_dictionary=...)` for `schema`: every column but `PLAIN_ENCODED_COLUMNS`."""
+    return [f.name for f in schema if f.name not in PLAIN_ENCODED_COLUMNS]
+
 _TS = pa.timestamp("us", tz="UTC")
 
 ARTICLE_SCHEMA = pa.schema(

@@ -245,7 +245,10 @@ class Storage:
         """A ParquetWriter whose file becomes visible under `rel` only when the block ends normally."""
         import pyarrow.parquet as pq
 
+        from pipeline.schema import dictionary_columns
+
         fs, _ = self.arrow()
+        kwargs.setdefault("use_dictionary", dictionary_columns(schema))
         writer = pq.ParquetWriter(self.arrow_path(rel), schema, filesystem=fs, compression="zstd",
                                   write_statistics=True, **kwargs)
         try:
@@ -360,6 +363,9 @@ class LocalStorage(Storage):
         path = self._p(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
+        from pipeline.schema import dictionary_columns
+
+        kwargs.setdefault("use_dictionary", dictionary_columns(schema))
         writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", write_statistics=True, **kwargs)
         ok = False
         try:
