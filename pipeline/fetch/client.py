@@ -65,6 +65,7 @@ class _Abort(Exception):
 # even when it is a bomb; the output cap then stops it).
 _INLINE_INFLATE_BYTES = 16 * 1024
 _INLINE_DECODE_BYTES = 256 * 1024
+_MAX_HEADER_LINE = 64 * 1024  # bytes of one response header line (at most 128 of them: aiohttp's max_headers)
 _KEEPALIVE_S = 5.0  # an idle connection is closed after this long (httpx's default, which we used before)
 
 
@@ -245,6 +246,9 @@ class Fetcher:
             headers={"User-Agent": s.user_agent, "Accept-Encoding": "gzip, deflate, br"},
             auto_decompress=False,  # decompressed here, incrementally and capped (_Decompressor)
             trust_env=False,  # a proxy from the environment would bypass the address checks
+            # aiohttp refuses a header line over 8 KB; news sites send longer ones (Content-Security-Policy,
+            # Link, Set-Cookie). httpx, which we used before, took 100 KB of headers in all.
+            max_line_size=_MAX_HEADER_LINE, max_field_size=_MAX_HEADER_LINE,
         )
 
     def _client_of(self, host: _Host) -> aiohttp.ClientSession:
