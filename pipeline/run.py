@@ -1838,6 +1838,8 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             fp = Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i])
             match = index.add_fingerprint(aid, fp, source=source, seen_at=seen_at)
             new_ids.append(aid)
+            if len(new_ids) % _TRIM_EVERY_DOCS == 0:
+                _malloc.trim()
             found = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
             if found != (aid, None, None, None):  # the row's staged fields otherwise (see put)
                 clusters[aid] = found
@@ -1858,6 +1860,13 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     return StreamedArticles(rows_out.path if rows_out.count else None, rows_out.count,
                             np.frombuffer(ids, dtype=np.uint64) if ids else np.zeros(0, np.uint64), clusters,
                             index_delta)
+
+
+# Pass 3 gives the heap's free pages back every this many documents. The index's small temporaries (a few
+# per document) are served from anywhere in the heap the fetch grew, and each fault back in a page the last
+# trim returned: over 20,000 documents the heap held 19 MB in use and 96 MB free, and the process's memory
+# grew by 121 MB where it grows by 70 with this (a trim costs a few milliseconds).
+_TRIM_EVERY_DOCS = 2000
 
 
 class _DedupKeys:
