@@ -6,8 +6,9 @@ cannot make us reach into the network we run in (SSRF).
 
 The check that matters happens where the socket is opened: `GuardedConnector` is the HTTP client's
 resolver and socket factory, so every TCP connection (first request, each redirect hop, robots.txt)
-resolves the name itself, checks every address, and connects only to an address it checked. A name that resolves to a public
-address for the check and to 169.254.169.254 a moment later (DNS rebinding) therefore cannot get through.
+resolves the name itself, checks every address, and connects only to an address it checked. A name that
+resolves to a public address for the check and to 169.254.169.254 a moment later (DNS rebinding)
+therefore cannot get through.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ class GuardedConnector:
 
     def __init__(self, policy: UrlPolicy) -> None:
         self.policy = policy
-        self.connected: Counter[tuple[str, int]] = Counter()  # connections opened per (address, port)
+        self.connected: Counter[tuple[str, int]] = Counter()  # sockets made to connect, per (address, port)
         self.resolver = _PolicyResolver(policy)
 
     def socket_factory(self, addr_info: tuple) -> socket.socket:
