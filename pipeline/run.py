@@ -1863,9 +1863,9 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
 
 
 # Pass 3 gives the heap's free pages back every this many documents. The index's small temporaries (a few
-# per document) are served from anywhere in the heap the fetch grew, and each fault back in a page the last
-# trim returned: over 20,000 documents the heap held 19 MB in use and 96 MB free, and the process's memory
-# grew by 121 MB where it grows by 70 with this (a trim costs a few milliseconds).
+# per document) land anywhere in the heap the fetch grew, faulting back in pages an earlier trim had
+# returned: over 20,000 documents the heap held 19 MB in use and 96 MB free, and the process's memory grew
+# by 121 MB where it grows by 70 with this (a trim costs a few milliseconds).
 _TRIM_EVERY_DOCS = 2000
 
 

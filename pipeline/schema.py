@@ -39,6 +39,7 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     """`ParquetWriter(use_dictionary=...)` for `schema`: every column but `PLAIN_ENCODED_COLUMNS`."""
     return [f.name for f in schema if f.name not in PLAIN_ENCODED_COLUMNS]
 
+
 _TS = pa.timestamp("us", tz="UTC")
 
 ARTICLE_SCHEMA = pa.schema(

@@ -360,11 +360,11 @@ class LocalStorage(Storage):
     def parquet_writer(self, rel: str, schema: Any, **kwargs: Any) -> Iterator[Any]:
         import pyarrow.parquet as pq
 
+        from pipeline.schema import dictionary_columns
+
         path = self._p(rel)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
-        from pipeline.schema import dictionary_columns
-
         kwargs.setdefault("use_dictionary", dictionary_columns(schema))
         writer = pq.ParquetWriter(str(tmp), schema, compression="zstd", write_statistics=True, **kwargs)
         ok = False
