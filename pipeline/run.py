@@ -612,6 +612,11 @@ class PageSpool:
         self.sites: list[str] = []
         self.text_files: list[Path | None] = []
         self.precleaned = bytearray()  # 1: the page has a Precleaned
+        # 1: fetched, extracted and with a text, so the commit's triage need not read it back
+        self.with_text = bytearray()
+        # The template probes of precleaned pages, spilled beside the pages: the commit's pass 1 reads
+        # only these (a probe is ~300 bytes; unpickling its page cost 45 us)
+        self._probes: Any = None
         self._names: dict[str, str] = {}  # one string per site
 
     def __len__(self) -> int:
@@ -623,9 +628,15 @@ class PageSpool:
         self.sites.append(self._names.setdefault(site, site))
         self.text_files.append(po.text_file)
         self.precleaned.append(po.precleaned is not None)
+        self.with_text.append(po.extracted is not None and po.extracted.status == "ok" and po.has_text)
         if self._objects is not None:
             self._objects.append(po)
         elif self._pickles is not None:
+            if self._probes is None:
+                from pipeline.dedup import ArrayStore
+
+                self._probes = ArrayStore(np.uint64, self._pickles.spill_to)
+            self._probes.append(_pack_probe(po.precleaned.probe) if po.precleaned is not None else _NO_PROBE)
             # its text spool is in `text_files`: a Path costs more to unpickle than the rest of the page
             data = pickle.dumps(replace(po, text_file=None) if po.text_file is not None else po,
                                 protocol=pickle.HIGHEST_PROTOCOL)
@@ -643,12 +654,41 @@ class PageSpool:
         po.text_file = self.text_files[i]
         return po
 
+    def probe(self, i: int) -> Any:
+        """The clean.TemplateProbe of page `i`, which has a Precleaned, without reading the page."""
+        if self._objects is not None:
+            return self._objects[i].precleaned.probe
+        if self._probes is None:
+            raise ValueError("the page spool was released")
+        return _unpack_probe(self._probes[i])
+
     def release(self) -> None:
         """Free the pages (the ids, sites and text spools stay)."""
         self._objects = None
-        if self._pickles is not None:
-            self._pickles.close()
-            self._pickles = None
+        for store in (self._pickles, self._probes):
+            if store is not None:
+                store.close()
+        self._pickles = self._probes = None
+
+
+_NO_PROBE = np.zeros(0, dtype=np.uint64)
+
+
+def _pack_probe(probe: Any) -> np.ndarray:
+    """A TemplateProbe as one uint64 array: the sizes of `keys`, `long_keys` and `tested`, then the four
+    arrays (`tested_long` as 0 and 1; it is as long as `tested`)."""
+    sizes = np.array([probe.keys.size, probe.long_keys.size, probe.tested.size], dtype=np.uint64)
+    return np.concatenate([sizes, probe.keys, probe.long_keys, probe.tested, probe.tested_long.astype(np.uint64)])
+
+
+def _unpack_probe(packed: np.ndarray) -> Any:
+    from pipeline.clean import TemplateProbe
+
+    n_keys, n_long, n_tested = packed[:3].tolist()
+    a = 3 + n_keys
+    b = a + n_long
+    c = b + n_tested
+    return TemplateProbe(packed[3:a], packed[a:b], packed[b:c], packed[c:c + n_tested].astype(bool))
 
 
 class PageList(Sequence[PageOutcome]):
@@ -691,6 +731,12 @@ class PageList(Sequence[PageOutcome]):
 
     def precleaned(self, k: int) -> bool:
         return bool(self.spool.precleaned[self.index[k]])
+
+    def with_text(self, k: int) -> bool:
+        return bool(self.spool.with_text[self.index[k]])
+
+    def probe(self, k: int) -> Any:
+        return self.spool.probe(self.index[k])
 
     def subset(self, ks: Iterable[int]) -> PageList:
         """The pages at positions `ks` of this list, in that order."""
@@ -1288,16 +1334,23 @@ def _triage_pages(config: Config, page_outcomes: Sequence[PageOutcome], linkless
                   ) -> tuple[list[Article], list[int]]:
     """The rows of pages without an article text (link-less items, given-up fetches, pages that are no
     article), updating pending retries in `state`; and where the pages with a text to clean are in
-    `page_outcomes`, in page order."""
+    `page_outcomes`, in page order. Only the pages without a text are read back from a spool."""
     pending: dict[str, Any] = state["pending"]
     rows: list[Article] = []
     ok_pages: list[int] = []
+    pages = PageList.of(page_outcomes)
 
     for task in linkless:
         summary.not_article += 1
         rows.append(_base_row(task, "invalid_url", None, run_id, now))
 
-    for k, po in enumerate(page_outcomes):
+    for k in range(len(pages)):
+        if pages.with_text(k):
+            pending.pop(pages.article_id(k), None)
+            summary.pages_fetched += 1
+            ok_pages.append(k)
+            continue
+        po = pages[k]
         task, res = po.task, po.fetch
         if po.extracted is None:  # the fetch failed
             if res.outcome == "deferred":
@@ -1680,15 +1733,17 @@ def _texts(order: _TextOrder) -> Iterator[str]:
 
 
 def _recleaned(config: Config, pool: Executor | None, pages: PageList, ks: Sequence[int], texts: _TextOrder,
-               sites: Sequence[str], templates: dict[str, Any], chunk: int) -> Iterator[tuple[int, tuple[Any, Any]]]:
-    """(k, (clean_text result, fingerprint or None)) of the pages at positions `ks` (ascending; `texts`: theirs,
-    `_text_order`), cleaned with their sites' `templates`, `chunk` at a time."""
+               sites: Sequence[str], templates: dict[str, Any], chunk: int,
+               ) -> Iterator[tuple[int, PageOutcome, tuple[Any, Any]]]:
+    """(k, page, (clean_text result, fingerprint or None)) of the pages at positions `ks` (ascending; `texts`:
+    theirs, `_text_order`), cleaned with their sites' `templates`, `chunk` at a time."""
     text_of = _texts(texts)
     for start in range(0, len(ks), chunk):
         part = ks[start:start + chunk]
         chunk_texts = [next(text_of) for _ in part]
-        done = _cleaned(config, pool, [pages[k] for k in part], chunk_texts, [templates[sites[k]] for k in part])
-        yield from zip(part, done, strict=True)
+        chunk_pages = [pages[k] for k in part]
+        done = _cleaned(config, pool, chunk_pages, chunk_texts, [templates[sites[k]] for k in part])
+        yield from zip(part, chunk_pages, done, strict=True)
 
 
 @dataclass
@@ -1769,7 +1824,7 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                     template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
                                              else SiteTemplate())
                 if ok_pages.precleaned(k):
-                    probe = ok_pages[k].precleaned.probe
+                    probe = ok_pages.probe(k)
                     template.observe_keys(ok_pages.article_id(k), probe.keys, probe.long_keys)
                     tested.append(probe.tested)
                     tested_long.append(probe.tested_long)
@@ -1798,11 +1853,11 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                 out = []
                 with_text = []
                 for k in range(start, min(start + chunk, len(ok_pages))):
-                    po = ok_pages[k]
                     if k in stale:
-                        at, (c, fp) = next(recleaned)
+                        at, po, (c, fp) = next(recleaned)  # the page as it was read to be cleaned
                         assert at == k
                     else:
+                        po = ok_pages[k]
                         c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
                     row = _clean_row(config, po, "", live[sites[k]], sites[k], run_id, now, summary, cleaned=c)
                     out.append(row)

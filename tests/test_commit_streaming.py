@@ -488,6 +488,43 @@ def test_a_page_spool_gives_back_its_pages_and_frees_them(tmp_path):
         pages[0]
 
 
+def test_a_commit_reads_each_spooled_page_once_and_its_probe_without_it(tmp_path, monkeypatch):
+    """The triage reads back only the pages without a text, pass 1 only the template probes (spilled beside
+    the pages), pass 2 each page with a text: one read a page (three, before)."""
+    from collections import Counter
+
+    from pipeline.run import PageSpool
+
+    wh = Warehouse(tmp_path / "wh")
+    outcomes, linkless = _pages(7, 40)
+    outcomes = _precleaned(outcomes, skip=5)
+    outcomes = _spool(outcomes, wh.staging_dir("r0") / "texts-0000.parquet")
+    pages = _on_disk(outcomes, wh.staging_dir("r0"))
+    probed = [k for k in range(len(pages)) if pages.precleaned(k)]
+    assert probed and len(probed) < len(pages)
+    for k in probed:
+        got, want = pages.probe(k), outcomes[k].precleaned.probe
+        for name in ("keys", "long_keys", "tested", "tested_long"):
+            assert getattr(got, name).dtype == getattr(want, name).dtype
+            assert getattr(got, name).tolist() == getattr(want, name).tolist(), name
+    with_text = [k for k in range(len(pages)) if pages.with_text(k)]
+    assert with_text == [k for k, po in enumerate(outcomes) if po.extracted is not None
+                         and po.extracted.status == "ok" and po.has_text]
+    assert 0 < len(with_text) < len(pages)  # and failed fetches and non-articles
+
+    reads: Counter[int] = Counter()
+    read = PageSpool.get
+
+    def counted(self, i):
+        reads[i] += 1
+        return read(self, i)
+
+    monkeypatch.setattr(PageSpool, "get", counted)
+    summary = _commit(wh, "r0", pages, linkless, 6, NOW)
+    assert summary.articles_ok > 0
+    assert reads == Counter(pages.index), "each page is read back once"
+
+
 def test_a_commit_handed_the_pages_empties_the_feed_items_once_the_feed_state_has_them(tmp_path: Path) -> None:
     """With `release_pages`, the feed outcomes' items are emptied after the feed state is updated (the
     pages carry their own items; ~1 KB an item over a whole commit): the same state and articles."""
