@@ -165,3 +165,38 @@ def test_host_store_robots_ttl_and_deferrals(tmp_path):
     assert store.deferred("other.example", now=0.0) is None
     (tmp_path / "hosts" / "blocker").write_text("")  # a file where the cache directory should be
     HostStore(tmp_path / "hosts" / "blocker").save_deferral("third.example", until=5.0, reason="x")  # no raise
+
+
+def test_robots_rules_follow_rfc_9309_matching():
+    """The most specific rule wins (Allow on a tie), `*` and a final `$` are patterns, escapes compare
+    decoded, every group naming us is merged; urllib.robotparser got the first four wrong."""
+    from pipeline.fetch.robots import rules_from_response
+
+    ua = "newsingest/0.1 (+https://e.example)"
+
+    def allowed(body: str, path: str, agent: str = ua) -> bool:
+        return rules_from_response(200, body).allowed(f"https://e.example{path}", agent)
+
+    news_only = "User-agent: *\nDisallow: /\nAllow: /news/\n"
+    assert allowed(news_only, "/news/2026/storm.html") and not allowed(news_only, "/shop/")
+    assert allowed(news_only, "/robots.txt")  # always
+    assert allowed("User-agent: *\nDisallow: /page\nAllow: /page\n", "/page")  # a tie: the least restrictive
+    assert not allowed("User-agent: *\nAllow: /page\nDisallow: /page.html\n", "/page.html")  # longer wins
+    wild = "User-agent: *\nDisallow: /*.pdf$\nDisallow: /*?*utm_\nDisallow: /search*/results\n"
+    assert not allowed(wild, "/files/report.pdf")
+    assert allowed(wild, "/files/report.pdf?download=1") and allowed(wild, "/files/report.pdfs")  # `$` anchors
+    assert not allowed(wild, "/story?id=4&utm_source=x") and allowed(wild, "/story?id=4")
+    assert not allowed(wild, "/search/2026/results") and allowed(wild, "/search/2026/")
+    assert allowed("User-agent: *\nDisallow: /*.php$\nAllow: /index.php$\n", "/index.php")
+    # percent-encoding: unreserved characters compare decoded, others as upper-case escapes, UTF-8 encoded
+    assert not allowed("User-agent: *\nDisallow: /%7Ejoe/\n", "/~joe/notes")
+    assert not allowed("User-agent: *\nDisallow: /café\n", "/caf%c3%a9/menu")
+    assert not allowed("User-agent: *\nDisallow: /a%2fb\n", "/a%2Fb") and allowed("User-agent: *\nDisallow: /a%2fb\n", "/a/b")
+    # groups: ours (any case, any version) merged and replacing `*`; lines before any group ignored
+    groups = ("Disallow: /everything\n\nUser-agent: NewsIngest/2.0\nDisallow: /a/\n\nUser-agent: other\n"
+              "Disallow: /b/\n\nUser-agent: newsingest\nDisallow: /c/\n\nUser-agent: *\nDisallow: /\n")
+    assert not allowed(groups, "/a/1") and not allowed(groups, "/c/1")
+    assert allowed(groups, "/b/1") and allowed(groups, "/everything")
+    assert not allowed(groups, "/a/1", "newsingest-bot/1.0") and not allowed(groups, "/x", "newsingest-bot/1.0")
+    assert allowed("\ufeffUser-agent: *\nDisallow:\n", "/anything")  # an empty Disallow; a byte order mark
+    assert not allowed("\ufeffUser-agent: *\nDisallow: /\n", "/anything")

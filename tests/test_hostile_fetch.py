@@ -306,3 +306,38 @@ def test_the_next_fetcher_keeps_its_distance_from_the_last_request(tmp_path: Pat
         asyncio.run(_fetch_all(settings, [(server.url("/article/right-after"), "page")], host_store=store))
         first, second = server.requests
         assert second.started - first.started >= 0.8 - 0.1, (first.started, second.started)
+
+
+def test_robots_allow_under_a_disallowed_root_and_wildcards_over_http():
+    """A real robots.txt on a loopback server: the pages its most specific rules allow are fetched, the
+    others never requested."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    robots = b"User-agent: *\nDisallow: /\nAllow: /news/\nDisallow: /news/*.pdf$\nAllow: /live$\n"
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            seen.append(self.path)
+            body = robots if self.path == "/robots.txt" else b"<html><body><p>page</p></body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain" if self.path == "/robots.txt" else "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        paths = ["/news/storm.html", "/shop/", "/news/report.pdf", "/live", "/live/2"]
+        results = asyncio.run(_fetch_all(_settings(), [(base + p, "page") for p in paths]))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [r.outcome for r in results] == ["ok", "robots_disallowed", "robots_disallowed", "ok", "robots_disallowed"]
+    assert sorted(seen) == ["/live", "/news/storm.html", "/robots.txt"]
