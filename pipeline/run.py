@@ -595,9 +595,10 @@ class PageOutcome:
 
 class PageSpool:
     """Page outcomes in order of arrival: pickled to an unnamed temporary file in `directory` (or held in
-    memory, with None), with what the commit reads of every page kept in memory: its article id, site and
-    text spool. A big run's pages cost ~2 KB each as objects (fetch result, extraction metadata), which
-    the commit reads back a chunk at a time (see PageList)."""
+    memory, with None), with what the commit reads of every page kept in memory: its article id, site,
+    text spool and whether it has a text; a precleaned page's template probe is spilled beside it. A big
+    run's pages cost ~2 KB each as objects (fetch result, extraction metadata), which the commit reads
+    back a chunk at a time (see PageList), each page once."""
 
     def __init__(self, directory: Path | None = None) -> None:
         self._objects: list[PageOutcome] | None = None
