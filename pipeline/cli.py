@@ -227,6 +227,10 @@ def _print_summary(summary, warehouse: str, *, as_json: bool = False, out: TextI
         f"{summary.near_duplicates} near)\n"
         f"  time      {summary.elapsed_s:.1f} s\n"
     )
+    if summary.stages:
+        from pipeline.metering import format_stages
+
+        out.write(f"  stages    {format_stages(summary.stages)}\n")
     if summary.failures:
         out.write(f"  failures  {len(summary.failures)} (recorded in the fetch_log view; retried on later runs):\n")
         for line in summary.failures[:10]:

@@ -158,6 +158,7 @@ def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[
     import shutil
 
     _arrow_pool()
+    from pipeline.metering import StageMeter
     from pipeline.run import (
         PageList,
         PageSpool,
@@ -203,11 +204,13 @@ def commit(config: Config, warehouse: str, run_id: str, feed_results: list[dict[
         linkless = load_page_tasks(linkless_path) if linkless_path.exists() else []
         summary.new_items = len(pages) + len(linkless)
         started = min((r["started_at"] for r in log_rows if r.get("started_at")), default=datetime.now(UTC))
-        commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
-                   log_rows=log_rows, raw_files=raws, started_at=started, trigger=trigger, summary=summary,
-                   now=now, release_pages=True)
+        with StageMeter(summary.stages).stage("commit"):
+            commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
+                       log_rows=log_rows, raw_files=raws, started_at=started, trigger=trigger, summary=summary,
+                       now=now, release_pages=True)
         shutil.rmtree(staging, ignore_errors=True)
-    return {"run_id": run_id, **summary.counts()}
+    # the commit's passes, timed and with this task's peak memory (see pipeline.metering)
+    return {"run_id": run_id, **summary.counts(), "stages": summary.stages}
 
 
 # ---------------------------------------------------------------------------------------------------- maintenance

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import _malloc
+from pipeline.metering import StageMeter
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
 from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point, write_parquet_atomic
@@ -1297,6 +1298,8 @@ class RunSummary:
     elapsed_s: float = 0.0
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # each stage's wall and CPU seconds (this process's, its workers') and peak memory (pipeline.metering)
+    stages: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {k: v for k, v in asdict(self).items() if isinstance(v, int) and not isinstance(v, bool)}
@@ -1763,7 +1766,8 @@ class StreamedArticles:
 def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                      linkless: Sequence[PageTask], state: dict[str, Any], run_id: str, now: datetime,
                      summary: RunSummary, work: Path, chunk: int, pool: Executor | None = None,
-                     release_pool: bool = False, release_pages: bool = False) -> StreamedArticles:
+                     release_pool: bool = False, release_pages: bool = False,
+                     meter: StageMeter | None = None) -> StreamedArticles:
     """`build_articles` then `assign_clusters`, with the same rows, templates and clusters, in bounded memory.
 
     Pass 1 learns the site templates in their order (site by site, pages in page order), from the probes of
@@ -1773,7 +1777,8 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     fingerprints to the dedup index in the global order of `assign_clusters`.
     `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`.
     `release_pages`: the pages' spool is released after pass 2, before the dedup index grows (the caller
-    hands them over)."""
+    hands them over). `meter`: records passes 1-2 as stage "commit/rows" and pass 3 as "commit/dedup"."""
+    meter = meter or StageMeter()
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids = array.array("Q")
 
@@ -1787,132 +1792,134 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             ids.append(id_to_u64(row.article_id))
         rows_out._write(_articles_table(rows))
 
-    try:
-        rows, ok = _triage_pages(config, pages, linkless, state, run_id, now, summary)
-        for k in range(0, len(rows), chunk):
-            put(rows[k:k + chunk])
-        del rows
-        ok_pages = pages.subset(ok)
-        del ok
-        # Pass 3's keys, in columns; the fingerprints' arrays wait for pass 3 on disk (~2.5 KB an article)
-        keys = _DedupKeys()
-        fp_minhash = fp_sample = None
-        if ok_pages:
-            from pipeline.clean import SiteTemplate
-            from pipeline.dedup import ArrayStore
+    with meter.stage("commit/rows"):  # passes 1 and 2
+        try:
+            rows, ok = _triage_pages(config, pages, linkless, state, run_id, now, summary)
+            for k in range(0, len(rows), chunk):
+                put(rows[k:k + chunk])
+            del rows
+            ok_pages = pages.subset(ok)
+            del ok
+            # Pass 3's keys, in columns; the fingerprints' arrays wait for pass 3 on disk (~2.5 KB an article)
+            keys = _DedupKeys()
+            fp_minhash = fp_sample = None
+            if ok_pages:
+                from pipeline.clean import SiteTemplate
+                from pipeline.dedup import ArrayStore
 
-            fp_minhash, fp_sample = ArrayStore(np.uint32, work), ArrayStore(np.uint64, work)
+                fp_minhash, fp_sample = ArrayStore(np.uint32, work), ArrayStore(np.uint64, work)
 
-            # The order of `build_articles`: sites in order of first appearance, each site's pages in order.
-            page_sites = [ok_pages.site(k) for k in range(len(ok_pages))]
-            order = [i for idx in _sites_in_order(page_sites).values() for i in idx]
-            ok_pages = ok_pages.subset(order)
-            sites = [page_sites[i] for i in order]
-            del order, page_sites
-            # Pass 1: templates learn from every new article of their site, in order (of a precleaned page,
-            # from the keys its worker computed; else from its text).
-            templates: dict[str, Any] = state["templates"]
-            live: dict[str, Any] = {}
-            plain = [k for k in range(len(ok_pages)) if not ok_pages.precleaned(k)]
-            plain_order = _text_order(ok_pages, plain, work / "texts-plain.parquet", chunk)
-            plain_texts = _texts(plain_order)
-            # the keys of the lines a template would test, for the check below (on disk, as the fingerprints)
-            tested, tested_long = ArrayStore(np.uint64, work), ArrayStore(np.bool_, work)
-            for k in range(len(ok_pages)):
-                site = sites[k]
-                template = live.get(site)
-                if template is None:
-                    template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
-                                             else SiteTemplate())
-                if ok_pages.precleaned(k):
-                    probe = ok_pages.probe(k)
-                    template.observe_keys(ok_pages.article_id(k), probe.keys, probe.long_keys)
-                    tested.append(probe.tested)
-                    tested_long.append(probe.tested_long)
-                else:
-                    template.observe(ok_pages.article_id(k), next(plain_texts))
-                    tested.append(np.zeros(0, dtype=np.uint64))
-                    tested_long.append(np.zeros(0, dtype=np.bool_))
-            del plain_texts
-            for site, template in live.items():
-                templates[site] = template.to_dict()
-            # Pass 2: clean, fingerprint, spool the rows. A precleaned text stands unless its site's template
-            # marks a line of it; the others are cleaned here (in the pool when there is one: the same
-            # functions on the same texts and templates, so the same rows).
-            marked = [k for k in range(len(ok_pages))
-                      if ok_pages.precleaned(k) and live[sites[k]].marks_any_key(tested[k], tested_long[k])]
-            tested.close()
-            tested_long.close()
-            del tested, tested_long
-            stale = set(plain).union(marked)
-            to_clean = sorted(stale)
-            if marked:  # their texts too (else the texts of pass 1 are all that is cleaned here)
-                plain_order = _text_order(ok_pages, to_clean, work / "texts-recleaned.parquet", chunk)
-            recleaned = _recleaned(config, pool, ok_pages, to_clean, plain_order, sites, live, chunk)
-            del marked, plain_order, to_clean
-            for start in range(0, len(ok_pages), chunk):
-                out = []
-                with_text = []
-                for k in range(start, min(start + chunk, len(ok_pages))):
-                    if k in stale:
-                        at, po, (c, fp) = next(recleaned)  # the page as it was read to be cleaned
-                        assert at == k
+                # The order of `build_articles`: sites in order of first appearance, each site's pages in order.
+                page_sites = [ok_pages.site(k) for k in range(len(ok_pages))]
+                order = [i for idx in _sites_in_order(page_sites).values() for i in idx]
+                ok_pages = ok_pages.subset(order)
+                sites = [page_sites[i] for i in order]
+                del order, page_sites
+                # Pass 1: templates learn from every new article of their site, in order (of a precleaned page,
+                # from the keys its worker computed; else from its text).
+                templates: dict[str, Any] = state["templates"]
+                live: dict[str, Any] = {}
+                plain = [k for k in range(len(ok_pages)) if not ok_pages.precleaned(k)]
+                plain_order = _text_order(ok_pages, plain, work / "texts-plain.parquet", chunk)
+                plain_texts = _texts(plain_order)
+                # the keys of the lines a template would test, for the check below (on disk, as the fingerprints)
+                tested, tested_long = ArrayStore(np.uint64, work), ArrayStore(np.bool_, work)
+                for k in range(len(ok_pages)):
+                    site = sites[k]
+                    template = live.get(site)
+                    if template is None:
+                        template = live[site] = (SiteTemplate.from_dict(templates[site]) if site in templates
+                                                 else SiteTemplate())
+                    if ok_pages.precleaned(k):
+                        probe = ok_pages.probe(k)
+                        template.observe_keys(ok_pages.article_id(k), probe.keys, probe.long_keys)
+                        tested.append(probe.tested)
+                        tested_long.append(probe.tested_long)
                     else:
-                        po = ok_pages[k]
-                        c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
-                    row = _clean_row(config, po, "", live[sites[k]], sites[k], run_id, now, summary, cleaned=c)
-                    out.append(row)
-                    if fp is not None:
-                        with_text.append((row, fp))
-                for row, fp in with_text:
-                    row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
-                    keys.append(row, fp)
-                    fp_minhash.append(fp.minhash)
-                    fp_sample.append(fp.sample)
-                put(out)
-            del recleaned
-            del live, out, with_text, sites, stale  # pass 3 needs only the fingerprints
-            if pool is not None and release_pool:
-                pool.shutdown(wait=True)  # its workers' memory is free before the dedup index grows
-        del ok_pages
-        if release_pages:
-            pages.spool.release()  # ~2 KB a page in memory (fetch result, extraction metadata)
-    finally:
-        rows_out.close()
+                        template.observe(ok_pages.article_id(k), next(plain_texts))
+                        tested.append(np.zeros(0, dtype=np.uint64))
+                        tested_long.append(np.zeros(0, dtype=np.bool_))
+                del plain_texts
+                for site, template in live.items():
+                    templates[site] = template.to_dict()
+                # Pass 2: clean, fingerprint, spool the rows. A precleaned text stands unless its site's template
+                # marks a line of it; the others are cleaned here (in the pool when there is one: the same
+                # functions on the same texts and templates, so the same rows).
+                marked = [k for k in range(len(ok_pages))
+                          if ok_pages.precleaned(k) and live[sites[k]].marks_any_key(tested[k], tested_long[k])]
+                tested.close()
+                tested_long.close()
+                del tested, tested_long
+                stale = set(plain).union(marked)
+                to_clean = sorted(stale)
+                if marked:  # their texts too (else the texts of pass 1 are all that is cleaned here)
+                    plain_order = _text_order(ok_pages, to_clean, work / "texts-recleaned.parquet", chunk)
+                recleaned = _recleaned(config, pool, ok_pages, to_clean, plain_order, sites, live, chunk)
+                del marked, plain_order, to_clean
+                for start in range(0, len(ok_pages), chunk):
+                    out = []
+                    with_text = []
+                    for k in range(start, min(start + chunk, len(ok_pages))):
+                        if k in stale:
+                            at, po, (c, fp) = next(recleaned)  # the page as it was read to be cleaned
+                            assert at == k
+                        else:
+                            po = ok_pages[k]
+                            c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
+                        row = _clean_row(config, po, "", live[sites[k]], sites[k], run_id, now, summary, cleaned=c)
+                        out.append(row)
+                        if fp is not None:
+                            with_text.append((row, fp))
+                    for row, fp in with_text:
+                        row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
+                        keys.append(row, fp)
+                        fp_minhash.append(fp.minhash)
+                        fp_sample.append(fp.sample)
+                    put(out)
+                del recleaned
+                del live, out, with_text, sites, stale  # pass 3 needs only the fingerprints
+                if pool is not None and release_pool:
+                    pool.shutdown(wait=True)  # its workers' memory is free before the dedup index grows
+            del ok_pages
+            if release_pages:
+                pages.spool.release()  # ~2 KB a page in memory (fetch result, extraction metadata)
+        finally:
+            rows_out.close()
     # Pass 3: the dedup index, documents in the order of `assign_clusters`.
     clusters: dict[str, tuple[str, str | None, str | None, float | None]] = {}
     index_delta = None
-    if keys:
-        from pipeline.dedup import DedupIndex, Fingerprint
+    with meter.stage("commit/dedup"):  # pass 3
+        if keys:
+            from pipeline.dedup import DedupIndex, Fingerprint
 
-        assert fp_minhash is not None and fp_sample is not None
-        window_start = now - timedelta(days=config.dedup.window_days)
-        index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start,
-                                      spill_to=work)
-        new_ids = []
-        for i, aid, content, n_tokens, source, seen_at in keys.in_order():
-            fp = Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i])
-            match = index.add_fingerprint(aid, fp, source=source, seen_at=seen_at)
-            new_ids.append(aid)
-            if len(new_ids) % _TRIM_EVERY_DOCS == 0:
-                _malloc.trim()
-            found = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
-            if found != (aid, None, None, None):  # the row's staged fields otherwise (see put)
-                clusters[aid] = found
-            _count_match(summary, match)
-        del keys
-        # The entries go to a staging file `chunk` at a time: a table of them all would copy every new
-        # fingerprint while the index still holds them (the commit's peak memory).
-        delta = _StagingParquet(work / "dedup-index.parquet")
-        try:
-            for k in range(0, len(new_ids), chunk):
-                delta._write(index.to_arrow(new_ids[k:k + chunk]))
-        finally:
-            delta.close()
-            index.close()
-            fp_minhash.close()
-            fp_sample.close()
-        index_delta = delta.path if delta.count else None
+            assert fp_minhash is not None and fp_sample is not None
+            window_start = now - timedelta(days=config.dedup.window_days)
+            index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start,
+                                          spill_to=work)
+            new_ids = []
+            for i, aid, content, n_tokens, source, seen_at in keys.in_order():
+                fp = Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i])
+                match = index.add_fingerprint(aid, fp, source=source, seen_at=seen_at)
+                new_ids.append(aid)
+                if len(new_ids) % _TRIM_EVERY_DOCS == 0:
+                    _malloc.trim()
+                found = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
+                if found != (aid, None, None, None):  # the row's staged fields otherwise (see put)
+                    clusters[aid] = found
+                _count_match(summary, match)
+            del keys
+            # The entries go to a staging file `chunk` at a time: a table of them all would copy every new
+            # fingerprint while the index still holds them (the commit's peak memory).
+            delta = _StagingParquet(work / "dedup-index.parquet")
+            try:
+                for k in range(0, len(new_ids), chunk):
+                    delta._write(index.to_arrow(new_ids[k:k + chunk]))
+            finally:
+                delta.close()
+                index.close()
+                fp_minhash.close()
+                fp_sample.close()
+            index_delta = delta.path if delta.count else None
     return StreamedArticles(rows_out.path if rows_out.count else None, rows_out.count,
                             np.frombuffer(ids, dtype=np.uint64) if ids else np.zeros(0, np.uint64), clusters,
                             index_delta)
@@ -2097,19 +2104,22 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     chunk = chunk_rows or config.commit.chunk_rows
     work = wh.staging_dir(run_id) / "commit"
     _malloc.return_freed_memory()  # the dedup index's big temporary arrays must not stay in the process
+    meter = StageMeter(summary.stages)
     try:
         arts = _stream_articles(config, wh, pages, linkless, state, run_id, now, summary, work, chunk, pool,
-                                release_pool, release_pages)
+                                release_pool, release_pages, meter)
         _malloc.trim()  # the index is gone: its pages go back before the article files are written
-        log_rows = fetch_log_table([log_rows, linkless_log_rows(linkless, run_id, now)])
-        _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
-                      summary, now, t0, chunk)
+        with meter.stage("commit/files"):
+            log_rows = fetch_log_table([log_rows, linkless_log_rows(linkless, run_id, now)])
+            _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
+                          summary, now, t0, chunk)
     finally:
         _remove_tree(work)
         _malloc.trim()
-    wh.prune_state(wh.last_snapshot)
-    write_polling_snapshot(wh, state)
-    warning = refresh_database_file(wh, wh.last_snapshot)  # the snapshot this commit made: no re-read
+    with meter.stage("commit/views"):
+        wh.prune_state(wh.last_snapshot)
+        write_polling_snapshot(wh, state)
+        warning = refresh_database_file(wh, wh.last_snapshot)  # the snapshot this commit made: no re-read
     if warning:
         summary.warnings.append(warning)
     return summary
@@ -2273,6 +2283,7 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
     run_id = run_id or new_run_id(started)
     wh = Warehouse(warehouse)
     summary = RunSummary(run_id)
+    meter = StageMeter(summary.stages)
     with wh.lock(f"run {run_id}", wait_s=lock_wait_s):
         snap = wh.snapshot()  # one read of the log for the three questions below
         if snap.run(run_id) is not None:
@@ -2295,7 +2306,7 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
                 selector.add(fo.items, rank, fo.polled_at)
                 fo.digest_items(seen, state["pending"])
 
-            with Progress("feeds", n_feeds, enabled=progress) as bar:
+            with meter.stage("feeds"), Progress("feeds", n_feeds, enabled=progress) as bar:
                 feed_outcomes, log_rows = fetch_feeds(config, names, state["feeds"], run_id, progress=bar.update,
                                                       cache_dir=wh.local_cache_dir(), now=now, pool=pool,
                                                       on_outcome=take_items)
@@ -2305,16 +2316,18 @@ def run_once(config: Config, warehouse: str | os.PathLike[str], *, run_id: str |
             summary.new_items = len(tasks) + len(linkless)
             if pool is None:
                 pool = _make_pool(config, len(tasks))
-            with Progress("pages", len(tasks), enabled=progress) as bar:
+            with meter.stage("pages"), Progress("pages", len(tasks), enabled=progress) as bar:
                 pages, page_log, raw = fetch_pages(config, tasks, staging, "all", run_id, progress=bar.update,
                                                    cache_dir=wh.local_cache_dir(), now=now, pool=pool)
             summary.elapsed_s = time.monotonic() - t0
             log = fetch_log_table([log_rows, page_log])  # a dict per fetch would wait for the commit
             spool.close()
             del log_rows, page_log, tasks, spool
-            commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
-                       log_rows=log, raw_files=[raw] if raw else [], started_at=started,
-                       trigger=trigger, summary=summary, now=now, pool=pool, release_pool=True, release_pages=True)
+            with meter.stage("commit"):
+                commit_run(config, wh, run_id, feed_outcomes=feed_outcomes, page_outcomes=pages, linkless=linkless,
+                           log_rows=log, raw_files=[raw] if raw else [], started_at=started,
+                           trigger=trigger, summary=summary, now=now, pool=pool, release_pool=True,
+                           release_pages=True)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

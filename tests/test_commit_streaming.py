@@ -169,6 +169,9 @@ def _commit_staged(wh: Warehouse, run_id: str, outcomes: list[PageOutcome], link
     counts = orchestration.commit(Config(), str(wh.root), run_id, [], results, lock_wait_s=0, now=now)
     assert not staging.exists()
     assert counts.pop("new_items") == len(outcomes) + len(linkless)  # the fixture's other commits leave it 0
+    # the task's result carries the commit's passes, metered (pipeline.metering)
+    assert [s["stage"] for s in counts.pop("stages")] == ["commit", "commit/rows", "commit/dedup", "commit/files",
+                                                          "commit/views"]
     summary = RunSummary(run_id)
     for key, value in counts.items():
         if hasattr(summary, key):

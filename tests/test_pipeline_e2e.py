@@ -3,7 +3,9 @@ dedup -> Parquet -> DuckDB, and incremental re-runs that add nothing."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -61,6 +63,17 @@ def test_first_run_commits_every_article_once(first_run):
     assert set(by_url) == expected
     assert summary.retries_pending == sum(1 for p in truth.values() if p.status == "fetch_failed")
     assert summary.articles_written == len(rows) >= 40
+
+
+def test_the_summary_meters_each_stage(first_run):
+    """Time and peak memory of each stage of the run, the commit's passes inside the commit."""
+    *_, summary = first_run
+    stages = {s["stage"]: s for s in summary.stages}
+    assert list(stages) == ["feeds", "pages", "commit", "commit/rows", "commit/dedup", "commit/files", "commit/views"]
+    assert all(s["elapsed_s"] >= 0 and s["cpu_s"] >= 0 and s["peak_rss_mb"] > 20 for s in stages.values())
+    commit, passes = stages["commit"], [stages[n] for n in ("commit/rows", "commit/dedup", "commit/files", "commit/views")]
+    assert sum(p["elapsed_s"] for p in passes) <= commit["elapsed_s"] + 0.005  # one after the other, inside it
+    assert max(p["peak_rss_mb"] for p in passes) <= commit["peak_rss_mb"]
 
 
 def test_text_metadata_and_boilerplate(first_run):
@@ -235,6 +248,13 @@ def test_cli_query_and_run(first_run, tmp_path):
     res = subprocess.run(exe + ["run", "--config", str(cfg), "-q"], capture_output=True, text=True, env=env)
     assert res.returncode == 0, res.stderr
     assert "committed" in res.stdout and any((tmp_path / "wh2" / "_log").glob("*.json"))
+    stage = r"[\d.]+ s \(CPU [\d.]+ s( \+ [\d.]+ s in workers)?\), \d+ MB"
+    assert re.search(rf"stages +feeds {stage}; pages {stage}; commit {stage}\n", res.stdout), res.stdout
+    # --json carries the same figures: a second run (every feed answers 304) still meters its stages
+    res = subprocess.run(exe + ["run", "--config", str(cfg), "-q", "--json"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["new_items"] == 0 and [s["stage"] for s in out["stages"]][:3] == ["feeds", "pages", "commit"]
 
 
 @pytest.mark.parametrize("precleaned", [True, False])
