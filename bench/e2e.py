@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import loopweb  # noqa: E402
-from runproc import figure, run_newsingest  # noqa: E402
+from runproc import figure, run_newsingest, stage_table  # noqa: E402
 
 RATIO_GOAL = 1.5
 RSS_GOAL_MB = 1500.0
@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  stored                    {stored} articles, {with_text} with text, {s.get('duplicates')} duplicates; "
               f"run's own elapsed_s {s.get('elapsed_s')}")
         print(f"  floor pages with text     {floor_ok}")
+        if s.get("stages"):
+            print("\n" + stage_table({"ours": s["stages"]}))
         result = {"pages": pages, "hosts": args.hosts, "feeds": len(feeds), "page_kb": round(size / pages / 1e3, 1),
                   "floor_wall_s": round(floor_wall, 2), "floor_cpu_s": round(floor_cpu, 2),
                   "floor_pages_per_s": round(floor_rate, 1),
@@ -168,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
                   "tree_peak_rss_mb": round(run.tree_peak_mb), "max_rss_mb": round(run.max_rss_mb),
                   "server_cpu_s": round(server_cpu, 2), "main_cpu_s": round(run.main_cpu_s, 2),
                   "single_core_tail_s": tail_s, "cores_busy": [round(b, 2) for b in busy],
-                  "stored": counts}
+                  "stored": counts, "stages": s.get("stages")}
         if args.json_out:
             Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.json_out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

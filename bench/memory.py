@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import loopweb  # noqa: E402
-from runproc import figure, run_newsingest  # noqa: E402
+from runproc import figure, run_newsingest, stage_table  # noqa: E402
 
 GROWTH_GOAL = 1.5
 MAIN_GOAL_MB = 600.0
@@ -72,7 +72,8 @@ def one_size(work: Path, pages: int, hosts: int, timeout_s: float, chunk_rows: i
     assert written == pages, f"the run stored {written} articles of {pages} pages"
     out = {"pages": pages, "wall_s": round(run.wall_s, 1), "main_peak_mb": round(run.main_peak_mb, 1),
            "main_maxrss_mb": round(run.max_rss_mb, 1), "tree_peak_mb": round(run.tree_peak_mb, 1),
-           "articles_ok": run.summary.get("articles_ok"), "duplicates": run.summary.get("duplicates")}
+           "articles_ok": run.summary.get("articles_ok"), "duplicates": run.summary.get("duplicates"),
+           "stages": run.summary.get("stages") or []}
     print(f"  {pages:>7} pages: wall {run.wall_s:6.1f} s, main process peak {run.main_peak_mb:6.0f} MB "
           f"(ru_maxrss {run.max_rss_mb:.0f} MB), process tree peak {run.tree_peak_mb:6.0f} MB", flush=True)
     return out
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     growth = big["main_peak_mb"] / small["main_peak_mb"]
     tree_growth = big["tree_peak_mb"] / small["tree_peak_mb"]
     per_article_kb = (big["main_peak_mb"] - small["main_peak_mb"]) * 1024 / (big["pages"] - small["pages"])
+    if small["stages"] and big["stages"]:  # where the memory grows, stage by stage
+        print("\n" + stage_table({f"{r['pages']:,} pages": r["stages"] for r in results}))
     print(f"\n  main process: x{growth:.2f} for x{big['pages'] / small['pages']:.0f} pages "
           f"({per_article_kb:.1f} KB per extra article); process tree: x{tree_growth:.2f}")
     if args.json_out:

@@ -112,6 +112,29 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
                 summary=summary)
 
 
+def stage_table(columns: dict[str, list[dict[str, Any]]]) -> str:
+    """The run summaries' stages (pipeline.metering) as a table: wall s, CPU s of the main process and of its
+    workers, and the main process's peak MB, per stage, one column group per run (`columns`: heading -> that
+    run's `stages`)."""
+    names = list(dict.fromkeys(s["stage"] for stages in columns.values() for s in stages))
+    width = 36
+    head = "".join(f"{h:>{width}}" for h in columns)
+    sub = "".join(f"{'wall s':>9}{'CPU s':>9}{'workers':>9}{'peak MB':>9}" for _ in columns)
+    lines = [f"  {'stage (main process)':<20}{head}", f"  {'':<20}{sub}"]
+    for name in names:
+        cells = ""
+        for stages in columns.values():
+            s = next((s for s in stages if s["stage"] == name), None)
+            if s is None:
+                cells += " " * width
+                continue
+            workers, peak = s.get("children_cpu_s"), s.get("peak_rss_mb")
+            cells += (f"{s['elapsed_s']:>9.2f}{s['cpu_s']:>9.2f}{'' if workers is None else f'{workers:.2f}':>9}"
+                      f"{'' if peak is None else f'{peak:.0f}':>9}")
+        lines.append(f"  {('  ' if '/' in name else '') + name:<20}{cells}")
+    return "\n".join(lines)
+
+
 def figure(name: str, value: float, goal: float, higher_is_better: bool) -> str:
     """The line bench/run_all.py reads."""
     ok = value >= goal if higher_is_better else value < goal
