@@ -46,8 +46,11 @@ def _child_pids() -> set[int]:
     """This process's live children (each thread's list: a pool's workers are started by a thread)."""
     pids: set[int] = set()
     for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/children") as f:
-            pids.update(int(p) for p in f.read().split())
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                pids.update(int(p) for p in f.read().split())
+        except FileNotFoundError:  # the thread ended since the listing (a pool's or an executor's)
+            continue
     return pids
 
 
