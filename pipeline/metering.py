@@ -5,13 +5,14 @@ commit's dedup index) without attaching a profiler; Scrapy's stats (`memusage/ma
 timings answer the same question. Each stage records:
 
 - `elapsed_s`: wall-clock seconds;
-- `cpu_s`: CPU seconds of this process, all its threads (not the extraction workers: they are other
-  processes, measured by the benchmarks from outside);
+- `cpu_s`: CPU seconds of this process, all its threads (the extraction workers are other processes:
+  `children_cpu_s`);
 - `children_cpu_s`: CPU seconds of this process's child processes in the stage (the extraction pool's
   workers: read from /proc for the live ones, from the kernel's account of the ended ones; None where
   /proc is absent);
 - `peak_rss_mb`: the largest resident set of this process seen during the stage, sampled by a daemon
-  thread every `sample_every_s` and at the stage's start and end (None where /proc is absent).
+  thread every `sample_every_s` (of the meter whose stage started it) and at the stage's start and end
+  (None where /proc is absent).
 
 Stages nest ("commit" holds "commit/dedup"): a sample counts for every stage open in the process at the
 time, whichever meter opened it. The sampler reads one /proc file per sample (~10 us: 20 samples a
