@@ -19,10 +19,11 @@ outlet per host (a port of 127.0.0.1: politeness is per host and port), each wit
     `per_host_concurrency: 8`): the default one request per second per host is a throttle by design and
     would be all this measured.
 
-Also printed: our CPU split between the main process (feeds, fetching, the commit) and the extraction
-workers, the seconds at the end of the run with one core busy, and our CPU per page against the floor's
-(at the goal's ratio, on 2 cores, ours may take at most 2 / 1.5 = 1.33 times the floor's, and that only
-with both cores busy throughout).
+Also printed: the run's stage table (pipeline.metering: wall, CPU, workers' CPU and peak memory of each
+stage), our CPU split between the main process (feeds, fetching, the commit) and the extraction workers,
+the seconds at the end of the run with one core busy, and our CPU per page against the floor's (at the
+goal's ratio, on 2 cores, ours may take at most 2 / 1.5 = 1.33 times the floor's, and that only with both
+cores busy throughout).
 
 Figures (bench/run_all.py reads the FIGURE lines):
   e2e_ratio_vs_trafilatura  pages/s ours / pages/s floor, higher is better, goal >= 1.5

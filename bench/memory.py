@@ -7,7 +7,8 @@
 Issue 8 asks for "memory flat over a 100k-article run": a run's memory must not grow with the number of
 new articles it stores. Each size gets a fresh web (bench/loopweb.py) and a fresh warehouse; the run is a
 subprocess (bench/runproc.py samples /proc every 20 ms): the peak RSS of the main process (which fetches,
-cleans, deduplicates and writes) and of the whole process tree (plus the extraction workers).
+cleans, deduplicates and writes) and of the whole process tree (plus the extraction workers). The runs'
+stage tables (pipeline.metering), side by side, show which stage's memory grows with the run.
 
 Figures (bench/run_all.py reads the FIGURE lines):
   memory_main_peak_mb_<n>     peak RSS of the main process at the larger size, lower is better
