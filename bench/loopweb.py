@@ -342,13 +342,11 @@ class Server:
         return self
 
     def cpu_s(self) -> float:
+        from pipeline.metering import cpu_of
+
         assert self.proc is not None
-        try:
-            with open(f"/proc/{self.proc.pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            return float("nan")
+        cpu = cpu_of(self.proc.pid)
+        return float("nan") if cpu is None else cpu
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.metering import cpu_of
 from pipeline.testing.harness import descendant_pids
 
 ROOT = Path(__file__).resolve().parents[1]
-_TCK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -34,20 +34,18 @@ class Proc:
     summary: dict[str, Any] | None = None
 
 
-def _rss_and_ticks(pid: int) -> tuple[int, int]:
-    rss = ticks = 0
+def _rss_and_cpu(pid: int) -> tuple[int, float]:
+    """(VmRSS in KB, CPU seconds) of a process, (0, 0.0) where it is gone."""
+    rss = 0
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
                     rss = int(line.split()[1])
                     break
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])
     except (OSError, ValueError, IndexError):
         pass
-    return rss, ticks
+    return rss, cpu_of(pid) or 0.0
 
 
 def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -> Proc:
@@ -55,7 +53,7 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
     env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSINGEST_LOG_FORMAT="json")
     peak = [0]
     main_peak = [0]
-    main_ticks = [0]
+    main_cpu = [0.0]
     busy: list[float] = []
     done = threading.Event()
     t0 = time.monotonic()
@@ -64,22 +62,22 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
                                 env=env, cwd=ROOT)
 
         def sample() -> None:
-            last_t, last_ticks, seen = time.monotonic(), 0, {}
+            last_t, last_cpu, seen = time.monotonic(), 0.0, {}
             while not done.is_set():
                 rss_sum = 0
                 for p in descendant_pids(proc.pid):
-                    rss, ticks = _rss_and_ticks(p)
+                    rss, cpu = _rss_and_cpu(p)
                     rss_sum += rss
                     if p == proc.pid:
                         main_peak[0] = max(main_peak[0], rss)
-                        main_ticks[0] = max(main_ticks[0], ticks)
-                    seen[p] = max(seen.get(p, 0), ticks)  # ticks of exited workers stay counted
+                        main_cpu[0] = max(main_cpu[0], cpu)
+                    seen[p] = max(seen.get(p, 0.0), cpu)  # the CPU of exited workers stays counted
                 peak[0] = max(peak[0], rss_sum)
                 now = time.monotonic()
                 if now - last_t >= 0.5:
                     total = sum(seen.values())
-                    busy.append((total - last_ticks) / _TCK / (now - last_t))
-                    last_t, last_ticks = now, total
+                    busy.append((total - last_cpu) / (now - last_t))
+                    last_t, last_cpu = now, total
                 done.wait(0.02)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -108,7 +106,7 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
                 pass
     return Proc(rc=os.waitstatus_to_exitcode(status), wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
                 max_rss_mb=usage.ru_maxrss / 1024, tree_peak_mb=peak[0] / 1024,
-                main_peak_mb=main_peak[0] / 1024, main_cpu_s=main_ticks[0] / _TCK, cores_busy=busy, output=text,
+                main_peak_mb=main_peak[0] / 1024, main_cpu_s=main_cpu[0], cores_busy=busy, output=text,
                 summary=summary)
 
 

@@ -55,14 +55,15 @@ def _child_pids() -> set[int]:
     return pids
 
 
-def _cpu_of(pid: int) -> float:
-    """CPU seconds (user + system) of a process so far, 0 where it is gone."""
+def cpu_of(pid: int) -> float | None:
+    """CPU seconds (user + system) of process `pid` so far, from /proc (None where it is gone or there is
+    no /proc)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) * _TICK_S
     except (OSError, ValueError, IndexError):
-        return 0.0
+        return None
 
 
 def children_cpu() -> dict[int, float] | None:
@@ -76,7 +77,7 @@ def children_cpu() -> dict[int, float] | None:
     import resource
 
     ended = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = {pid: _cpu_of(pid) for pid in pids}
+    out = {pid: cpu_of(pid) or 0.0 for pid in pids}
     out[-1] = ended.ru_utime + ended.ru_stime
     return out
 
@@ -90,10 +91,10 @@ def children_cpu_between(start: dict[int, float] | None, end: dict[int, float] |
 
 
 class _Open:
-    __slots__ = ("children0", "cpu0", "name", "peak", "t0")
+    __slots__ = ("children0", "cpu0", "peak", "t0")
 
-    def __init__(self, name: str, peak: float | None) -> None:
-        self.name, self.peak = name, peak
+    def __init__(self, peak: float | None) -> None:
+        self.peak = peak
         self.t0, self.cpu0 = time.monotonic(), time.process_time()
         self.children0 = children_cpu()
 
@@ -134,7 +135,7 @@ class StageMeter:
     def stage(self, name: str) -> Iterator[None]:
         """Measure the block as stage `name` (recorded when it ends, by an exception too)."""
         global _sampler
-        st = _Open(name, rss_mb())
+        st = _Open(rss_mb())
         with _lock:
             _open.append(st)
             if _sampler is None:
