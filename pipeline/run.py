@@ -1766,8 +1766,7 @@ class StreamedArticles:
 def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                      linkless: Sequence[PageTask], state: dict[str, Any], run_id: str, now: datetime,
                      summary: RunSummary, work: Path, chunk: int, pool: Executor | None = None,
-                     release_pool: bool = False, release_pages: bool = False,
-                     meter: StageMeter | None = None) -> StreamedArticles:
+                     release_pool: bool = False, release_pages: bool = False) -> StreamedArticles:
     """`build_articles` then `assign_clusters`, with the same rows, templates and clusters, in bounded memory.
 
     Pass 1 learns the site templates in their order (site by site, pages in page order), from the probes of
@@ -1777,8 +1776,8 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     fingerprints to the dedup index in the global order of `assign_clusters`.
     `pool`: a process pool for pass 2's cleaning and fingerprints, shut down after it with `release_pool`.
     `release_pages`: the pages' spool is released after pass 2, before the dedup index grows (the caller
-    hands them over). `meter`: records passes 1-2 as stage "commit/rows" and pass 3 as "commit/dedup"."""
-    meter = meter or StageMeter()
+    hands them over). Passes 1-2 are the summary's stage "commit/rows", pass 3 its "commit/dedup"."""
+    meter = StageMeter(summary.stages)
     rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
     ids = array.array("Q")
 
@@ -2107,7 +2106,7 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     meter = StageMeter(summary.stages)
     try:
         arts = _stream_articles(config, wh, pages, linkless, state, run_id, now, summary, work, chunk, pool,
-                                release_pool, release_pages, meter)
+                                release_pool, release_pages)
         _malloc.trim()  # the index is gone: its pages go back before the article files are written
         with meter.stage("commit/files"):
             log_rows = fetch_log_table([log_rows, linkless_log_rows(linkless, run_id, now)])
