@@ -108,7 +108,8 @@ class FeedOutcome:
     new_items: int | None = None  # items never seen before, when the caller knows better than the commit
     # Set by `digest_items` (then `items` is empty): what the commit reads of the items besides the pages
     item_count: int | None = None
-    item_times: tuple[datetime, ...] | None = None
+    # their publication times, microseconds since the epoch (a datetime object each outlived the items)
+    item_times: array.array | None = None
 
     @property
     def n_items(self) -> int:
@@ -116,7 +117,7 @@ class FeedOutcome:
 
     def published_times(self) -> tuple[datetime, ...]:
         if self.item_times is not None:
-            return self.item_times
+            return tuple(_EPOCH_UTC + timedelta(microseconds=us) for us in self.item_times)
         return tuple(i.published_at for i in self.items if i.published_at)
 
     def digest_items(self, seen: np.ndarray, pending: dict[str, Any]) -> None:
@@ -124,7 +125,7 @@ class FeedOutcome:
         publication times) and drop them: once a run has taken its tasks from them, ~1.8 KB an item."""
         if self.new_items is None:
             self.new_items = count_new_items(self.items, seen, pending)
-        self.item_times = self.published_times()
+        self.item_times = array.array("q", (_utc_us(t) for t in self.published_times()))
         self.item_count = self.n_items
         self.items = []
 
@@ -303,7 +304,7 @@ class _LogSink:
     bytes a row where a dict costs ~800): a run of 100,000 pages held 80 MB of row dicts until its commit.
     `amend` finds only rows not yet compacted: it is for the feeds' sink, which does not compact."""
 
-    def __init__(self, rows: list[dict[str, Any]], source_of: dict[str, str], *, run_id: str = "",
+    def __init__(self, rows: list[dict[str, Any]], source_of: Any, *, run_id: str = "",
                  compact_at: int = 0) -> None:
         self.rows = rows
         self.source_of = source_of
@@ -389,6 +390,16 @@ def id_to_u64(article_id: str) -> int:
     return int(article_id, 16)
 
 
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _utc_us(t: datetime) -> int:
+    """Microseconds since the epoch (a naive time is taken as UTC)."""
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=UTC)
+    return (t - _EPOCH_UTC) // timedelta(microseconds=1)
+
+
 def select_pages(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str, Any], now: datetime,
                  ) -> tuple[list[PageTask], list[PageTask], dict[str, int]]:
     """New items to fetch (and items without a usable link, stored as such), plus due retries.
@@ -416,7 +427,7 @@ class PageSelector:
         self.counts = {"items": 0, "already_seen": 0, "pending_not_due": 0, "same_in_run": 0}
         # article id -> (rank of the feed it was taken from, where its task is: i in `fetch`, -1 - i in
         # `linkless`, None for a retry not yet due)
-        self._taken: dict[str, tuple[int, int | None]] = {}
+        self._taken = _TakenIds()
 
     def add(self, items: Iterable[FeedItem], rank: int = 0, first_seen_at: datetime | None = None) -> None:
         """The items of one feed. `first_seen_at`: its poll time, for the tasks of new items."""
@@ -427,7 +438,7 @@ class PageSelector:
             if held is not None:
                 self.counts["same_in_run"] += 1
                 if held[0] > rank and held[1] is not None:  # a feed ranked before the one it came from
-                    self._taken[aid] = (rank, held[1])
+                    self._taken.set(aid, rank, held[1])
                     task = self._task(aid, item, first_seen_at)
                     if held[1] >= 0:
                         self.fetch[held[1]] = task
@@ -440,15 +451,16 @@ class PageSelector:
             p = self.pending.get(aid)
             if p is not None and _dt(p.get("next_attempt_at")) and _dt(p["next_attempt_at"]) > self.now:
                 self.counts["pending_not_due"] += 1
-                self._taken[aid] = (rank, None)
+                self._taken.set(aid, rank, None)
                 continue
             task = self._task(aid, item, first_seen_at)
             if item.url:
-                self._taken[aid] = (rank, len(self.fetch))
+                self._taken.set(aid, rank, len(self.fetch))
                 self.fetch.append(task)
             else:
-                self._taken[aid] = (rank, -1 - len(self.linkless))
+                self._taken.set(aid, rank, -1 - len(self.linkless))
                 self.linkless.append(task)
+        self._taken.settle()
 
     def _task(self, aid: str, item: FeedItem, first_seen_at: datetime | None) -> PageTask:
         p = self.pending.get(aid)
@@ -469,22 +481,171 @@ class PageSelector:
                 item = _record_from_dict(FeedItem, p["item"])
                 first_seen = _dt(p.get("first_seen_at")) or (polled_at or {}).get(item.source)
                 self.fetch.append(PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=first_seen))
-                self._taken[aid] = (-1, None)
-        self._taken = {}  # done: ~100 bytes an article
+                self._taken.set(aid, -1, None)
+        self._taken = _TakenIds()  # done
         self.counts["to_fetch"] = len(self.fetch)
-        return self.fetch, self.linkless, self.counts
+        fetch, self.fetch = self.fetch, []  # the caller's now: a run frees a spool once done with it
+        return fetch, self.linkless, self.counts
+
+
+class StringColumn(Sequence[str | None]):
+    """Optional strings end to end in one buffer, UTF-8, with an offset each: ~the string's length a string,
+    where a str object costs ~50 bytes more and a list slot 8. What a run keeps of every article (its URL,
+    its id) outlives the feed items and pages it came from: as objects, scattered among theirs, those
+    survivors kept the interpreter's small-object arenas from being freed (a 10,000-page run's heap grew
+    by ~1 KB an article). Setting a value appends it (the old bytes stay: a run replaces few)."""
+
+    def __init__(self, values: Iterable[str | None] = ()) -> None:
+        self._buf = bytearray()
+        self._start = array.array("q")  # where each value begins in `_buf`, -1: None
+        self._end = array.array("q")
+        for v in values:
+            self.append(v)
+
+    def __len__(self) -> int:
+        return len(self._start)
+
+    def _put(self, value: str | None) -> tuple[int, int]:
+        if value is None:
+            return -1, -1
+        start = len(self._buf)
+        self._buf += value.encode("utf-8", "surrogatepass")
+        return start, len(self._buf)
+
+    def append(self, value: str | None) -> None:
+        start, end = self._put(value)
+        self._start.append(start)
+        self._end.append(end)
+
+    def __setitem__(self, i: int, value: str | None) -> None:
+        self._start[i], self._end[i] = self._put(value)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        start = self._start[i]
+        return None if start < 0 else self._buf[start:self._end[i]].decode("utf-8", "surrogatepass")
+
+    def __iter__(self) -> Iterator[str | None]:
+        return (self[i] for i in range(len(self)))
+
+
+class ArticleIdColumn(Sequence[str]):
+    """Article ids, 8 bytes each: an id of 16 lowercase hex digits (every id `article_id_for` makes) as its
+    number, any other in a dict beside (see StringColumn for why not a list of strings)."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        self._ids = array.array("Q")
+        self._other: dict[int, str] = {}
+        for v in values:
+            self.append(v)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def append(self, article_id: str) -> None:
+        number = _hex_id(article_id)
+        if number is None:
+            self._other[len(self._ids)] = article_id
+            number = 0
+        self._ids.append(number)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(len(self))[i]]
+        if i < 0:
+            i += len(self._ids)
+        other = self._other.get(i) if self._other else None
+        return other if other is not None else f"{self._ids[i]:016x}"
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[i] for i in range(len(self)))
+
+
+def _hex_id(article_id: str) -> int | None:
+    """The number of a 16-lowercase-hex-digit id, else None."""
+    if len(article_id) != 16:
+        return None
+    try:
+        number = int(article_id, 16)
+    except ValueError:
+        return None
+    return number if f"{number:016x}" == article_id else None
+
+
+_NO_TASK = np.iinfo(np.int64).min  # `where` of a taken id with no task (a retry not yet due)
+
+
+class _TakenIds:
+    """PageSelector's article id -> (rank, where), in sorted numpy columns (20 bytes an id) and a dict of
+    one feed's additions, which `settle` merges into them: a dict of every article of a run, ~100 bytes an
+    article as objects, outlived the feed items they were made among (see StringColumn)."""
+
+    def __init__(self) -> None:
+        self._ids = np.zeros(0, dtype=np.uint64)
+        self._rank = np.zeros(0, dtype=np.int32)
+        self._where = np.zeros(0, dtype=np.int64)
+        self._new: dict[int | str, tuple[int, int]] = {}
+        self._other: dict[str, tuple[int, int]] = {}  # ids that are no 16-hex-digit number
+
+    def _pos(self, number: int) -> int:
+        i = int(np.searchsorted(self._ids, np.uint64(number)))
+        return i if i < self._ids.size and int(self._ids[i]) == number else -1
+
+    def get(self, article_id: str) -> tuple[int, int | None] | None:
+        number = _hex_id(article_id)
+        if number is None:
+            held = self._other.get(article_id)
+        else:
+            held = self._new.get(number)
+            if held is None:
+                i = self._pos(number)
+                held = None if i < 0 else (int(self._rank[i]), int(self._where[i]))
+        if held is None:
+            return None
+        return held[0], None if held[1] == _NO_TASK else held[1]
+
+    def __contains__(self, article_id: str) -> bool:
+        return self.get(article_id) is not None
+
+    def set(self, article_id: str, rank: int, where: int | None) -> None:
+        value = (rank, _NO_TASK if where is None else where)
+        number = _hex_id(article_id)
+        if number is None:
+            self._other[article_id] = value
+            return
+        i = -1 if number in self._new else self._pos(number)
+        if i >= 0:
+            self._rank[i], self._where[i] = value
+        else:
+            self._new[number] = value
+
+    def settle(self) -> None:
+        """Merge the additions into the sorted columns (once a feed: a copy of the columns each time)."""
+        if not self._new:
+            return
+        ids = np.fromiter(self._new, dtype=np.uint64, count=len(self._new))
+        values = np.array(list(self._new.values()), dtype=np.int64).reshape(-1, 2)
+        self._new = {}
+        order = np.argsort(ids)
+        ids, values = ids[order], values[order]
+        at = np.searchsorted(self._ids, ids)
+        self._ids = np.insert(self._ids, at, ids)
+        self._rank = np.insert(self._rank, at, values[:, 0].astype(np.int32))
+        self._where = np.insert(self._where, at, values[:, 1])
 
 
 class TaskSpool(Sequence[PageTask]):
     """Page tasks pickled to an unnamed temporary file in `directory`, each read back when asked for, with
     what the fetch needs of every task at once kept in memory: its URL and source. A big run's feed items
-    cost ~1.8 KB each as objects (title, summary, links, tags); here ~150 bytes."""
+    cost ~1.8 KB each as objects (title, summary, links, tags); here ~100 bytes (the URL's, in a
+    StringColumn, and a pointer to its source's one string)."""
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._pickles: Any = None  # dedup.ArrayStore, made at the first task (a run of 304s imports no dedup)
         self._at = array.array("q")  # the pickle of each task (a replaced task's is a new one)
-        self.urls: list[str | None] = []
+        self.urls = StringColumn()
         self.sources: list[str] = []
         self._names: dict[str, str] = {}  # one string per source
 
@@ -519,7 +680,29 @@ class TaskSpool(Sequence[PageTask]):
             self._pickles.close()
 
 
-def _task_urls(tasks: Sequence[PageTask]) -> list[str | None]:
+class _SourceOfUrl:
+    """`source_of` of a TaskSpool's tasks for the fetch log (`.get(url)`), without a dict of every URL: the
+    URLs' hashes sorted, each with its task, whose URL is compared (a hash shared by chance finds the right one)."""
+
+    def __init__(self, tasks: TaskSpool) -> None:
+        hashes = np.fromiter((hash(u) if u else 0 for u in tasks.urls), dtype=np.int64, count=len(tasks))
+        self._order = np.argsort(hashes, kind="stable")
+        self._hashes = hashes[self._order]
+        self._tasks = tasks
+
+    def get(self, url: str | None) -> str | None:
+        if not url:
+            return None
+        h = hash(url)
+        lo = int(np.searchsorted(self._hashes, h, side="left"))
+        for k in range(lo, int(np.searchsorted(self._hashes, h, side="right"))):
+            i = int(self._order[k])
+            if self._tasks.urls[i] == url:
+                return self._tasks.sources[i]
+        return None
+
+
+def _task_urls(tasks: Sequence[PageTask]) -> Sequence[str | None]:
     return tasks.urls if isinstance(tasks, TaskSpool) else [t.item.url for t in tasks]
 
 
@@ -610,7 +793,7 @@ class PageSpool:
             from pipeline.dedup import ArrayStore
 
             self._pickles = ArrayStore(np.uint8, directory)
-        self.article_ids: list[str] = []
+        self.article_ids = ArticleIdColumn()
         self.sites: list[str] = []
         self.text_files: list[Path | None] = []
         self.precleaned = bytearray()  # 1: the page has a Precleaned
@@ -697,9 +880,11 @@ class PageList(Sequence[PageOutcome]):
     """Some pages of a PageSpool in a given order: each page is read when it is asked for; its article id,
     site and text spool without reading it."""
 
-    def __init__(self, spool: PageSpool, index: Sequence[int]) -> None:
+    def __init__(self, spool: PageSpool, index: Sequence[int] | np.ndarray) -> None:
         self.spool = spool
-        self.index = list(index)
+        # 8 bytes a page, not an int object each
+        self.index = (array.array("q", np.ascontiguousarray(index, dtype=np.int64).tobytes())
+                      if isinstance(index, np.ndarray) else array.array("q", index))
 
     @classmethod
     def of(cls, pages: Sequence[PageOutcome]) -> PageList:
@@ -966,19 +1151,20 @@ def _pages_in_flight(config: Config) -> int:
     return max(64, 4 * config.fetch.concurrency)
 
 
-def _interleave_hosts(tasks: Sequence[PageTask]) -> list[int]:
+def _interleave_hosts(tasks: Sequence[PageTask]) -> np.ndarray:
     """Indices of `tasks`, one host after the other in turn (round robin, hosts in order of first
     appearance, each host's pages in their order)."""
     from pipeline.fetch.client import host_key
 
     host_order: dict[str, int] = {}
     taken: dict[str, int] = defaultdict(int)
-    keys = []
+    turn = np.empty(len(tasks), dtype=np.int64)  # the task's rank among its host's
+    host = np.empty(len(tasks), dtype=np.int64)
     for i, url in enumerate(_task_urls(tasks)):
-        host = host_key(url or "")
-        keys.append((taken[host], host_order.setdefault(host, len(host_order)), i))
-        taken[host] += 1
-    return [i for _, _, i in sorted(keys)]
+        key = host_key(url or "")
+        turn[i], host[i] = taken[key], host_order.setdefault(key, len(host_order))
+        taken[key] += 1
+    return np.lexsort((host, turn))  # by turn, then host; ties (none) in task order
 
 
 async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: RawPageWriter,
@@ -1026,15 +1212,16 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
             # in turn: memory stays flat however many pages a run has, and no host waits behind another's
             # queue (each host's own slots and delay are still the Fetcher's).
             pages = spool if spool is not None else PageSpool()
-            at = [-1] * len(tasks)  # where each task's page is in the spool
-            order = iter(_interleave_hosts(tasks))
+            at = array.array("q", [-1]) * len(tasks)  # where each task's page is in the spool
+            order = iter(_interleave_hosts(tasks).tolist())
 
             async def runner() -> None:
                 for i in order:  # one iterator shared by every runner: each page is taken once
                     at[i] = pages.append(await one(tasks[i]))
 
             await asyncio.gather(*(runner() for _ in range(min(len(tasks), _pages_in_flight(config)))))
-            return PageList(pages, [j for j in at if j >= 0])
+            done = np.frombuffer(at, dtype=np.int64)
+            return PageList(pages, done[done >= 0])
     finally:
         if pool is not None and pool is not given_pool:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -1059,7 +1246,8 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
         cache_dir = staging.parent.parent / "_cache"
     raw = RawPageWriter(staging / f"raw-{batch_key}.parquet", run_id)
     texts = TextSpool(staging / f"texts-{batch_key}.parquet")
-    source_of = {u: s for u, s in zip(_task_urls(tasks), _task_sources(tasks), strict=True) if u}
+    source_of: Any = (_SourceOfUrl(tasks) if isinstance(tasks, TaskSpool) else
+                      {u: s for u, s in zip(_task_urls(tasks), _task_sources(tasks), strict=True) if u})
     sink = _LogSink([], source_of, run_id=run_id,
                     compact_at=_LOG_COMPACT_ROWS)
     try:
@@ -1078,7 +1266,7 @@ def save_feed_stage(path: Path, outcomes: list[FeedOutcome], log_rows: list[dict
     atomic_write_json(path, {
         "feeds": [{**{k: v for k, v in asdict(o).items() if k not in ("items", "item_times")},
                    "items": [_record_to_dict(i) for i in o.items],
-                   "item_times": None if o.item_times is None else [t.isoformat() for t in o.item_times]}
+                   "item_times": None if o.item_times is None else [t.isoformat() for t in o.published_times()]}
                   for o in outcomes],
         "log": log_rows,
     })
@@ -1091,7 +1279,7 @@ def load_feed_stage(path: Path) -> tuple[list[FeedOutcome], list[dict[str, Any]]
         items = [_record_from_dict(FeedItem, i) for i in d.pop("items")]
         d["polled_at"] = _dt(d.get("polled_at"))
         if d.get("item_times") is not None:
-            d["item_times"] = tuple(_dt(t) for t in d["item_times"])
+            d["item_times"] = array.array("q", (_utc_us(_dt(t)) for t in d["item_times"]))
         outcomes.append(FeedOutcome(**d, items=items))
     for row in data["log"]:
         row["started_at"] = _dt(row.get("started_at"))

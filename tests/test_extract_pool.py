@@ -52,7 +52,7 @@ def test_pages_are_taken_from_the_hosts_in_turn():
     assert [urls[i] for i in order] == [
         "http://a/1", "http://b:81/1", "http://c/1", "http://a/2", "http://b:81/2", "http://a/3", "http://A/4",
     ]  # fmt: skip
-    assert _interleave_hosts([]) == []
+    assert _interleave_hosts([]).tolist() == []
 
 
 def _page(n: int) -> str:
