@@ -60,6 +60,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from pipeline.columns import HexColumn, HexIndex
+
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
@@ -1255,10 +1257,12 @@ class DedupIndex:
         self._reset()
 
     def _reset(self) -> None:
-        self._ids: list[str] = []
-        self._cluster: list[str] = []
-        self._hash: list[str] = []
-        self._source: list[str | None] = []
+        # ids and content hashes as their bytes (pipeline.columns): as strings in lists and dicts they cost
+        # ~230 bytes a document, the most after the postings
+        self._ids = HexColumn(8)
+        self._cluster = HexColumn(8)  # a cluster is named after its first document
+        self._hash = HexColumn(16)
+        self._source: list[str | None] = []  # one string per source
         # numbers in arrays: a Python int per document and column cost ~36 bytes
         self._src = array.array("Q")  # _source_key of the source
         self._seen = array.array("q")  # first seen, microseconds since the epoch
@@ -1268,8 +1272,8 @@ class DedupIndex:
         self._mh = ArrayStore(np.uint32, self._spill_to)
         self._sample = ArrayStore(np.uint64, self._spill_to)
         self._match: list[DedupMatch | None] = []
-        self._by_id: dict[str, int] = {}
-        self._by_hash: dict[str, int] = {}
+        self._by_id = HexIndex(self._ids)
+        self._by_hash = HexIndex(self._hash)  # content hash -> its first document
         tu = self.tuning
         # sampled shingle -> documents, by the high 32 bits of the shingle's hash (8 bytes an entry, not 12): a
         # key shared by chance only adds a candidate, which the comparison of the full samples then refuses
@@ -1292,7 +1296,7 @@ class DedupIndex:
         self._sample.close()
 
     def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._by_id
+        return isinstance(doc_id, str) and self._by_id.get(doc_id) is not None
 
     def cluster_of(self, doc_id: str) -> str | None:
         """Cluster id of an indexed document (None when it is not in the window)."""
@@ -1499,9 +1503,9 @@ class DedupIndex:
         self._sample.append(sample)
         # a document starting its cluster is told by its id (see _existing): no object kept per document
         self._match.append(None if match.duplicate_of is None and match.cluster_id == doc_id else match)
-        self._by_id[doc_id] = slot
+        self._by_id.add(doc_id, slot)
         if fp.n_tokens:
-            self._by_hash.setdefault(fp.content_hash, slot)
+            self._by_hash.add(fp.content_hash, slot)
         self._count_cluster_keys(match.cluster_id, doc_id, sample, src)
         if near:
             self._index_slot(slot, sample, fp.minhash)
@@ -1560,7 +1564,7 @@ class DedupIndex:
         """Rebuild every structure from the documents at ``keep`` (prune, load)."""
         cols = (self._ids, self._cluster, self._hash, self._source, self._src, self._seen, self._ntok, self._mh,
                 self._sample, self._match)  # fmt: skip
-        kept = [col.take(keep) if isinstance(col, ArrayStore) else
+        kept = [col.take(keep) if isinstance(col, ArrayStore | HexColumn) else
                 array.array(col.typecode, [col[i] for i in keep]) if isinstance(col, array.array) else
                 [col[i] for i in keep] for col in cols]  # fmt: skip
         multi = {new for new, old in enumerate(keep) if old in self._multi}
@@ -1573,19 +1577,17 @@ class DedupIndex:
         self._rebuild()
 
     def _rebuild(self) -> None:
-        self._by_id = {doc_id: slot for slot, doc_id in enumerate(self._ids)}
-        by_hash = self._by_hash
-        for slot, (h, n) in enumerate(zip(self._hash, self._ntok, strict=True)):
-            if n:
-                by_hash.setdefault(h, slot)
+        self._by_id = HexIndex(self._ids)
+        self._by_id.build()
+        self._by_hash = HexIndex(self._hash)
+        self._by_hash.build(np.flatnonzero(np.frombuffer(self._ntok, dtype=np.int64)))  # documents with words
         self._build_postings()
         if not self._ids:
             return
         # clusters per key, counted once per cluster (and once per cluster and source)
         lens = self._sample.sizes()
         keys = self._sample.concat()
-        cluster_no: dict[str, int] = {}
-        cl = np.array([cluster_no.setdefault(c, len(cluster_no)) for c in self._cluster], dtype=np.int64)
+        cl, names = self._cluster_numbers()
         owner = np.repeat(np.arange(len(self._ids)), lens)
         entry_cl = cl[owner]
         order = np.lexsort((keys, entry_cl))
@@ -1603,14 +1605,23 @@ class DedupIndex:
             f[1:] = (sk[1:] != sk[:-1]) | (sc[1:] != sc[:-1])
             self._sketch.add(sk[f])
         # sorted key unions of clusters with several members
-        sizes = np.bincount(cl, minlength=len(cluster_no))
+        sizes = np.bincount(cl)
         multi = sizes[oc] > 1
         uk, uc = ok[first & multi], oc[first & multi]
-        names = list(cluster_no)
         bounds = np.flatnonzero(np.diff(uc)) + 1
         for part_k, part_c in zip(np.split(uk, bounds), np.split(uc, bounds), strict=True):
             if part_k.size:
-                self._union[names[int(part_c[0])]] = part_k
+                self._union[names(int(part_c[0]))] = part_k
+
+    def _cluster_numbers(self) -> tuple[np.ndarray, Any]:
+        """(each document's cluster as a number 0..k-1, the cluster id of a number)."""
+        clusters = self._cluster
+        if clusters._other:  # a cluster id that is no 16-hex-digit id: numbered by its string
+            cluster_no: dict[str, int] = {}
+            cl = np.array([cluster_no.setdefault(c, len(cluster_no)) for c in clusters], dtype=np.int64)
+            return cl, list(cluster_no).__getitem__
+        uniq, cl = np.unique(clusters.prefixes(), return_inverse=True)
+        return cl.astype(np.int64), lambda k: f"{int(uniq[k]):016x}"
 
     # ---------------------------------------------------------------- persistence
 
@@ -1632,13 +1643,13 @@ class DedupIndex:
         import pyarrow as pa
 
         if doc_ids is None:
-            slots = range(len(self._ids))
+            slots: Sequence[int] = range(len(self._ids))
         else:
-            by_id = self._by_id
-            slots = sorted({by_id[d] for d in doc_ids if d in by_id})
+            found = (self._by_id.get(d) for d in doc_ids)
+            slots = sorted({slot for slot in found if slot is not None})
 
-        def col(values: list) -> list:
-            return values if doc_ids is None else [values[i] for i in slots]
+        def col(values: Sequence) -> list:
+            return list(values) if doc_ids is None else [values[i] for i in slots]
 
         n = len(slots)
         # one copy of the window's arrays, handed to Arrow as they are (no .tobytes() copy): the index is
@@ -1708,9 +1719,9 @@ class DedupIndex:
         if since is not None:
             table = table.filter(pc.greater_equal(table["seen_at"], pa.scalar(since, pa.timestamp("us", tz="UTC"))))
         n = table.num_rows
-        index._ids = table["doc_id"].to_pylist()
-        index._cluster = table["cluster_id"].to_pylist()
-        index._hash = table["content_hash"].to_pylist()
+        index._ids.extend_arrow(table["doc_id"])
+        index._cluster.extend_arrow(table["cluster_id"])
+        index._hash.extend_arrow(table["content_hash"])
         names: dict[str | None, str | None] = {}  # one string per source, not one per row
         index._source = [names.setdefault(s, s) for s in table["source"].to_pylist()]
         src_key = {s: _source_key(s) for s in names}

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import _malloc
+from pipeline.columns import HexColumn, StringColumn, hex_u64
 from pipeline.metering import StageMeter
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
@@ -488,98 +489,13 @@ class PageSelector:
         return fetch, self.linkless, self.counts
 
 
-class StringColumn(Sequence[str | None]):
-    """Optional strings end to end in one buffer, UTF-8, with an offset each: ~the string's length a string,
-    where a str object costs ~50 bytes more and a list slot 8. What a run keeps of every article (its URL,
-    its id) outlives the feed items and pages it came from: as objects, scattered among theirs, those
-    survivors kept the interpreter's small-object arenas from being freed (a 10,000-page run's heap grew
-    by ~1 KB an article). Setting a value appends it (the old bytes stay: a run replaces few)."""
-
-    def __init__(self, values: Iterable[str | None] = ()) -> None:
-        self._buf = bytearray()
-        self._start = array.array("q")  # where each value begins in `_buf`, -1: None
-        self._end = array.array("q")
-        for v in values:
-            self.append(v)
-
-    def __len__(self) -> int:
-        return len(self._start)
-
-    def _put(self, value: str | None) -> tuple[int, int]:
-        if value is None:
-            return -1, -1
-        start = len(self._buf)
-        self._buf += value.encode("utf-8", "surrogatepass")
-        return start, len(self._buf)
-
-    def append(self, value: str | None) -> None:
-        start, end = self._put(value)
-        self._start.append(start)
-        self._end.append(end)
-
-    def __setitem__(self, i: int, value: str | None) -> None:
-        self._start[i], self._end[i] = self._put(value)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(len(self))[i]]
-        start = self._start[i]
-        return None if start < 0 else self._buf[start:self._end[i]].decode("utf-8", "surrogatepass")
-
-    def __iter__(self) -> Iterator[str | None]:
-        return (self[i] for i in range(len(self)))
-
-
-class ArticleIdColumn(Sequence[str]):
-    """Article ids, 8 bytes each: an id of 16 lowercase hex digits (every id `article_id_for` makes) as its
-    number, any other in a dict beside (see StringColumn for why not a list of strings)."""
-
-    def __init__(self, values: Iterable[str] = ()) -> None:
-        self._ids = array.array("Q")
-        self._other: dict[int, str] = {}
-        for v in values:
-            self.append(v)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def append(self, article_id: str) -> None:
-        number = _hex_id(article_id)
-        if number is None:
-            self._other[len(self._ids)] = article_id
-            number = 0
-        self._ids.append(number)
-
-    def __getitem__(self, i: Any) -> Any:
-        if isinstance(i, slice):
-            return [self[j] for j in range(len(self))[i]]
-        if i < 0:
-            i += len(self._ids)
-        other = self._other.get(i) if self._other else None
-        return other if other is not None else f"{self._ids[i]:016x}"
-
-    def __iter__(self) -> Iterator[str]:
-        return (self[i] for i in range(len(self)))
-
-
-def _hex_id(article_id: str) -> int | None:
-    """The number of a 16-lowercase-hex-digit id, else None."""
-    if len(article_id) != 16:
-        return None
-    try:
-        number = int(article_id, 16)
-    except ValueError:
-        return None
-    return number if f"{number:016x}" == article_id else None
-
-
 _NO_TASK = np.iinfo(np.int64).min  # `where` of a taken id with no task (a retry not yet due)
 
 
 class _TakenIds:
     """PageSelector's article id -> (rank, where), in sorted numpy columns (20 bytes an id) and a dict of
     one feed's additions, which `settle` merges into them: a dict of every article of a run, ~100 bytes an
-    article as objects, outlived the feed items they were made among (see StringColumn)."""
+    article as objects, outlived the feed items they were made among (see pipeline.columns)."""
 
     def __init__(self) -> None:
         self._ids = np.zeros(0, dtype=np.uint64)
@@ -593,7 +509,7 @@ class _TakenIds:
         return i if i < self._ids.size and int(self._ids[i]) == number else -1
 
     def get(self, article_id: str) -> tuple[int, int | None] | None:
-        number = _hex_id(article_id)
+        number = hex_u64(article_id)
         if number is None:
             held = self._other.get(article_id)
         else:
@@ -610,7 +526,7 @@ class _TakenIds:
 
     def set(self, article_id: str, rank: int, where: int | None) -> None:
         value = (rank, _NO_TASK if where is None else where)
-        number = _hex_id(article_id)
+        number = hex_u64(article_id)
         if number is None:
             self._other[article_id] = value
             return
@@ -645,7 +561,7 @@ class TaskSpool(Sequence[PageTask]):
         self._directory = directory
         self._pickles: Any = None  # dedup.ArrayStore, made at the first task (a run of 304s imports no dedup)
         self._at = array.array("q")  # the pickle of each task (a replaced task's is a new one)
-        self.urls = StringColumn()
+        self.urls = StringColumn()  # see pipeline.columns
         self.sources: list[str] = []
         self._names: dict[str, str] = {}  # one string per source
 
@@ -793,7 +709,7 @@ class PageSpool:
             from pipeline.dedup import ArrayStore
 
             self._pickles = ArrayStore(np.uint8, directory)
-        self.article_ids = ArticleIdColumn()
+        self.article_ids = HexColumn(8)
         self.sites: list[str] = []
         self.text_files: list[Path | None] = []
         self.precleaned = bytearray()  # 1: the page has a Precleaned
@@ -2083,7 +1999,7 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             window_start = now - timedelta(days=config.dedup.window_days)
             index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start,
                                           spill_to=work)
-            new_ids = []
+            new_ids = HexColumn(8)  # 8 bytes an article, where a list of the id strings cost ~80
             for i, aid, content, n_tokens, source, seen_at in keys.in_order():
                 fp = Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i])
                 match = index.add_fingerprint(aid, fp, source=source, seen_at=seen_at)

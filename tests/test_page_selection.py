@@ -13,12 +13,10 @@ import pytest
 
 from pipeline.records import FeedItem
 from pipeline.run import (
-    ArticleIdColumn,
     FeedOutcome,
     PageSelector,
     PageTask,
     RunSummary,
-    StringColumn,
     TaskSpool,
     _SourceOfUrl,
     _TakenIds,
@@ -144,21 +142,6 @@ def test_a_feed_digested_once_its_tasks_are_taken_updates_the_feed_state_as_its_
     save_feed_stage(tmp_path / "feeds.json", digested, [])
     loaded, _ = load_feed_stage(tmp_path / "feeds.json")
     assert loaded == digested
-
-
-def test_the_compact_columns_give_back_what_was_put_in_them():
-    urls = ["https://a.example/x?q=1", None, "https://b.example/ünï/\udc80", "", "https://c.example/"]
-    col = StringColumn(urls)
-    assert list(col) == urls and len(col) == 5 and col[-1] == urls[-1] and col[1:3] == urls[1:3]
-    col[0] = "https://replaced.example/"
-    col[1] = "https://was-none.example/"
-    col[4] = None
-    assert list(col) == ["https://replaced.example/", "https://was-none.example/", urls[2], "", None]
-
-    ids = [f"{k * 0x9E3779B97F4A7C15 % 2**64:016x}" for k in range(50)] + ["0" * 16, "ABCDEF0123456789", "short",
-                                                                            "00000000000000001"]
-    column = ArticleIdColumn(ids)
-    assert list(column) == ids and column[-2] == "short" and column[50] == "0" * 16 and column[2:4] == ids[2:4]
 
 
 def test_the_taken_ids_answer_as_a_dict_of_them_would():
