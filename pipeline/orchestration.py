@@ -11,7 +11,10 @@ instance plans the same feeds and pages as the attempt it replaces.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ from typing import Any
 from pipeline.settings import Config, ConfigError, default_warehouse, load_config, parse_config
 
 ASSET_NAME = "newsingest_articles"
+log = logging.getLogger(__name__)
 
 
 def _arrow_pool() -> None:
@@ -79,17 +83,33 @@ def fetch_feed_batch(config: Config, warehouse: str, run_id: str, batch_index: i
     from pipeline.warehouse import Warehouse
 
     wh = Warehouse(warehouse)
-    state = wh.load_state()
-    # The host store (robots.txt, deferrals) is shared with CLI runs: the same politeness either way.
-    outcomes, log_rows = fetch_feeds(config, feed_names, state["feeds"], run_id, cache_dir=wh.local_cache_dir())
-    path = wh.staging_dir(run_id) / f"feeds-{batch_index:04d}.json"
-    save_feed_stage(path, outcomes, log_rows)
+    stages: list[dict[str, Any]] = []
+    with _metered(stages, "feeds"):
+        state = wh.load_state()
+        # The host store (robots.txt, deferrals) is shared with CLI runs: the same politeness either way.
+        outcomes, log_rows = fetch_feeds(config, feed_names, state["feeds"], run_id, cache_dir=wh.local_cache_dir())
+        path = wh.staging_dir(run_id) / f"feeds-{batch_index:04d}.json"
+        save_feed_stage(path, outcomes, log_rows)
     return {
         "path": str(path),
         "feeds": len(outcomes),
         "failed": sum(1 for o in outcomes if o.outcome not in ("ok", "not_modified")),
         "items": sum(len(o.items) for o in outcomes),
+        "stages": stages,
     }
+
+
+@contextmanager
+def _metered(stages: list[dict[str, Any]], name: str) -> Iterator[None]:
+    """A task's work as stage `name` of `stages` (see pipeline.metering), logged when it ends: each mapped
+    fetch task's time, CPU (its extraction workers' too) and peak memory, in its log and its XCom."""
+    from pipeline.metering import StageMeter, format_stages
+
+    try:
+        with StageMeter(stages).stage(name):
+            yield
+    finally:
+        log.info("stages    %s", format_stages(stages))
 
 
 def plan_pages(config: Config, warehouse: str, run_id: str, feed_results: list[dict[str, Any]],
@@ -129,11 +149,13 @@ def fetch_page_batch(config: Config, warehouse: str, run_id: str, plan: dict[str
     key = f"{plan['batch']:04d}"
     # The texts are precleaned here, where the fetch tasks run side by side, and staged for the commit: the
     # single commit task then cleans only the texts its site templates mark (see run.Precleaned).
-    outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id, cache_dir=wh.local_cache_dir())
-    path = staging / f"pages-{key}.json"
-    save_page_stage(path, outcomes, log_rows, raw, precleaned_stamp=precleaned_stamp(config))
+    stages: list[dict[str, Any]] = []
+    with _metered(stages, "pages"):
+        outcomes, log_rows, raw = fetch_pages(config, tasks, staging, key, run_id, cache_dir=wh.local_cache_dir())
+        path = staging / f"pages-{key}.json"
+        save_page_stage(path, outcomes, log_rows, raw, precleaned_stamp=precleaned_stamp(config))
     return {"path": str(path), "pages": len(outcomes),
-            "failed": sum(1 for o in outcomes if o.extracted is None)}
+            "failed": sum(1 for o in outcomes if o.extracted is None), "stages": stages}
 
 
 class AllFeedsFailed(RuntimeError):

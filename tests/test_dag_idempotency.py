@@ -111,6 +111,12 @@ def test_commit_killed_mid_commit_and_retried_stores_each_article_once(demo, tmp
     assert staged["retried_plans"] == staged["plans"] and staged["same_files"]
     planned = sum(p["pages"] for p in staged["plans"])
     assert planned >= 40
+    # Each fetch task meters its work, as a CLI run's stages: time, CPU (and its workers'), peak memory.
+    for kind in ("feeds", "pages"):
+        for result in staged[kind]:
+            [stage] = result["stages"]
+            assert stage["stage"] == kind and stage["elapsed_s"] > 0 and stage["cpu_s"] > 0, stage
+            assert stage["children_cpu_s"] >= 0 and 30 < stage["peak_rss_mb"] < 2000, stage
     import pyarrow.parquet as pq
 
     raw_staged = sum(pq.ParquetFile(p).metadata.num_rows for p in Warehouse(wh).staging_dir(run_id).glob("raw-*.parquet"))
