@@ -115,18 +115,23 @@ def _metered(stages: list[dict[str, Any]], name: str) -> Iterator[None]:
 def plan_pages(config: Config, warehouse: str, run_id: str, feed_results: list[dict[str, Any]],
                max_batches: int = 64, *, now: datetime | None = None) -> list[dict[str, Any]]:
     """Page batches: new items and the pending retries due at `now` (the run clock)."""
-    from pipeline.run import load_feed_stage, plan_page_batches, save_page_tasks, select_pages
+    from pipeline.run import PageSelector, load_feed_stage, plan_page_batches, save_page_tasks
     from pipeline.run import stamp_first_seen as stamp
     from pipeline.warehouse import Warehouse
 
     wh = Warehouse(warehouse)
     state = wh.load_state()
-    items, all_outcomes = [], []
+    # A feed's items at a time (as a CLI run): the task holds the new items' tasks, not every item of the run
+    selector = PageSelector(wh.load_seen(), state["pending"], now or datetime.now(UTC))
+    all_outcomes = []
     for r in feed_results:
         outcomes, _ = load_feed_stage(Path(r["path"]))
-        all_outcomes.extend(outcomes)
-        items.extend(i for o in outcomes for i in o.items)
-    tasks, linkless, _counts = select_pages(items, wh.load_seen(), state["pending"], now or datetime.now(UTC))
+        for o in outcomes:
+            selector.add(o.items, rank=len(all_outcomes))  # an item in several feeds: the first feed's
+            o.items = []
+            all_outcomes.append(o)
+    tasks, linkless, _counts = selector.finish()
+    assert isinstance(tasks, list)
     stamp(tasks + linkless, all_outcomes)
     staging = wh.staging_dir(run_id)
     save_page_tasks(staging / "linkless.json", linkless)

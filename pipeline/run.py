@@ -501,7 +501,7 @@ class _TakenIds:
         self._ids = np.zeros(0, dtype=np.uint64)
         self._rank = np.zeros(0, dtype=np.int32)
         self._where = np.zeros(0, dtype=np.int64)
-        self._new: dict[int | str, tuple[int, int]] = {}
+        self._new: dict[int, tuple[int, int]] = {}
         self._other: dict[str, tuple[int, int]] = {}  # ids that are no 16-hex-digit number
 
     def _pos(self, number: int) -> int:
@@ -1129,7 +1129,7 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
             # queue (each host's own slots and delay are still the Fetcher's).
             pages = spool if spool is not None else PageSpool()
             at = array.array("q", [-1]) * len(tasks)  # where each task's page is in the spool
-            order = iter(_interleave_hosts(tasks).tolist())
+            order = iter(_interleave_hosts(tasks))  # numpy's: no int object per task held meanwhile
 
             async def runner() -> None:
                 for i in order:  # one iterator shared by every runner: each page is taken once
