@@ -13,6 +13,7 @@ small-object arenas from being freed. These columns keep the values as bytes in 
 from __future__ import annotations
 
 import array
+import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -141,16 +142,17 @@ class HexColumn(Sequence[str]):
 class HexIndex:
     """A HexColumn's values -> the first position holding each (`add` keeps the first).
 
-    Held as the values' first 8 bytes, sorted, each with its position (12 bytes a value), plus a dict of
-    the latest additions, merged in when it outgrows `recent_max`. A found position is checked against
+    Held as the values' first 8 bytes, sorted, each with its position (16 bytes a value), plus a dict of
+    the latest additions, merged in when it outgrows `recent_max`. The sorted columns are `array`s, searched
+    with `bisect` (0.3 us; numpy's searchsorted costs 1.9 us for one value). A found position is checked against
     the column, so two values sharing their first 8 bytes are told apart (the later one is kept in a
     dict by its string, as is a value that is no hex string)."""
 
     def __init__(self, column: HexColumn, recent_max: int = 1 << 12) -> None:
         self.column = column
         self.recent_max = recent_max
-        self._keys = np.zeros(0, dtype=np.uint64)
-        self._pos = np.zeros(0, dtype=np.int64)
+        self._keys = array.array("Q")
+        self._pos = array.array("q")
         self._new: dict[int, int] = {}
         self._other: dict[str, int] = {}
 
@@ -160,10 +162,11 @@ class HexIndex:
 
     def _held(self, prefix: int) -> int | None:
         pos = self._new.get(prefix)
-        if pos is None and self._keys.size:
-            i = int(np.searchsorted(self._keys, np.uint64(prefix)))
-            if i < self._keys.size and int(self._keys[i]) == prefix:
-                pos = int(self._pos[i])
+        if pos is None:
+            keys = self._keys
+            i = bisect.bisect_left(keys, prefix)
+            if i < len(keys) and keys[i] == prefix:
+                pos = self._pos[i]
         return pos
 
     def get(self, value: str) -> int | None:
@@ -196,9 +199,12 @@ class HexIndex:
         pos = np.fromiter(self._new.values(), dtype=np.int64, count=len(self._new))
         self._new = {}
         order = np.argsort(keys)
-        at = np.searchsorted(self._keys, keys[order])
-        self._keys = np.insert(self._keys, at, keys[order])
-        self._pos = np.insert(self._pos, at, pos[order])
+        old_keys = np.frombuffer(self._keys, dtype=np.uint64)
+        at = np.searchsorted(old_keys, keys[order])
+        merged_keys = np.insert(old_keys, at, keys[order])
+        merged_pos = np.insert(np.frombuffer(self._pos, dtype=np.int64), at, pos[order])
+        del old_keys  # (a view of the array it replaces)
+        self._keys, self._pos = array.array("Q", merged_keys.tobytes()), array.array("q", merged_pos.tobytes())
 
     def build(self, positions: np.ndarray | None = None) -> None:
         """Every value of the column (or of these positions, ascending), replacing what was held."""
@@ -222,4 +228,5 @@ class HexIndex:
                 j -= 1
             if value != col[int(pos[j])]:
                 self._other.setdefault(value, int(pos[i]))
-        self._keys, self._pos = keys[first], pos[first]
+        self._keys = array.array("Q", keys[first].tobytes())
+        self._pos = array.array("q", pos[first].tobytes())
