@@ -125,6 +125,11 @@ class HexColumn(Sequence[str]):
     def is_hex(self, i: int) -> bool:
         return not self._other or i not in self._other
 
+    @property
+    def all_hex(self) -> bool:
+        """Whether every value is held as bytes (none as a string beside)."""
+        return not self._other
+
     def prefixes(self) -> np.ndarray:
         """Each value's first 8 bytes as a big-endian uint64 (the number its first 16 digits spell; 0 for
         the values kept as strings)."""

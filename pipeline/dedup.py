@@ -1616,7 +1616,7 @@ class DedupIndex:
     def _cluster_numbers(self) -> tuple[np.ndarray, Any]:
         """(each document's cluster as a number 0..k-1, the cluster id of a number)."""
         clusters = self._cluster
-        if clusters._other:  # a cluster id that is no 16-hex-digit id: numbered by its string
+        if not clusters.all_hex:  # a cluster id that is no 16-hex-digit id: numbered by its string
             cluster_no: dict[str, int] = {}
             cl = np.array([cluster_no.setdefault(c, len(cluster_no)) for c in clusters], dtype=np.int64)
             return cl, list(cluster_no).__getitem__

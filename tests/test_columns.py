@@ -25,7 +25,8 @@ def test_a_hex_column_keeps_hex_values_as_bytes_and_any_other_string_as_it_is():
     odd = ["0" * 16, "ABCDEF0123456789", "short", "0" * 17, "ab cd ef 01 23 4", "ghijklmnopqrstuv"]
     col = HexColumn(8, ids + odd)
     assert list(col) == ids + odd and len(col) == 56 and col[-2] == odd[-2] and col[2:4] == ids[2:4]
-    assert [col.is_hex(i) for i in range(50, 56)] == [True, False, False, False, False, False]
+    assert [col.is_hex(i) for i in range(50, 56)] == [True, False, False, False, False, False] and not col.all_hex
+    assert HexColumn(8, ids).all_hex
     assert col.prefixes()[:50].tolist() == [int(i, 16) for i in ids]
     assert list(col.take([51, 3, 50])) == [odd[1], ids[3], odd[0]]
     assert len(col._bytes) == 8 * 56, "8 bytes a value"
