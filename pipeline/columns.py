@@ -7,7 +7,8 @@ small-object arenas from being freed. These columns keep the values as bytes in 
 
 - `StringColumn`: optional strings (the tasks' URLs);
 - `HexColumn`: strings of a fixed number of hex digits (article ids, content hashes), as their bytes;
-- `HexIndex`: a HexColumn's values -> the first position holding each, in sorted numpy arrays.
+- `HexIndex`: a HexColumn's values -> the first position holding each, in sorted numpy arrays;
+- `utc_us`: a time as microseconds since the epoch, as time columns hold it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,21 @@ from __future__ import annotations
 import array
 import bisect
 from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def utc_us(dt: datetime | None) -> int:
+    """Microseconds since the epoch (None: now; a naive time is taken as UTC)."""
+    if dt is None:
+        dt = datetime.now(UTC)
+    elif dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - EPOCH) // timedelta(microseconds=1)
 
 
 class StringColumn(Sequence[str | None]):

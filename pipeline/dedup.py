@@ -55,12 +55,13 @@ import tempfile
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from pipeline.columns import HexColumn, HexIndex
+from pipeline.columns import utc_us as _utc_us
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -838,16 +839,7 @@ class DedupMatch:
     """containment of the shorter text in the longer (1.0 for exact matches)."""
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DAY_US = 86_400_000_000
-
-
-def _utc_us(dt: datetime | None) -> int:
-    if dt is None:
-        dt = datetime.now(UTC)
-    elif dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // timedelta(microseconds=1)
 
 
 def _source_key(source: str | None) -> int:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import _malloc
-from pipeline.columns import HexColumn, StringColumn, hex_u64
+from pipeline.columns import EPOCH, HexColumn, StringColumn, hex_u64, utc_us
 from pipeline.metering import StageMeter
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
@@ -119,7 +119,7 @@ class FeedOutcome:
 
     def published_times(self) -> tuple[datetime, ...]:
         if self.item_times is not None:
-            return tuple(_EPOCH_UTC + timedelta(microseconds=us) for us in self.item_times)
+            return tuple(EPOCH + timedelta(microseconds=us) for us in self.item_times)
         return tuple(i.published_at for i in self.items if i.published_at)
 
     def digest_items(self, seen: np.ndarray, pending: dict[str, Any]) -> None:
@@ -127,7 +127,7 @@ class FeedOutcome:
         publication times) and drop them: once a run has taken its tasks from them, ~1.8 KB an item."""
         if self.new_items is None:
             self.new_items = count_new_items(self.items, seen, pending)
-        self.item_times = array.array("q", (_utc_us(t) for t in self.published_times()))
+        self.item_times = array.array("q", (utc_us(t) for t in self.published_times()))
         self.item_count = self.n_items
         self.items = []
 
@@ -390,16 +390,6 @@ def item_article_id(item: FeedItem) -> tuple[str, str | None]:
 
 def id_to_u64(article_id: str) -> int:
     return int(article_id, 16)
-
-
-_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _utc_us(t: datetime) -> int:
-    """Microseconds since the epoch (a naive time is taken as UTC)."""
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return (t - _EPOCH_UTC) // timedelta(microseconds=1)
 
 
 def select_pages(items: Iterable[FeedItem], seen: np.ndarray, pending: dict[str, Any], now: datetime,
@@ -1198,7 +1188,7 @@ def load_feed_stage(path: Path) -> tuple[list[FeedOutcome], list[dict[str, Any]]
         items = [_record_from_dict(FeedItem, i) for i in d.pop("items")]
         d["polled_at"] = _dt(d.get("polled_at"))
         if d.get("item_times") is not None:
-            d["item_times"] = array.array("q", (_utc_us(_dt(t)) for t in d["item_times"]))
+            d["item_times"] = array.array("q", (utc_us(_dt(t)) for t in d["item_times"]))
         outcomes.append(FeedOutcome(**d, items=items))
     for row in data["log"]:
         row["started_at"] = _dt(row.get("started_at"))
@@ -2056,31 +2046,27 @@ class _DedupKeys:
         return len(self._id)
 
     def append(self, row: Article, fp: Any) -> None:
-        from pipeline.dedup import _utc_us
-
         digest = bytes.fromhex(fp.content_hash)
         if len(digest) != 16 or digest.hex() != fp.content_hash:
             raise ValueError(f"not a content hash: {fp.content_hash!r}")
         number = id_to_u64(row.article_id)
         if f"{number:016x}" != row.article_id:  # in_order gives the id back from its number
             raise ValueError(f"not an article id: {row.article_id!r}")
-        self._time.append(_utc_us(row.published_at or row.first_seen_at))
+        self._time.append(utc_us(row.published_at or row.first_seen_at))
         self._id.append(number)
         self._hash += digest
         self._ntok.append(int(fp.n_tokens))
         self._source.append(self._sources.setdefault(row.source, len(self._sources)))
-        self._seen.append(_utc_us(row.first_seen_at))
+        self._seen.append(utc_us(row.first_seen_at))
 
     def in_order(self) -> Iterator[tuple[int, str, str, int, str, datetime]]:
         """(fingerprint number, article id, content hash, tokens, source, first seen), by time then article id
         (the order of `assign_clusters`: a 16-hex-digit id sorts as its number)."""
-        from pipeline.dedup import _EPOCH
-
         names = list(self._sources)
         order = np.lexsort((np.frombuffer(self._id, dtype=np.uint64), np.frombuffer(self._time, dtype=np.int64)))
         for i in order.tolist():
             yield (i, f"{self._id[i]:016x}", self._hash[16 * i:16 * i + 16].hex(), self._ntok[i],
-                   names[self._source[i]], _EPOCH + timedelta(microseconds=self._seen[i]))
+                   names[self._source[i]], EPOCH + timedelta(microseconds=self._seen[i]))
 
 
 def _count_match(summary: RunSummary, match: Any) -> None:
