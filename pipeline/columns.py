@@ -157,21 +157,77 @@ class HexColumn(Sequence[str]):
         return out
 
 
+class U64Table:
+    """uint64 keys -> a row of `width` int64 values: sorted `array` columns searched with `bisect` (0.3 us;
+    numpy's searchsorted costs 1.9 us for one value), plus a dict of the latest additions, which `merge`
+    moves into the columns (the owner chooses when: a merge copies the columns)."""
+
+    def __init__(self, width: int = 1) -> None:
+        self._keys = array.array("Q")
+        self._values = [array.array("q") for _ in range(width)]
+        self._new: dict[int, tuple[int, ...]] = {}
+
+    @property
+    def n_new(self) -> int:
+        return len(self._new)
+
+    def _index(self, key: int) -> int:
+        keys = self._keys
+        i = bisect.bisect_left(keys, key)
+        return i if i < len(keys) and keys[i] == key else -1
+
+    def find(self, key: int) -> tuple[int, ...] | None:
+        row = self._new.get(key)
+        if row is None:
+            i = self._index(key)
+            if i >= 0:
+                row = tuple(v[i] for v in self._values)
+        return row
+
+    def put(self, key: int, row: tuple[int, ...]) -> None:
+        """`key`'s row (replaced in place when the columns hold it, else an addition)."""
+        i = -1 if key in self._new else self._index(key)
+        if i >= 0:
+            for column, value in zip(self._values, row, strict=True):
+                column[i] = value
+        else:
+            self._new[key] = row
+
+    def merge(self) -> None:
+        if not self._new:
+            return
+        keys = np.fromiter(self._new, dtype=np.uint64, count=len(self._new))
+        rows = np.array(list(self._new.values()), dtype=np.int64).reshape(len(self._new), -1)
+        self._new = {}
+        order = np.argsort(keys)
+        keys, rows = keys[order], rows[order]
+        old = np.frombuffer(self._keys, dtype=np.uint64)
+        at = np.searchsorted(old, keys)
+        merged = [np.insert(old, at, keys)]
+        merged += [np.insert(np.frombuffer(v, dtype=np.int64), at, rows[:, j]) for j, v in enumerate(self._values)]
+        del old  # (a view of the array it replaces)
+        self._keys = array.array("Q", merged[0].tobytes())
+        self._values = [array.array("q", m.tobytes()) for m in merged[1:]]
+
+    def load(self, keys: np.ndarray, *values: np.ndarray) -> None:
+        """Replace everything by these rows (`keys` sorted and distinct)."""
+        self._new = {}
+        self._keys = array.array("Q", np.ascontiguousarray(keys, dtype=np.uint64).tobytes())
+        self._values = [array.array("q", np.ascontiguousarray(v, dtype=np.int64).tobytes()) for v in values]
+
+
 class HexIndex:
     """A HexColumn's values -> the first position holding each (`add` keeps the first).
 
-    Held as the values' first 8 bytes, sorted, each with its position (16 bytes a value), plus a dict of
-    the latest additions, merged in when it outgrows `recent_max`. The sorted columns are `array`s, searched
-    with `bisect` (0.3 us; numpy's searchsorted costs 1.9 us for one value). A found position is checked against
-    the column, so two values sharing their first 8 bytes are told apart (the later one is kept in a
-    dict by its string, as is a value that is no hex string)."""
+    Held as the values' first 8 bytes, each with its position, in a U64Table (16 bytes a value), whose
+    additions are merged once they outgrow `recent_max`. A found position is checked against the column,
+    so two values sharing their first 8 bytes are told apart (the later one is kept in a dict by its
+    string, as is a value that is no hex string)."""
 
     def __init__(self, column: HexColumn, recent_max: int = 1 << 12) -> None:
         self.column = column
         self.recent_max = recent_max
-        self._keys = array.array("Q")
-        self._pos = array.array("q")
-        self._new: dict[int, int] = {}
+        self._table = U64Table()
         self._other: dict[str, int] = {}
 
     def _prefix(self, value: str) -> int | None:
@@ -179,13 +235,8 @@ class HexIndex:
         return None if raw is None else int.from_bytes(raw[:8], "big")
 
     def _held(self, prefix: int) -> int | None:
-        pos = self._new.get(prefix)
-        if pos is None:
-            keys = self._keys
-            i = bisect.bisect_left(keys, prefix)
-            if i < len(keys) and keys[i] == prefix:
-                pos = self._pos[i]
-        return pos
+        row = self._table.find(prefix)
+        return None if row is None else row[0]
 
     def get(self, value: str) -> int | None:
         prefix = self._prefix(value)
@@ -206,29 +257,17 @@ class HexIndex:
             return
         held = self._held(prefix)
         if held is None:
-            self._new[prefix] = pos
-            if len(self._new) > self.recent_max:
-                self._merge()
+            self._table.put(prefix, (pos,))
+            if self._table.n_new > self.recent_max:
+                self._table.merge()
         elif self.column[held] != value:  # another value with the same first 8 bytes
             self._other.setdefault(value, pos)
-
-    def _merge(self) -> None:
-        keys = np.fromiter(self._new, dtype=np.uint64, count=len(self._new))
-        pos = np.fromiter(self._new.values(), dtype=np.int64, count=len(self._new))
-        self._new = {}
-        order = np.argsort(keys)
-        old_keys = np.frombuffer(self._keys, dtype=np.uint64)
-        at = np.searchsorted(old_keys, keys[order])
-        merged_keys = np.insert(old_keys, at, keys[order])
-        merged_pos = np.insert(np.frombuffer(self._pos, dtype=np.int64), at, pos[order])
-        del old_keys  # (a view of the array it replaces)
-        self._keys, self._pos = array.array("Q", merged_keys.tobytes()), array.array("q", merged_pos.tobytes())
 
     def build(self, positions: np.ndarray | None = None) -> None:
         """Every value of the column (or of these positions, ascending), replacing what was held."""
         col = self.column
         pos = np.arange(len(col), dtype=np.int64) if positions is None else np.asarray(positions, dtype=np.int64)
-        self._new, self._other = {}, {}
+        self._other = {}
         if col._other:  # values that are no hex string: by their string
             odd = np.fromiter((p in col._other for p in pos.tolist()), dtype=bool, count=pos.size)
             for p in pos[odd].tolist():
@@ -246,5 +285,4 @@ class HexIndex:
                 j -= 1
             if value != col[int(pos[j])]:
                 self._other.setdefault(value, int(pos[i]))
-        self._keys = array.array("Q", keys[first].tobytes())
-        self._pos = array.array("q", pos[first].tobytes())
+        self._table.load(keys[first], pos[first])

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pyarrow as pa
 
-from pipeline.columns import HexColumn, HexIndex, StringColumn, hex_u64
+from pipeline.columns import HexColumn, HexIndex, StringColumn, U64Table, hex_u64
 
 
 def test_a_string_column_gives_back_its_strings_and_none():
@@ -64,3 +64,22 @@ def test_a_hex_index_answers_as_a_dict_of_first_positions_would():
     for p in some.tolist():
         want.setdefault(col[p], p)
     assert all(part.get(v) == want.get(v) for v in pool)
+
+
+def test_a_u64_table_answers_as_a_dict_would_across_merges_and_in_place_updates():
+    rng = random.Random(9)
+    keys = [rng.getrandbits(64) for _ in range(300)]
+    table, model = U64Table(width=2), {}
+    for step in range(4000):
+        key = rng.choice(keys)
+        assert table.find(key) == model.get(key)
+        row = (rng.randrange(-5, 50), rng.randrange(-(2**62), 2**62))
+        table.put(key, row)
+        model[key] = row
+        if step % 97 == 0:
+            table.merge()
+            assert table.n_new == 0
+    assert all(table.find(k) == model.get(k) for k in keys) and table.find(12345) is None
+    table.load(np.array(sorted(model), dtype=np.uint64), np.array([model[k][0] for k in sorted(model)]),
+               np.array([model[k][1] for k in sorted(model)]))
+    assert all(table.find(k) == model.get(k) for k in keys)
