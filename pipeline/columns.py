@@ -178,10 +178,12 @@ class U64Table:
 
     def find(self, key: int) -> tuple[int, ...] | None:
         row = self._new.get(key)
-        if row is None:
-            i = self._index(key)
-            if i >= 0:
-                row = tuple(v[i] for v in self._values)
+        if row is None:  # (inline: this is on the dedup index's every lookup)
+            keys = self._keys
+            i = bisect.bisect_left(keys, key)
+            if i < len(keys) and keys[i] == key:
+                values = self._values
+                row = (values[0][i],) if len(values) == 1 else tuple([v[i] for v in values])
         return row
 
     def put(self, key: int, row: tuple[int, ...]) -> None:
