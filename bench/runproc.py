@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.metering import cpu_of
+from pipeline.metering import cpu_of, rss_mb
 from pipeline.testing.harness import descendant_pids
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,25 +34,16 @@ class Proc:
     summary: dict[str, Any] | None = None
 
 
-def _rss_and_cpu(pid: int) -> tuple[int, float]:
-    """(VmRSS in KB, CPU seconds) of a process, (0, 0.0) where it is gone."""
-    rss = 0
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1])
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    return rss, cpu_of(pid) or 0.0
+def _rss_and_cpu(pid: int) -> tuple[float, float]:
+    """(resident MB, CPU seconds) of a process, (0.0, 0.0) where it is gone."""
+    return rss_mb(pid) or 0.0, cpu_of(pid) or 0.0
 
 
 def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -> Proc:
     """`python -m pipeline.cli ARGS` with this checkout first on the path."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSINGEST_LOG_FORMAT="json")
-    peak = [0]
-    main_peak = [0]
+    peak = [0.0]  # MB
+    main_peak = [0.0]
     main_cpu = [0.0]
     busy: list[float] = []
     done = threading.Event()
@@ -64,7 +55,7 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
         def sample() -> None:
             last_t, last_cpu, seen = time.monotonic(), 0.0, {}
             while not done.is_set():
-                rss_sum = 0
+                rss_sum = 0.0
                 for p in descendant_pids(proc.pid):
                     rss, cpu = _rss_and_cpu(p)
                     rss_sum += rss
@@ -105,8 +96,8 @@ def run_newsingest(args: list[str], log_path: Path, *, timeout_s: float = 900) -
             except ValueError:
                 pass
     return Proc(rc=os.waitstatus_to_exitcode(status), wall_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
-                max_rss_mb=usage.ru_maxrss / 1024, tree_peak_mb=peak[0] / 1024,
-                main_peak_mb=main_peak[0] / 1024, main_cpu_s=main_cpu[0], cores_busy=busy, output=text,
+                max_rss_mb=usage.ru_maxrss / 1024, tree_peak_mb=peak[0],
+                main_peak_mb=main_peak[0], main_cpu_s=main_cpu[0], cores_busy=busy, output=text,
                 summary=summary)
 
 

@@ -31,10 +31,11 @@ from typing import Any
 _PAGE_MB = os.sysconf("SC_PAGE_SIZE") / 2**20 if hasattr(os, "sysconf") else 4096 / 2**20
 
 
-def rss_mb() -> float | None:
-    """This process's resident set now, in MB (None where /proc/self/statm is not available)."""
+def rss_mb(pid: int | str = "self") -> float | None:
+    """The resident set of process `pid` (default this one) now, in MB (None where it is gone or there is no
+    /proc)."""
     try:
-        with open("/proc/self/statm", "rb") as f:
+        with open(f"/proc/{pid}/statm", "rb") as f:
             return int(f.read().split()[1]) * _PAGE_MB
     except (OSError, ValueError, IndexError):
         return None

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.metering import rss_mb
 from pipeline.testing.connect_audit import audit_env, read_log
 
 NEWSINGEST = str(Path(sys.executable).with_name("newsingest"))
@@ -50,17 +51,6 @@ class RunStats:
     connections: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def descendant_pids(root: int) -> list[int]:
     """`root` and every process below it (from /proc; Linux)."""
     children: dict[int, list[int]] = {}
@@ -92,7 +82,7 @@ def run_newsingest(args: list[str], workdir: Path, *, timeout_s: float = 600, au
     if audit:
         full_env.update(audit_env(workdir / "audit-site", log_path))
     out_path = workdir / f"output-{stamp}.txt"
-    peak = [0]
+    peak = [0.0]  # MB
     done = threading.Event()
     t0 = time.monotonic()
     with open(out_path, "wb") as out:
@@ -100,7 +90,7 @@ def run_newsingest(args: list[str], workdir: Path, *, timeout_s: float = 600, au
 
         def sample() -> None:
             while not done.is_set():
-                peak[0] = max(peak[0], sum(_rss_kb(p) for p in descendant_pids(proc.pid)))
+                peak[0] = max(peak[0], sum(rss_mb(p) or 0.0 for p in descendant_pids(proc.pid)))
                 done.wait(0.02)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -128,7 +118,7 @@ def run_newsingest(args: list[str], workdir: Path, *, timeout_s: float = 600, au
             except ValueError:
                 pass
     return RunStats(rc=os.waitstatus_to_exitcode(status), wall_s=wall, max_rss_mb=usage.ru_maxrss / 1024,
-                    tree_peak_mb=peak[0] / 1024, output=text, summary=summary,
+                    tree_peak_mb=peak[0], output=text, summary=summary,
                     connections=read_log(log_path) if audit else [])
 
 
