@@ -72,7 +72,7 @@ class StringColumn(Sequence[str | None]):
         return (self[i] for i in range(len(self)))
 
 
-def _hex_bytes(value: str, width: int) -> bytes | None:
+def hex_bytes(value: str, width: int) -> bytes | None:
     """The `width` bytes that `value` spells in lowercase hex digits, else None."""
     if len(value) != 2 * width:
         return None
@@ -85,7 +85,7 @@ def _hex_bytes(value: str, width: int) -> bytes | None:
 
 def hex_u64(value: str) -> int | None:
     """The number that 16 lowercase hex digits spell (an article id), else None."""
-    raw = _hex_bytes(value, 8)
+    raw = hex_bytes(value, 8)
     return None if raw is None else int.from_bytes(raw, "big")
 
 
@@ -103,7 +103,7 @@ class HexColumn(Sequence[str]):
         return len(self._bytes) // self.width
 
     def append(self, value: str) -> None:
-        raw = _hex_bytes(value, self.width)
+        raw = hex_bytes(value, self.width)
         if raw is None:
             self._other[len(self)] = value
             raw = bytes(self.width)
@@ -233,7 +233,7 @@ class HexIndex:
         self._other: dict[str, int] = {}
 
     def _prefix(self, value: str) -> int | None:
-        raw = _hex_bytes(value, self.column.width)
+        raw = hex_bytes(value, self.column.width)
         return None if raw is None else int.from_bytes(raw[:8], "big")
 
     def _held(self, prefix: int) -> int | None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline import _malloc
-from pipeline.columns import EPOCH, HexColumn, StringColumn, U64Table, hex_u64, utc_us
+from pipeline.columns import EPOCH, HexColumn, StringColumn, U64Table, hex_bytes, hex_u64, utc_us
 from pipeline.metering import StageMeter
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
 from pipeline.settings import Config, FeedConfig
@@ -2016,11 +2016,11 @@ class _DedupKeys:
         return len(self._id)
 
     def append(self, row: Article, fp: Any) -> None:
-        digest = bytes.fromhex(fp.content_hash)
-        if len(digest) != 16 or digest.hex() != fp.content_hash:
+        digest = hex_bytes(fp.content_hash, 16)
+        if digest is None:
             raise ValueError(f"not a content hash: {fp.content_hash!r}")
-        number = id_to_u64(row.article_id)
-        if f"{number:016x}" != row.article_id:  # in_order gives the id back from its number
+        number = hex_u64(row.article_id)
+        if number is None:  # in_order gives the id back from its number
             raise ValueError(f"not an article id: {row.article_id!r}")
         self._time.append(utc_us(row.published_at or row.first_seen_at))
         self._id.append(number)
