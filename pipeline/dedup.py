@@ -48,6 +48,7 @@ from __future__ import annotations
 import array
 import hashlib
 import html
+import itertools
 import json
 import os
 import sys
@@ -999,13 +1000,34 @@ class _Postings:
 
     def add(self, slot: int, keys: np.ndarray) -> None:
         keys = self.held_as(keys)
+        new = self.new
+        keys_list = keys.tolist()
+        in_mid = _runs_in(self.mid_keys, keys)[1] if self.mid_keys.size else None
+        if len(set(keys_list)) < len(keys_list):  # a key twice in the document: one key at a time, in order
+            self._add_each(slot, keys_list, in_mid.tolist() if in_mid is not None else [0] * len(keys_list))
+        else:
+            # Distinct keys are independent: those no addition holds yet (most of them) go in at once, the
+            # others one at a time against the cap (a loop over every key cost most of an index's add)
+            held = new.keys() & keys_list
+            if in_mid is not None and in_mid.any():
+                held.update(keys[in_mid > 0].tolist())
+            if held:
+                at = [i for i, h in enumerate(keys_list) if h in held]
+                self._add_each(slot, [keys_list[i] for i in at],
+                               in_mid[at].tolist() if in_mid is not None else [0] * len(at))
+                keys_list = [h for h in keys_list if h not in held]
+            new.update(dict.fromkeys(keys_list, slot))
+            self.n_new += len(keys_list)
+        if len(new) > self.recent_max:
+            self._merge_recent()
+
+    def _add_each(self, slot: int, keys_list: list[int], in_mid: list[int]) -> None:
+        """`slot` for each key in turn, unless the key's holders among the additions (the dict's and
+        `in_mid`, the sorted tier's) reach the cap."""
         new, cap = self.new, self.cap
-        in_mid = None
-        if self.mid_keys.size:  # holders already merged into the sorted tier count against the cap
-            in_mid = _runs_in(self.mid_keys, keys)[1].tolist()
-        for i, h in enumerate(keys.tolist()):
+        for h, mid in zip(keys_list, in_mid, strict=True):
             held = new.get(h)
-            count = (0 if held is None else 1 if type(held) is int else len(held)) + (in_mid[i] if in_mid else 0)
+            count = (0 if held is None else 1 if type(held) is int else len(held)) + mid
             if count and count >= cap:
                 continue
             if held is None:
@@ -1015,26 +1037,23 @@ class _Postings:
             else:
                 held.append(slot)
             self.n_new += 1
-        if len(new) > self.recent_max:
-            self._merge_recent()
 
     def _merge_recent(self) -> None:
         """Move the dict's additions into the sorted tier (sorted, then inserted in one copy of the tier)."""
-        keys: list[int] = []
-        slots: list[int] = []
-        for h, held in self.new.items():
-            if type(held) is int:
-                keys.append(h)
-                slots.append(held)
-            else:
-                keys.extend([h] * len(held))
-                slots.extend(held)
-        self.new = {}
-        k = np.array(keys, dtype=self.key_dtype)
-        del keys
-        o = np.argsort(k, kind="stable")
-        k, sl = k[o], np.array(slots, dtype=np.int32)[o]
-        del slots, o
+        new, self.new = self.new, {}
+        k = np.fromiter(new.keys(), dtype=self.key_dtype, count=len(new))
+        sl = np.fromiter((v if type(v) is int else -1 for v in new.values()), dtype=np.int64, count=len(new))
+        several = np.flatnonzero(sl < 0)  # keys held by several slots: their lists, expanded in order
+        if several.size:
+            lists = [new[h] for h in k[several].tolist()]
+            lens = np.array([len(held) for held in lists], dtype=np.int64)
+            k = np.concatenate([np.delete(k, several), np.repeat(k[several], lens)])
+            sl = np.concatenate([np.delete(sl, several), np.fromiter(itertools.chain.from_iterable(lists),
+                                                                     dtype=np.int64, count=int(lens.sum()))])
+        del new
+        o = np.argsort(k, kind="stable")  # a key's slots stay in the order they were added
+        k, sl = k[o], sl[o].astype(np.int32)
+        del o
         self._insert("mid_keys", "mid_slots", k, sl)
 
     def outgrown(self) -> bool:
@@ -1114,19 +1133,18 @@ class _Postings:
                 if n.any():
                     idx, _, _ = _ragged(lo, n)
                     out.append(tier_slots[idx])
-        if self.new:
-            get = self.new.get
+        hits = self.new.keys() & keys_list if self.new else None  # most keys are in no addition
+        if hits:
+            new = self.new
             extra: list[int] = []
             for h in keys_list:
-                held = get(h)
-                if held is None:
-                    continue
-                if type(held) is int:
-                    extra.append(held)
-                else:
-                    extra.extend(held)
-            if extra:
-                out.append(np.array(extra, dtype=np.int64))
+                if h in hits:  # each time the key is asked for, as the tiers answer
+                    held = new[h]
+                    if type(held) is int:
+                        extra.append(held)
+                    else:
+                        extra.extend(held)
+            out.append(np.array(extra, dtype=np.int64))
         if not out:
             return np.zeros(0, dtype=np.int64)
         return out[0].astype(np.int64) if len(out) == 1 else np.concatenate(out, dtype=np.int64)
@@ -1356,14 +1374,15 @@ class DedupIndex:
             if j is not None and abs(seen - self._seen[j]) <= self._window:
                 match, slot = DedupMatch(self._cluster[j], self._ids[j], "exact", 1.0), j
         near = fp.n_tokens >= int(self.settings.min_words) and fp.sample.size > 0
+        bands = self._band_keys(fp.minhash) if near else None  # looked up, then indexed
         if match is None and near:
-            found, multi = self._near(fp, src, seen)
+            found, multi = self._near(fp, src, seen, bands)
             if found is not None:
                 slot, c = found
                 match = DedupMatch(self._cluster[slot], self._ids[slot], "near", round(c, 4))
         if match is None:
             match = DedupMatch(doc_id)
-        self._insert(doc_id, fp, match, source, src, seen, near)
+        self._insert(doc_id, fp, match, source, src, seen, bands)
         if multi:
             self._multi.add(len(self._ids) - 1)
         return match
@@ -1392,10 +1411,12 @@ class DedupIndex:
     def _template(self, keys: np.ndarray, src: int) -> np.ndarray:
         """Template shingles: used by many clusters of the window, or by several of one source."""
         st = self.settings
-        freq = self._sketch.query(keys) >= int(st.template_clusters)
-        if src:
-            freq |= self._sketch.query(_source_keys(keys, src)) >= int(st.source_template_clusters)
-        return freq
+        if not src:
+            return self._sketch.query(keys) >= int(st.template_clusters)
+        # the keys and their source's keys in one query (half the sketch's per-call work)
+        counts = self._sketch.query(np.concatenate([keys, _source_keys(keys, src)]))
+        n = keys.size
+        return (counts[:n] >= int(st.template_clusters)) | (counts[n:] >= int(st.source_template_clusters))
 
     def _band_keys(self, mh: np.ndarray) -> np.ndarray:
         """LSH bucket keys of one (num_perm,) or many (n, num_perm) MinHash signatures, flattened."""
@@ -1403,10 +1424,9 @@ class DedupIndex:
         key = m.sum(axis=2, dtype=np.uint64) + np.arange(self._bands, dtype=np.uint64) * _U64(0xD6E8FEB86659FD93)
         return _fmix64(key.reshape(-1))
 
-    def _candidates(self, inf_keys: np.ndarray, mh: np.ndarray, seen: int) -> list[int]:
+    def _candidates(self, inf_keys: np.ndarray, bands: np.ndarray, seen: int) -> list[int]:
         held = self._post.held_as(inf_keys)
         shared = self._post.lookup(held, held.tolist())
-        bands = self._band_keys(mh)
         similar = self._lsh.lookup(bands, bands.tolist())  # MinHash LSH: a high Jaccard similarity
         cand, hits = np.unique(shared, return_counts=True)
         cand = cand[hits >= 2]
@@ -1425,13 +1445,15 @@ class DedupIndex:
             cand = cand[np.sort(top)]
         return cand.tolist()
 
-    def _near(self, fp: Fingerprint, src: int, seen: int) -> tuple[tuple[int, float] | None, bool]:
-        """(best accepted candidate and its containment, whether the text is a multi-story page)."""
+    def _near(self, fp: Fingerprint, src: int, seen: int, bands: np.ndarray
+              ) -> tuple[tuple[int, float] | None, bool]:
+        """(best accepted candidate and its containment, whether the text is a multi-story page); `bands`: the
+        text's LSH band keys."""
         tu, st = self.tuning, self.settings
         x = fp.sample[~self._template(fp.sample, src)]  # informative keys, text order
         if x.size < tu.min_evidence:
             return None, False
-        cands = self._candidates(x, fp.minhash, seen)
+        cands = self._candidates(x, bands, seen)
         if not cands:
             return None, False
         x_order = np.argsort(x)
@@ -1480,8 +1502,10 @@ class DedupIndex:
     # ---------------------------------------------------------------- bookkeeping
 
     def _insert(
-        self, doc_id: str, fp: Fingerprint, match: DedupMatch, source: str | None, src: int, seen: int, near: bool
+        self, doc_id: str, fp: Fingerprint, match: DedupMatch, source: str | None, src: int, seen: int,
+        bands: np.ndarray | None,
     ) -> None:
+        """Index a document. `bands`: its LSH band keys, None when it is too short for near-duplicates."""
         slot = len(self._ids)
         sample = np.asarray(fp.sample, dtype=np.uint64)
         self._ids.append(doc_id)
@@ -1499,8 +1523,8 @@ class DedupIndex:
         if fp.n_tokens:
             self._by_hash.add(fp.content_hash, slot)
         self._count_cluster_keys(match.cluster_id, doc_id, sample, src)
-        if near:
-            self._index_slot(slot, sample, fp.minhash)
+        if bands is not None:
+            self._index_slot(slot, sample, bands)
 
     def _count_cluster_keys(self, cluster_id: str, doc_id: str, sample: np.ndarray, src: int) -> None:
         """Count the keys this document brings to its cluster (the sketch counts clusters per key)."""
@@ -1513,14 +1537,12 @@ class DedupIndex:
                 have = np.sort(self._sample[root]) if root is not None else np.zeros(0, dtype=np.uint64)
             novel = sample[~np.isin(sample, have)]
             self._union[cluster_id] = np.union1d(have, novel)
-        if novel.size:
-            self._sketch.add(novel)
-            if src:
-                self._sketch.add(_source_keys(novel, src))
+        if novel.size:  # with its source's keys in one addition (the counts are the same)
+            self._sketch.add(np.concatenate([novel, _source_keys(novel, src)]) if src else novel)
 
-    def _index_slot(self, slot: int, sample: np.ndarray, minhash: np.ndarray) -> None:
+    def _index_slot(self, slot: int, sample: np.ndarray, bands: np.ndarray) -> None:
         self._post.add(slot, _posted(sample, self.tuning.posted_keys))
-        self._lsh.add(slot, self._band_keys(np.asarray(minhash, dtype=np.uint32)))
+        self._lsh.add(slot, bands)
         if self._post.outgrown() or self._lsh.outgrown():  # the same postings as _build_postings, cheaper
             self._post.absorb()
             self._lsh.absorb()
