@@ -121,6 +121,11 @@ class DedupTuning:
     recent_postings: int = 1 << 16
     """keys the index's postings keep in a Python dict before merging them into a sorted numpy tier
     (memory against merge work; the results do not depend on it)."""
+    spilled_postings: int = 1 << 19
+    """postings an index with a spill directory adds (8 bytes each, in memory) before it writes them into
+    the file that holds the rest (memory against rewriting the file)."""
+    prefetch_docs: int = 1024
+    """documents whose spilled postings `DedupIndex.add_fingerprints` reads in one pass over the file."""
     posted_keys: int = 64
     """sampled shingles of a document put in the candidate index: its smallest ``posted_keys`` (0: all).
     A lookup still uses every sampled shingle of the new text, and verification the full samples, so a
@@ -951,12 +956,23 @@ class _Postings:
     which is then merged into a sorted numpy tier of the same layout as the base. Python objects cost
     ~110 bytes per key, so the additions of a big window no longer cost most of a commit's memory; the
     slots a key is found with, and which additions the cap refuses, are the same as with one dict.
+
+    With `spill_to` (a directory), the base lives in a file there (`_SortedFile`), and the additions are
+    absorbed into it once they pass `spill_after` entries: the postings then cost the process the
+    additions' bounded tiers, not 8 bytes for every entry of the window (most of what an index of 100,000
+    documents grew by). Lookups read the file; `prefetch` reads it once for the keys of many documents.
     """
 
-    def __init__(self, cap: int, recent_max: int = 1 << 16, key_dtype: Any = np.uint64):
+    def __init__(self, cap: int, recent_max: int = 1 << 16, key_dtype: Any = np.uint64,
+                 spill_to: str | os.PathLike[str] | None = None, spill_after: int = 1 << 19):
         self.cap = cap
         self.recent_max = recent_max
         self.key_dtype = np.dtype(key_dtype)  # uint32: uint64 keys are held by their high 32 bits (see DedupIndex)
+        self.spill_to = spill_to
+        self.spill_after = spill_after
+        self.disk: _SortedFile | None = None  # the base, when spilled (`keys`, `slots` are then empty)
+        # the base's answers for prefetched keys: (keys, start, count, slots), as `_SortedFile.runs`
+        self._pre: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self.clear()
 
     def held_as(self, keys: np.ndarray) -> np.ndarray:
@@ -975,6 +991,30 @@ class _Postings:
         self.mid_slots = np.zeros(0, dtype=np.int32)
         self.new: dict[int, int | list[int]] = {}
         self.n_new = 0
+        self._drop_disk()
+
+    def _drop_disk(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
+        self.disk = None
+        self._pre = None
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """The base's (keys, slots), read back when it is spilled (tests, checks)."""
+        if self.disk is None:
+            return self.keys, self.slots
+        recs = list(self.disk.windows(1 << 20))
+        rec = np.concatenate(recs) if recs else np.zeros(0, dtype=self.disk.rec)
+        return rec["k"].copy(), rec["s"].copy()
+
+    def _spill_base(self) -> None:
+        """Move the in-memory base to a file (`spill_to`)."""
+        self._drop_disk()
+        assert self.spill_to is not None
+        self.disk = _SortedFile(self.spill_to, self.key_dtype)
+        self.disk.append(self.keys, self.slots)
+        self.disk.finish()
+        self.keys, self.slots = np.zeros(0, dtype=self.key_dtype), np.zeros(0, dtype=np.int32)
 
     def build(self, keys: np.ndarray, slots: np.ndarray) -> None:
         """Replace everything by these (key, slot) entries, given in slot order."""
@@ -997,6 +1037,9 @@ class _Postings:
             del drop
             k, sl = k[keep], sl[keep]
         self.keys, self.slots = k, sl
+        if self.spill_to is not None:
+            del k, sl
+            self._spill_base()
 
     def add(self, slot: int, keys: np.ndarray) -> None:
         keys = self.held_as(keys)
@@ -1057,7 +1100,38 @@ class _Postings:
         self._insert("mid_keys", "mid_slots", k, sl)
 
     def outgrown(self) -> bool:
+        if self.spill_to is not None:  # the additions are what the process holds: bounded
+            return self.n_new > self.spill_after
         return self.n_new > max(50_000, self.slots.size // 2)
+
+    def prefetch(self, keys: np.ndarray) -> None:
+        """Read the spilled base's answers for `keys` (those of the documents to be added next) in one pass
+        over the file, for the lookups that follow until the next `absorb`."""
+        self._pre = None
+        if self.disk is not None and keys.size:
+            u = np.unique(self.held_as(keys))
+            self._pre = (u, *self.disk.runs(u))
+
+    def _disk_lookup(self, keys: np.ndarray) -> np.ndarray:
+        """The spilled base's slots for each of `keys` (held_as'd), from the prefetched answers where they
+        have the key, else read now."""
+        assert self.disk is not None
+        parts = []
+        rest = keys
+        if self._pre is not None and self._pre[0].size:
+            u, start, count, slots = self._pre
+            at = np.minimum(np.searchsorted(u, keys), u.size - 1)
+            have = u[at] == keys
+            idx, _, _ = _ragged(start[at[have]], count[at[have]])
+            parts.append(slots[idx])
+            rest = keys[~have]
+        if rest.size:
+            u = np.unique(rest)
+            start, count, slots = self.disk.runs(u)
+            at = np.searchsorted(u, rest)
+            idx, _, _ = _ragged(start[at], count[at])
+            parts.append(slots[idx])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def absorb(self) -> None:
         """Merge the additions into the base: the base that `build` over every entry so far would give.
@@ -1072,6 +1146,9 @@ class _Postings:
         self.mid_keys, self.mid_slots = np.zeros(0, dtype=self.key_dtype), np.zeros(0, dtype=np.int32)
         self.n_new = 0
         if not ak.size:
+            return
+        if self.spill_to is not None:
+            self._absorb_to_file(ak, asl)
             return
         if not self.keys.size:  # nothing held yet: every addition stays
             self._insert("keys", "slots", ak, asl, np.zeros(ak.size, dtype=np.int64))
@@ -1103,6 +1180,40 @@ class _Postings:
             kept += n_keep
         self._insert("keys", "slots", ak[:kept], asl[:kept], at[:kept])
 
+    def _absorb_to_file(self, ak: np.ndarray, asl: np.ndarray) -> None:
+        """`absorb` with the base in a file: the base is read a window at a time and written again with the
+        additions of the window's keys merged in (kept as `absorb` keeps them), then the additions past its
+        last key; the process holds a window and the additions."""
+        out = _SortedFile(self.spill_to, self.key_dtype)  # type: ignore[arg-type]
+        done = 0  # additions merged so far
+        if self.disk is not None:
+            for rec in self.disk.windows(1 << 18):
+                upto = int(np.searchsorted(ak, rec["k"][-1], side="right"))
+                self._merge_window(out, rec["k"], rec["s"], ak[done:upto], asl[done:upto])
+                done = upto
+        none = np.zeros(0, dtype=self.key_dtype)
+        self._merge_window(out, none, none.astype(np.int32), ak[done:], asl[done:])
+        self._drop_disk()
+        self.disk = out.finish()
+
+    def _merge_window(self, out: _SortedFile, bk: np.ndarray, bs: np.ndarray, ak: np.ndarray, asl: np.ndarray
+                      ) -> None:
+        """Base entries and the sorted additions of the same keys, merged as `absorb` merges them, to `out`."""
+        if ak.size:
+            held = np.searchsorted(bk, ak, side="right") - np.searchsorted(bk, ak, side="left")
+            pos = np.arange(ak.size)
+            starts = np.empty(ak.size, dtype=bool)  # the first addition of its key
+            starts[0] = True
+            np.not_equal(ak[1:], ak[:-1], out=starts[1:])
+            keep = held + pos - np.maximum.accumulate(np.where(starts, pos, 0)) < self.cap
+            ak, asl = ak[keep], asl[keep]
+        if not ak.size:
+            out.append(bk, bs)
+            return
+        k = np.concatenate([bk, ak])
+        order = np.argsort(k, kind="stable")  # a key's base entries first, then its additions
+        out.append(k[order], np.concatenate([bs, asl.astype(np.int32)])[order])
+
     def _insert(self, keys_attr: str, slots_attr: str, ak: np.ndarray, asl: np.ndarray,
                 at: np.ndarray | None = None) -> None:
         """Sorted (key, slot) entries into a tier, after its holders of the same keys (the older ones;
@@ -1127,6 +1238,8 @@ class _Postings:
             keys = self.held_as(keys)
             keys_list = keys.tolist()
         out = []
+        if self.disk is not None and keys.size:
+            out.append(self._disk_lookup(keys))
         for tier_keys, tier_slots in ((self.keys, self.slots), (self.mid_keys, self.mid_slots)):
             if tier_keys.size:
                 lo, n = _runs_in(tier_keys, keys)
@@ -1148,6 +1261,99 @@ class _Postings:
         if not out:
             return np.zeros(0, dtype=np.int64)
         return out[0].astype(np.int64) if len(out) == 1 else np.concatenate(out, dtype=np.int64)
+
+
+class _SortedFile:
+    """Sorted (key, slot) entries in an unnamed temporary file, written in key order (`append`, then
+    `finish`) and searched for many keys at once (`runs`). In memory it keeps only the last key of each
+    segment of `segment` entries, so a big index's postings cost the process a few bytes per thousand
+    entries, not 8 an entry; a search reads the segments its keys fall in, consecutive ones in one read."""
+
+    def __init__(self, directory: str | os.PathLike[str], key_dtype: Any, segment: int = 4096):
+        self.rec = np.dtype([("k", key_dtype), ("s", np.int32)])
+        self.segment = segment
+        self._file = tempfile.TemporaryFile(dir=directory)
+        self.size = 0
+        self.max_run = 0  # the longest run of one key: how far past its segment a key's entries may reach
+        self._run_key: Any = None
+        self._run_len = 0
+        self._lasts: list[np.ndarray] = []
+        self.last_key = np.zeros(0, dtype=key_dtype)  # the last key of each segment (`finish`)
+
+    def append(self, keys: np.ndarray, slots: np.ndarray) -> None:
+        """Entries after every entry so far (`keys` sorted, none smaller than the last one appended)."""
+        if not keys.size:
+            return
+        rec = np.empty(keys.size, dtype=self.rec)
+        rec["k"], rec["s"] = keys, slots
+        os.pwrite(self._file.fileno(), rec.data, self.size * self.rec.itemsize)
+        # the last key of each segment that ends among these entries
+        ends = np.arange(-(-(self.size + 1) // self.segment) * self.segment, self.size + keys.size + 1, self.segment)
+        self._lasts.append(keys[ends - 1 - self.size])
+        # runs of one key, continued from the previous entries
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        lens = np.diff(np.append(starts, keys.size))
+        if self._run_key is not None and keys[0] == self._run_key:
+            lens[0] += self._run_len
+        self.max_run = max(self.max_run, int(lens.max()))
+        self._run_key, self._run_len = keys[-1], int(lens[-1])
+        self.size += keys.size
+
+    def finish(self) -> _SortedFile:
+        if self.size % self.segment:  # the last, partial segment
+            self._lasts.append(np.array([self._run_key], dtype=self.rec["k"]))
+        self.last_key = np.concatenate(self._lasts) if self._lasts else np.zeros(0, dtype=self.rec["k"])
+        self._lasts = []
+        return self
+
+    def read(self, lo: int, hi: int) -> np.ndarray:
+        raw = os.pread(self._file.fileno(), (hi - lo) * self.rec.itemsize, lo * self.rec.itemsize)
+        return np.frombuffer(raw, dtype=self.rec)
+
+    def windows(self, size: int) -> Iterator[np.ndarray]:
+        """Every entry in order, about `size` at a time, a key's entries never split between two windows."""
+        lo = 0
+        while lo < self.size:
+            hi = min(self.size, lo + size)
+            rec = self.read(lo, min(self.size, hi + self.max_run))
+            if hi < self.size:  # up to the end of the run the window's last entry is in
+                rec = rec[: int(np.searchsorted(rec["k"], rec["k"][hi - lo - 1], side="right"))]
+            yield rec
+            lo += rec.size
+
+    def runs(self, keys: np.ndarray, group: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For sorted distinct `keys`: (where each key's slots start in the third array, how many there are,
+        the slots), a key's slots in file order. Reads the segments the keys fall in, up to `group`
+        consecutive ones at a time."""
+        start = np.zeros(keys.size, dtype=np.int64)
+        count = np.zeros(keys.size, dtype=np.int64)
+        found: list[np.ndarray] = []
+        n_found = 0
+        seg = np.searchsorted(self.last_key, keys, side="left")  # the segment where each key's run begins
+        needed = np.unique(seg[seg < self.last_key.size])
+        if needed.size:
+            # runs of consecutive segments, cut every `group` segments: one read each
+            cut = np.flatnonzero((np.diff(needed) != 1) | (np.arange(1, needed.size) % group == 0)) + 1
+            for part in np.split(needed, cut):
+                s0, s1 = int(part[0]), int(part[-1])
+                q0, q1 = int(np.searchsorted(seg, s0, side="left")), int(np.searchsorted(seg, s1, side="right"))
+                lo = s0 * self.segment
+                rec = self.read(lo, min(self.size, (s1 + 1) * self.segment + self.max_run))
+                q = keys[q0:q1]
+                a = np.searchsorted(rec["k"], q, side="left")
+                n = np.searchsorted(rec["k"], q, side="right") - a
+                hit = np.flatnonzero(n)
+                if hit.size:
+                    idx, _, _ = _ragged(a[hit], n[hit])
+                    found.append(rec["s"][idx].astype(np.int64))
+                    start[q0 + hit] = n_found + np.cumsum(n[hit]) - n[hit]
+                    count[q0 + hit] = n[hit]
+                    n_found += int(n[hit].sum())
+        slots = np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        return start, count, slots
+
+    def close(self) -> None:
+        self._file.close()
 
 
 class ArrayStore:
@@ -1287,10 +1493,12 @@ class DedupIndex:
         tu = self.tuning
         # sampled shingle -> documents, by the high 32 bits of the shingle's hash (8 bytes an entry, not 12): a
         # key shared by chance only adds a candidate, which the comparison of the full samples then refuses
-        self._post = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32)
+        spill = {"spill_to": self._spill_to, "spill_after": tu.spilled_postings}
+        self._post = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32, **spill)
         # MinHash band -> documents, by the high 32 bits of the band's key too: a bucket shared by chance
         # (~1 lookup in 40 over a window of 100,000 documents) only adds a candidate that verification refuses
-        self._lsh = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32)
+        self._lsh = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32, **spill)
+        self._absorb_later = False  # add_fingerprints: the postings absorb between its batches only
         self._union: dict[str, np.ndarray] = {}  # sorted sampled keys of clusters with several members
         self._multi: set[int] = set()  # slots of pages found to hold several stories (not persisted)
         self._sketch = _Sketch(self.tuning.sketch_bits)
@@ -1301,9 +1509,11 @@ class DedupIndex:
         return len(self._ids)
 
     def close(self) -> None:
-        """Free the spilled arrays' file now (it is unnamed, and freed with the index anyway)."""
+        """Free the spilled arrays' and postings' files now (they are unnamed, and freed with the index anyway)."""
         self._mh.close()
         self._sample.close()
+        self._post.clear()
+        self._lsh.clear()
 
     def __contains__(self, doc_id: object) -> bool:
         return isinstance(doc_id, str) and self._by_id.get(doc_id) is not None
@@ -1361,6 +1571,54 @@ class DedupIndex:
         self, doc_id: str, fp: Fingerprint, *, source: str | None = None, seen_at: datetime | None = None
     ) -> DedupMatch:
         """:meth:`add` for a precomputed :func:`fingerprint` (same settings and ``sample_mod``)."""
+        return self._add_fingerprint(doc_id, fp, source, seen_at, None)
+
+    def add_fingerprints(
+        self, docs: Iterable[tuple[str, Fingerprint, str | None, datetime | None]]
+    ) -> Iterator[tuple[str, DedupMatch]]:
+        """:meth:`add_fingerprint` of each (doc_id, fingerprint, source, seen_at) in turn, yielding (doc_id,
+        match): the same matches. An index with a spill directory reads its spilled postings once for every
+        ``tuning.prefetch_docs`` documents, not for each document, and absorbs its additions between them."""
+        batch: list[tuple[str, Fingerprint, str | None, datetime | None]] = []
+        for doc in docs:
+            batch.append(doc)
+            if len(batch) >= self.tuning.prefetch_docs:
+                yield from self._add_batch(batch)
+                batch = []
+        if batch:
+            yield from self._add_batch(batch)
+
+    def _add_batch(self, batch: list[tuple[str, Fingerprint, str | None, datetime | None]]
+                   ) -> Iterator[tuple[str, DedupMatch]]:
+        min_words = int(self.settings.min_words)
+        near = [fp for _, fp, _, _ in batch if fp.n_tokens >= min_words and fp.sample.size
+                and fp.minhash.shape == (self._num_perm,)]
+        bands = (self._band_keys(np.stack([fp.minhash for fp in near])).reshape(len(near), self._bands)
+                 if near else None)
+        if near and (self._post.disk is not None or self._lsh.disk is not None):
+            self._post.prefetch(np.concatenate([fp.sample for fp in near]))
+            assert bands is not None
+            self._lsh.prefetch(bands.reshape(-1))
+        self._absorb_later = True
+        try:
+            k = 0
+            for doc_id, fp, source, seen_at in batch:
+                doc_bands = None
+                if k < len(near) and fp is near[k]:
+                    assert bands is not None
+                    doc_bands = bands[k]
+                    k += 1
+                yield doc_id, self._add_fingerprint(doc_id, fp, source, seen_at, doc_bands)
+        finally:
+            self._absorb_later = False
+            self._post._pre = self._lsh._pre = None
+        if self._post.outgrown() or self._lsh.outgrown():
+            self._post.absorb()
+            self._lsh.absorb()
+
+    def _add_fingerprint(self, doc_id: str, fp: Fingerprint, source: str | None, seen_at: datetime | None,
+                         bands: np.ndarray | None) -> DedupMatch:
+        """`add_fingerprint`; `bands`: the text's LSH band keys when the caller computed them."""
         known = self._by_id.get(doc_id)
         if known is not None:
             return self._existing(known)
@@ -1374,7 +1632,10 @@ class DedupIndex:
             if j is not None and abs(seen - self._seen[j]) <= self._window:
                 match, slot = DedupMatch(self._cluster[j], self._ids[j], "exact", 1.0), j
         near = fp.n_tokens >= int(self.settings.min_words) and fp.sample.size > 0
-        bands = self._band_keys(fp.minhash) if near else None  # looked up, then indexed
+        if not near:
+            bands = None
+        elif bands is None:
+            bands = self._band_keys(fp.minhash)  # looked up, then indexed
         if match is None and near:
             found, multi = self._near(fp, src, seen, bands)
             if found is not None:
@@ -1543,7 +1804,7 @@ class DedupIndex:
     def _index_slot(self, slot: int, sample: np.ndarray, bands: np.ndarray) -> None:
         self._post.add(slot, _posted(sample, self.tuning.posted_keys))
         self._lsh.add(slot, bands)
-        if self._post.outgrown() or self._lsh.outgrown():  # the same postings as _build_postings, cheaper
+        if not self._absorb_later and (self._post.outgrown() or self._lsh.outgrown()):  # as _build_postings, cheaper
             self._post.absorb()
             self._lsh.absorb()
 

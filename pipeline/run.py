@@ -1963,9 +1963,9 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start,
                                           spill_to=work)
             new_ids = HexColumn(8)  # 8 bytes an article, where a list of the id strings cost ~80
-            for i, aid, content, n_tokens, source, seen_at in keys.in_order():
-                fp = Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i])
-                match = index.add_fingerprint(aid, fp, source=source, seen_at=seen_at)
+            docs = ((aid, Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i]), source, seen_at)
+                    for i, aid, content, n_tokens, source, seen_at in keys.in_order())
+            for aid, match in index.add_fingerprints(docs):
                 new_ids.append(aid)
                 if len(new_ids) % _TRIM_EVERY_DOCS == 0:
                     _malloc.trim()

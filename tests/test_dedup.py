@@ -828,8 +828,9 @@ def test_index_with_32_bit_postings_finds_what_64_bit_postings_find(monkeypatch:
     got = [half.add(d["id"], d["text"], seen_at=T0) for d in docs]
     real_init = dedup._Postings.__init__
 
-    def whole_keys(self: dedup._Postings, cap: int, recent_max: int = 1 << 16, key_dtype: object = None) -> None:
-        real_init(self, cap, recent_max, np.uint64)
+    def whole_keys(self: dedup._Postings, cap: int, recent_max: int = 1 << 16, key_dtype: object = None,
+                   **spill: object) -> None:
+        real_init(self, cap, recent_max, np.uint64, **spill)
 
     monkeypatch.setattr(dedup._Postings, "__init__", whole_keys)
     whole = DedupIndex()
@@ -837,3 +838,85 @@ def test_index_with_32_bit_postings_finds_what_64_bit_postings_find(monkeypatch:
     assert whole._post.keys.dtype == np.uint64 and half._post.keys.dtype == np.uint32
     assert whole._lsh.key_dtype == np.uint64 and half._lsh.key_dtype == np.uint32
     assert got == want and sum(m.duplicate_of is not None for m in got) > 80
+
+
+# ---------------------------------------------------------------- spilled postings
+
+
+@pytest.mark.parametrize("segment", [1, 3, 8, 4096])
+def test_sorted_file_finds_every_keys_run_and_windows_split_none(segment: int, tmp_path: Path) -> None:
+    """A spilled base (written in several appends, a key's run continuing across appends and segments)
+    answers what a sorted array answers: each key's slots in order, none for keys below, between and
+    above its keys; its windows give every entry once and never split a key's run."""
+    rng = np.random.default_rng(segment)
+    keys = np.sort(np.concatenate([rng.integers(5, 2**32 - 5, 300, dtype=np.uint64),
+                                   rng.integers(5, 2**32 - 5, 30, dtype=np.uint64).repeat(6)])).astype(np.uint32)
+    slots = rng.integers(0, 10_000, keys.size).astype(np.int32)
+    spilled = dedup._SortedFile(tmp_path, np.uint32, segment=segment)
+    for part in np.array_split(np.arange(keys.size), 7):
+        spilled.append(keys[part], slots[part])
+    spilled.finish()
+    assert spilled.size == keys.size and spilled.max_run >= 6
+    queries = np.unique(np.concatenate([keys[::5], rng.integers(0, 2**32, 100, dtype=np.uint64).astype(np.uint32),
+                                        np.array([0, 2**32 - 1], dtype=np.uint32)]))
+    for group in (1, 2, 64):
+        start, count, got = spilled.runs(queries, group=group)
+        for q, s, c in zip(queries.tolist(), start.tolist(), count.tolist(), strict=True):
+            assert got[s:s + c].tolist() == slots[keys == q].tolist()
+    for size in (1, 4, 1000):
+        windows = list(spilled.windows(size))
+        whole = np.concatenate(windows)
+        assert np.array_equal(whole["k"], keys) and np.array_equal(whole["s"], slots)
+        assert all(a["k"][-1] != b["k"][0] for a, b in zip(windows[:-1], windows[1:], strict=True))  # no run split
+    spilled.close()
+
+
+def test_spilled_postings_hold_and_find_what_postings_in_memory_do(tmp_path: Path) -> None:
+    """Postings whose base is in a file (built, then absorbing additions into it) hold the entries and
+    answer the lookups of postings in memory absorbing at the same points, prefetched or not; the
+    process keeps none of the base."""
+    rng = np.random.default_rng(4)
+    pool = rng.integers(0, 2**63, 400, dtype=np.uint64)
+    kept, spilled = dedup._Postings(3, recent_max=32), dedup._Postings(3, recent_max=32, spill_to=tmp_path)
+    first = rng.choice(pool, 500)
+    for post in (kept, spilled):
+        post.build(first, np.repeat(np.arange(100), 5))
+    for slot in range(100, 700):
+        k = np.unique(np.concatenate([rng.choice(pool, 4), rng.choice(pool[:5], 2)]))
+        for post in (kept, spilled):
+            post.add(slot, k)
+        if slot % 150 == 0:
+            for post in (kept, spilled):
+                post.absorb()
+            assert spilled.keys.size == 0 and spilled.disk is not None and spilled.disk.size == kept.keys.size
+            got, want = spilled.entries(), kept.entries()
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+        if slot % 50 == 0:
+            probe = np.concatenate([rng.choice(pool, 30), rng.integers(0, 2**63, 5, dtype=np.uint64)])
+            want_slots = kept.lookup(probe, probe.tolist()).tolist()
+            assert spilled.lookup(probe, probe.tolist()).tolist() == want_slots
+            spilled.prefetch(np.concatenate([probe, rng.choice(pool, 50)]))
+            assert spilled.lookup(probe, probe.tolist()).tolist() == want_slots
+            spilled._pre = None
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_index_with_spilled_postings_finds_the_same_matches(batched: bool, tmp_path: Path) -> None:
+    """An index whose postings go to its spill file every few documents (absorbing into it between
+    add_fingerprints' batches, or as add_fingerprint finds them outgrown) finds the matches of one that
+    keeps its postings in memory, and keeps only its bounded additions in memory."""
+    docs = _copies_corpus(150, seed=5)
+    fps = [fingerprint(d["text"]) for d in docs]
+    plain = DedupIndex()
+    want = [plain.add_fingerprint(d["id"], fp, seen_at=T0) for d, fp in zip(docs, fps, strict=True)]
+    tuning = dedup.DedupTuning(spilled_postings=500, prefetch_docs=16, recent_postings=64)
+    spilled = DedupIndex(tuning=tuning, spill_to=tmp_path)
+    if batched:
+        got = [m for _, m in spilled.add_fingerprints((d["id"], fp, None, T0) for d, fp in zip(docs, fps, strict=True))]
+    else:
+        got = [spilled.add_fingerprint(d["id"], fp, seen_at=T0) for d, fp in zip(docs, fps, strict=True)]
+    assert got == want and sum(m.duplicate_of is not None for m in got) > 50
+    for post in (spilled._post, spilled._lsh):
+        assert post.disk is not None and post.disk.size > 2000 and post.keys.size == 0
+        assert post.mid_keys.size + len(post.new) <= 500 + 16 * 64  # what a batch adds past the threshold
+    spilled.close()
