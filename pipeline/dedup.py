@@ -121,10 +121,11 @@ class DedupTuning:
     recent_postings: int = 1 << 16
     """keys the index's postings keep in a Python dict before merging them into a sorted numpy tier
     (memory against merge work; the results do not depend on it)."""
-    spilled_postings: int = 1 << 19
+    spilled_postings: int = 1 << 18
     """postings an index with a spill directory adds (8 bytes each, in memory) before it writes them into
-    the file that holds the rest (memory against rewriting the file)."""
-    prefetch_docs: int = 1024
+    the file that holds the rest (memory against rewriting the file); its postings' dict holds at most a
+    32nd of this many keys (``recent_postings`` otherwise)."""
+    prefetch_docs: int = 512
     """documents whose spilled postings `DedupIndex.add_fingerprints` reads in one pass over the file."""
     posted_keys: int = 64
     """sampled shingles of a document put in the candidate index: its smallest ``posted_keys`` (0: all).
@@ -904,6 +905,7 @@ def _runs_in(tier: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lo, n
 
 
+_COPY_TIER_BELOW = 1 << 20  # a sorted tier this small takes additions by a copy (np.insert), not in place
 _MOVE_BLOCK = 1 << 18  # elements moved at a time (each block costs a few temporary arrays of its size)
 
 
@@ -1097,7 +1099,11 @@ class _Postings:
         o = np.argsort(k, kind="stable")  # a key's slots stay in the order they were added
         k, sl = k[o], sl[o].astype(np.int32)
         del o
-        self._insert("mid_keys", "mid_slots", k, sl)
+        if self.mid_keys.size <= _COPY_TIER_BELOW:  # np.insert's copy is ten times faster than moving in place
+            at = np.searchsorted(self.mid_keys, k, side="right")
+            self.mid_keys, self.mid_slots = np.insert(self.mid_keys, at, k), np.insert(self.mid_slots, at, sl)
+        else:
+            self._insert("mid_keys", "mid_slots", k, sl)
 
     def outgrown(self) -> bool:
         if self.spill_to is not None:  # the additions are what the process holds: bounded
@@ -1105,33 +1111,34 @@ class _Postings:
         return self.n_new > max(50_000, self.slots.size // 2)
 
     def prefetch(self, keys: np.ndarray) -> None:
-        """Read the spilled base's answers for `keys` (those of the documents to be added next) in one pass
-        over the file, for the lookups that follow until the next `absorb`."""
+        """Read the spilled base's answers for `keys` (every key the next lookups will ask for: those of the
+        documents to be added next) in one pass over the file. Until `forget` or the next `absorb`, a lookup
+        takes the file's answers from these: a key not among them is taken as absent from the file."""
         self._pre = None
-        if self.disk is not None and keys.size:
+        if self.disk is not None:
             u = np.unique(self.held_as(keys))
-            self._pre = (u, *self.disk.runs(u))
+            start, count, slots = self.disk.runs(u)
+            hit = count > 0  # only the keys the file holds are kept (most keys are in no other text)
+            self._pre = (u[hit], start[hit], count[hit], slots)
+
+    def forget(self) -> None:
+        """Drop the prefetched answers (lookups read the file again)."""
+        self._pre = None
 
     def _disk_lookup(self, keys: np.ndarray) -> np.ndarray:
-        """The spilled base's slots for each of `keys` (held_as'd), from the prefetched answers where they
-        have the key, else read now."""
+        """The spilled base's slots for each of `keys` (held_as'd): from the prefetched answers, else read now."""
         assert self.disk is not None
-        parts = []
-        rest = keys
-        if self._pre is not None and self._pre[0].size:
+        if self._pre is not None:
             u, start, count, slots = self._pre
-            at = np.minimum(np.searchsorted(u, keys), u.size - 1)
-            have = u[at] == keys
-            idx, _, _ = _ragged(start[at[have]], count[at[have]])
-            parts.append(slots[idx])
-            rest = keys[~have]
-        if rest.size:
-            u = np.unique(rest)
+            if not u.size:
+                return np.zeros(0, dtype=np.int64)
+        else:
+            u = np.unique(keys)
             start, count, slots = self.disk.runs(u)
-            at = np.searchsorted(u, rest)
-            idx, _, _ = _ragged(start[at], count[at])
-            parts.append(slots[idx])
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        at = np.minimum(np.searchsorted(u, keys), u.size - 1)
+        have = u[at] == keys
+        idx, _, _ = _ragged(start[at[have]], count[at[have]])
+        return slots[idx]
 
     def absorb(self) -> None:
         """Merge the additions into the base: the base that `build` over every entry so far would give.
@@ -1494,10 +1501,12 @@ class DedupIndex:
         # sampled shingle -> documents, by the high 32 bits of the shingle's hash (8 bytes an entry, not 12): a
         # key shared by chance only adds a candidate, which the comparison of the full samples then refuses
         spill = {"spill_to": self._spill_to, "spill_after": tu.spilled_postings}
-        self._post = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32, **spill)
+        # the dict costs ~110 bytes a key: with a spill file, in proportion to the additions held
+        recent = tu.recent_postings if self._spill_to is None else min(tu.recent_postings, tu.spilled_postings // 32)
+        self._post = _Postings(tu.posting_cap, recent, key_dtype=np.uint32, **spill)
         # MinHash band -> documents, by the high 32 bits of the band's key too: a bucket shared by chance
         # (~1 lookup in 40 over a window of 100,000 documents) only adds a candidate that verification refuses
-        self._lsh = _Postings(tu.posting_cap, tu.recent_postings, key_dtype=np.uint32, **spill)
+        self._lsh = _Postings(tu.posting_cap, recent, key_dtype=np.uint32, **spill)
         self._absorb_later = False  # add_fingerprints: the postings absorb between its batches only
         self._union: dict[str, np.ndarray] = {}  # sorted sampled keys of clusters with several members
         self._multi: set[int] = set()  # slots of pages found to hold several stories (not persisted)
@@ -1611,7 +1620,8 @@ class DedupIndex:
                 yield doc_id, self._add_fingerprint(doc_id, fp, source, seen_at, doc_bands)
         finally:
             self._absorb_later = False
-            self._post._pre = self._lsh._pre = None
+            self._post.forget()
+            self._lsh.forget()
         if self._post.outgrown() or self._lsh.outgrown():
             self._post.absorb()
             self._lsh.absorb()
