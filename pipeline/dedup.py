@@ -905,6 +905,8 @@ def _runs_in(tier: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lo, n
 
 
+_BUILD_BUCKET_BITS = 6  # a spilled build sorts 64 buckets of the window's postings, one at a time
+_BUILD_DOCS = 4096  # documents whose postings (or sampled keys) a load gathers at a time
 _COPY_TIER_BELOW = 1 << 20  # a sorted tier this small takes additions by a copy (np.insert), not in place
 _MOVE_BLOCK = 1 << 18  # elements moved at a time (each block costs a few temporary arrays of its size)
 
@@ -1042,6 +1044,58 @@ class _Postings:
         if self.spill_to is not None:
             del k, sl
             self._spill_base()
+
+    def build_parts(self, parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
+        """`build` over the (keys, slots) entries of `parts`, given in slot order. With `spill_to` they are
+        never all in memory: each part's entries go to one of 64 bucket files by their key's top bits, then
+        each bucket is sorted and capped, as `build` does, into the postings file, buckets in key order."""
+        if self.spill_to is None:
+            got = list(parts)
+            keys = np.concatenate([k for k, _ in got]) if got else np.zeros(0, dtype=self.key_dtype)
+            slots = np.concatenate([sl for _, sl in got]) if got else np.zeros(0, dtype=np.int32)
+            del got
+            self.build(keys, slots)
+            return
+        self.clear()
+        rec = np.dtype([("k", self.key_dtype), ("s", np.int32)])
+        shift = self.key_dtype.type(self.key_dtype.itemsize * 8 - _BUILD_BUCKET_BITS)
+        buckets: dict[int, Any] = {}
+        try:
+            for keys, slots in parts:
+                keys = self.held_as(keys)
+                which = (keys >> shift).astype(np.int64)
+                order = np.argsort(which, kind="stable")  # within a bucket, the part's order: slot order
+                which = which[order]
+                entries = np.empty(keys.size, dtype=rec)
+                entries["k"], entries["s"] = keys[order], slots[order]
+                del keys, slots, order
+                bounds = np.flatnonzero(np.diff(which)) + 1
+                for part in np.split(np.arange(which.size), bounds):
+                    if part.size:
+                        b = int(which[part[0]])
+                        if b not in buckets:
+                            buckets[b] = tempfile.TemporaryFile(dir=self.spill_to)
+                        buckets[b].write(entries[part[0]:part[-1] + 1].tobytes())
+                del entries, which
+            out = _SortedFile(self.spill_to, self.key_dtype)
+            for b in sorted(buckets):
+                f = buckets[b]
+                f.seek(0)
+                entries = np.frombuffer(f.read(), dtype=rec)
+                order = np.argsort(entries["k"], kind="stable")  # a key's slots stay in slot order
+                k, sl = entries["k"][order], entries["s"][order]
+                del entries, order
+                starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
+                rank = np.arange(k.size) - np.repeat(starts, np.diff(np.append(starts, k.size)))
+                keep = rank < self.cap
+                out.append(k[keep], sl[keep])
+            if out.size:
+                self.disk = out.finish()
+            else:
+                out.close()
+        finally:
+            for f in buckets.values():
+                f.close()
 
     def add(self, slot: int, keys: np.ndarray) -> None:
         keys = self.held_as(keys)
@@ -1830,20 +1884,25 @@ class DedupIndex:
         lens = self._sample.sizes(near)
         slots = np.array(near, dtype=np.int32)
         k = self.tuning.posted_keys
-        if not k or not (lens > k).any():
-            self._post.build(self._sample.concat(near), np.repeat(slots, lens))
-        else:  # each document's `_posted` keys, a few thousand documents at a time (bounded temporaries)
-            parts: list[tuple[np.ndarray, np.ndarray]] = []
-            for lo in range(0, len(near), 4096):
-                hi = min(len(near), lo + 4096)
+        ranges = [(lo, min(len(near), lo + _BUILD_DOCS)) for lo in range(0, len(near), _BUILD_DOCS)]
+
+        def posted() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            """Each document's `_posted` keys, a few thousand documents at a time (bounded temporaries)."""
+            for lo, hi in ranges:
                 keys = self._sample.concat(near[lo:hi])
-                keep = _posted_mask(keys, lens[lo:hi], k)
-                parts.append((keys[keep], np.repeat(slots[lo:hi], lens[lo:hi])[keep]))
-                del keys, keep
-            self._post.build(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-            del parts
-        bands = self._band_keys(self._mh.concat(near).reshape(len(near), self._num_perm))
-        self._lsh.build(bands, np.repeat(slots, self._bands))
+                owners = np.repeat(slots[lo:hi], lens[lo:hi])
+                if k and (lens[lo:hi] > k).any():
+                    keep = _posted_mask(keys, lens[lo:hi], k)
+                    keys, owners = keys[keep], owners[keep]
+                yield keys, owners
+
+        def bands() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for lo, hi in ranges:
+                yield (self._band_keys(self._mh.concat(near[lo:hi]).reshape(hi - lo, self._num_perm)),
+                       np.repeat(slots[lo:hi], self._bands))
+
+        self._post.build_parts(posted())
+        self._lsh.build_parts(bands())
 
     def _compact(self, keep: list[int]) -> None:
         """Rebuild every structure from the documents at ``keep`` (prune, load)."""
@@ -1855,6 +1914,8 @@ class DedupIndex:
         multi = {new for new, old in enumerate(keep) if old in self._multi}
         self._mh.close()
         self._sample.close()
+        self._post.clear()  # their files too
+        self._lsh.clear()
         self._reset()
         self._multi = multi
         (self._ids, self._cluster, self._hash, self._source, self._src, self._seen, self._ntok, self._mh,
@@ -1869,34 +1930,45 @@ class DedupIndex:
         self._build_postings()
         if not self._ids:
             return
-        # clusters per key, counted once per cluster (and once per cluster and source)
-        lens = self._sample.sizes()
-        keys = self._sample.concat()
+        # clusters per key, counted once per cluster (and once per cluster and source): the documents a few
+        # thousand at a time, a cluster's all in one batch (its keys are counted once), clusters in order
         cl, names = self._cluster_numbers()
-        owner = np.repeat(np.arange(len(self._ids)), lens)
-        entry_cl = cl[owner]
-        order = np.lexsort((keys, entry_cl))
-        ok, oc, oo = keys[order], entry_cl[order], owner[order]
-        first = np.ones(ok.size, dtype=bool)
-        first[1:] = (ok[1:] != ok[:-1]) | (oc[1:] != oc[:-1])
-        self._sketch.add(ok[first])
-        src = np.array(self._src, dtype=np.uint64)[oo]
-        with_src = np.flatnonzero(src != 0)
-        if with_src.size:
-            sk = _fmix64(ok[with_src] ^ src[with_src])
-            skey = np.lexsort((sk, oc[with_src]))
-            sk, sc = sk[skey], oc[with_src][skey]
-            f = np.ones(sk.size, dtype=bool)
-            f[1:] = (sk[1:] != sk[:-1]) | (sc[1:] != sc[:-1])
-            self._sketch.add(sk[f])
-        # sorted key unions of clusters with several members
         sizes = np.bincount(cl)
-        multi = sizes[oc] > 1
-        uk, uc = ok[first & multi], oc[first & multi]
-        bounds = np.flatnonzero(np.diff(uc)) + 1
-        for part_k, part_c in zip(np.split(uk, bounds), np.split(uc, bounds), strict=True):
-            if part_k.size:
-                self._union[names(int(part_c[0]))] = part_k
+        by_cluster = np.argsort(cl, kind="stable")
+        starts = np.flatnonzero(np.concatenate(([True], np.diff(cl[by_cluster]) != 0)))  # each cluster's first
+        all_lens = self._sample.sizes()
+        all_src = np.array(self._src, dtype=np.uint64)
+        lo = 0
+        while lo < by_cluster.size:
+            hi = int(starts[np.searchsorted(starts, lo + _BUILD_DOCS)]) if lo + _BUILD_DOCS < starts[-1] else by_cluster.size
+            docs = by_cluster[lo:hi]
+            lo = hi
+            lens = all_lens[docs]
+            keys = self._sample.concat(docs.tolist())
+            owner = np.repeat(docs, lens)
+            entry_cl = cl[owner]
+            order = np.lexsort((keys, entry_cl))
+            ok, oc, oo = keys[order], entry_cl[order], owner[order]
+            del keys, owner, entry_cl, order
+            first = np.ones(ok.size, dtype=bool)
+            first[1:] = (ok[1:] != ok[:-1]) | (oc[1:] != oc[:-1])
+            self._sketch.add(ok[first])
+            src = all_src[oo]
+            with_src = np.flatnonzero(src != 0)
+            if with_src.size:
+                sk = _fmix64(ok[with_src] ^ src[with_src])
+                skey = np.lexsort((sk, oc[with_src]))
+                sk, sc = sk[skey], oc[with_src][skey]
+                f = np.ones(sk.size, dtype=bool)
+                f[1:] = (sk[1:] != sk[:-1]) | (sc[1:] != sc[:-1])
+                self._sketch.add(sk[f])
+            # sorted key unions of clusters with several members
+            multi = sizes[oc] > 1
+            uk, uc = ok[first & multi], oc[first & multi]
+            bounds = np.flatnonzero(np.diff(uc)) + 1
+            for part_k, part_c in zip(np.split(uk, bounds), np.split(uc, bounds), strict=True):
+                if part_k.size:
+                    self._union[names(int(part_c[0]))] = part_k
 
     def _cluster_numbers(self) -> tuple[np.ndarray, Any]:
         """(each document's cluster as a number 0..k-1, the cluster id of a number)."""
@@ -1973,25 +2045,40 @@ class DedupIndex:
     @classmethod
     def from_arrow(
         cls,
-        table: pa.Table | None,
+        table: pa.Table | Iterable[pa.Table] | None,
         settings: DedupSettings | None = None,
         *,
         tuning: DedupTuning | None = None,
         since: datetime | None = None,
         spill_to: str | os.PathLike[str] | None = None,
     ) -> DedupIndex:
-        """Load a table written by :meth:`to_arrow` (or several concatenated; None gives an empty index).
+        """Load a table written by :meth:`to_arrow` (or several, concatenated or one after the other; None
+        gives an empty index).
 
         Rows seen before ``since`` are skipped. Raises ValueError when the table was built with another
         shingle size, MinHash size or sample rate. ``spill_to``: a directory for the documents' MinHash
-        values and sampled keys (see `ArrayStore`), which are then not kept in memory.
+        values and sampled keys (see `ArrayStore`) and the postings (see `_Postings`), which are then not
+        kept in memory: given the tables one at a time, a load holds one table and a few thousand
+        documents' keys at once, not the window's.
         """
         index = cls(settings, tuning=tuning, spill_to=spill_to)
         if table is None:
             return index
         import pyarrow as pa
+
+        names: dict[str | None, tuple[str | None, int]] = {}  # one string (and key) per source, not per row
+        for part in [table] if isinstance(table, pa.Table) else table:
+            index._extend_arrow(part, since, names)
+        index._rebuild()
+        return index
+
+    def _extend_arrow(self, table: pa.Table, since: datetime | None,
+                      names: dict[str | None, tuple[str | None, int]]) -> None:
+        """Append a `to_arrow` table's documents (seen from `since` on), before `_rebuild`."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
+        index = self
         meta_raw = (table.schema.metadata or {}).get(b"newsingest.dedup")
         if meta_raw is not None:
             meta = json.loads(meta_raw)
@@ -2004,24 +2091,24 @@ class DedupIndex:
         if since is not None:
             table = table.filter(pc.greater_equal(table["seen_at"], pa.scalar(since, pa.timestamp("us", tz="UTC"))))
         n = table.num_rows
-        index._ids.extend_arrow(table["doc_id"])
-        index._cluster.extend_arrow(table["cluster_id"])
-        index._hash.extend_arrow(table["content_hash"])
-        names: dict[str | None, str | None] = {}  # one string per source, not one per row
-        index._source = [names.setdefault(s, s) for s in table["source"].to_pylist()]
-        src_key = {s: _source_key(s) for s in names}
-        index._src = array.array("Q", [src_key[s] for s in index._source])
-        index._seen = array.array("q", table["seen_at"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
-        index._ntok = array.array("q", table["n_tokens"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
         mh = _binary_column(table["minhash"], "<u4")
         if any(a.size != index._num_perm for a in mh):
             raise ValueError(f"dedup index rows do not hold {index._num_perm} MinHash values")
+        index._ids.extend_arrow(table["doc_id"])
+        index._cluster.extend_arrow(table["cluster_id"])
+        index._hash.extend_arrow(table["content_hash"])
+        sources = table["source"].to_pylist()
+        for s in set(sources).difference(names):
+            names[s] = (s, _source_key(s))
+        index._source.extend(names[s][0] for s in sources)
+        index._src.extend(names[s][1] for s in sources)
+        del sources
+        index._seen.frombytes(table["seen_at"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
+        index._ntok.frombytes(table["n_tokens"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
         index._mh.extend(mh)
         del mh
         index._sample.extend(_binary_column(table["sample"], "<u8"))
-        index._match = [None] * n
-        index._rebuild()
-        return index
+        index._match.extend([None] * n)
 
 
 def _binary_column(column: Any, dtype: str) -> list[np.ndarray]:

@@ -1639,13 +1639,22 @@ def assign_clusters(config: Config, wh: Warehouse, rows: list[Article], run_id: 
 
 
 def _load_index(wh: Warehouse, window_start: datetime, snap: Any = None) -> Any:
-    """Index entries of committed runs inside the window only: cost follows the window, not the history."""
+    """Index entries of committed runs inside the window only, as one table (None: none)."""
+    import pyarrow as pa
 
+    tables = list(_index_tables(wh, window_start, snap))
+    if not tables:
+        return None
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def _index_tables(wh: Warehouse, window_start: datetime, snap: Any = None) -> Iterator[Any]:
+    """Index entries of committed runs inside the window only, a file's at a time (read when asked for: the
+    commit's index loads one at a time): cost follows the window, not the history."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     snap = snap or wh.snapshot()
-    tables = []
     cutoff = window_start.isoformat()
     run_seqs = [r["seq"] for r in snap.runs]  # in commit order: a bisection per file, not a scan of the history
     # A compacted file (entries of several commits) mixes old and recent entries: its row groups older
@@ -1657,10 +1666,7 @@ def _load_index(wh: Warehouse, window_start: datetime, snap: Any = None) -> Any:
         if committed is None or committed < cutoff:
             continue  # every entry of this file is older than the window
         merged = f.get("min_seq") != f.get("max_seq")
-        tables.append(wh.read_table(f["path"], filters=recent if merged else None))
-    if not tables:
-        return None
-    return pa.concat_tables(tables, promote_options="default")
+        yield wh.read_table(f["path"], filters=recent if merged else None)
 
 
 def _articles_table(rows: Sequence[Article]) -> Any:
@@ -1960,7 +1966,7 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
 
             assert fp_minhash is not None and fp_sample is not None
             window_start = now - timedelta(days=config.dedup.window_days)
-            index = DedupIndex.from_arrow(_load_index(wh, window_start), config.dedup, since=window_start,
+            index = DedupIndex.from_arrow(_index_tables(wh, window_start), config.dedup, since=window_start,
                                           spill_to=work)
             new_ids = HexColumn(8)  # 8 bytes an article, where a list of the id strings cost ~80
             docs = ((aid, Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i]), source, seen_at)

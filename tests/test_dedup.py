@@ -920,3 +920,54 @@ def test_index_with_spilled_postings_finds_the_same_matches(batched: bool, tmp_p
         assert post.disk is not None and post.disk.size > 2000 and post.keys.size == 0
         assert post.mid_keys.size + len(post.new) <= 500 + 16 * 64  # what a batch adds past the threshold
     spilled.close()
+
+
+@pytest.mark.parametrize("key_dtype", [np.uint32, np.uint64])
+def test_spilled_build_in_parts_is_the_build(key_dtype: type, tmp_path: Path) -> None:
+    """A spilled build from parts (64 bucket files, each sorted and capped) holds what `build` over every
+    entry holds: each key's first `cap` slots, keys in order, with keys held many times and keys that share
+    their high bits (the buckets' and the 32-bit keys')."""
+    rng = np.random.default_rng(21)
+    pool = rng.integers(0, 2**64 - 1, 500, dtype=np.uint64, endpoint=True)
+    pool[:40] = (pool[:40] & np.uint64(0xFFFFFFFF00000000)) | np.uint64(7)
+    keys = [np.concatenate([rng.choice(pool, 6), rng.choice(pool[:5], 2)]) for _ in range(300)]
+    slots = [np.full(k.size, i) for i, k in enumerate(keys)]
+    whole = dedup._Postings(3, key_dtype=key_dtype)
+    whole.build(np.concatenate(keys), np.concatenate(slots))
+    parts = dedup._Postings(3, key_dtype=key_dtype, spill_to=tmp_path)
+    parts.build_parts((np.concatenate(keys[i:i + 37]), np.concatenate(slots[i:i + 37])) for i in range(0, 300, 37))
+    got = parts.entries()
+    assert parts.disk is not None and parts.keys.size == 0
+    assert np.array_equal(got[0], whole.keys) and np.array_equal(got[1], whole.slots)
+    memory = dedup._Postings(3, key_dtype=key_dtype)  # without a spill directory: `build` itself
+    memory.build_parts((keys[i], slots[i]) for i in range(300))
+    assert np.array_equal(memory.keys, whole.keys) and np.array_equal(memory.slots, whole.slots)
+
+
+def test_index_loaded_a_table_at_a_time_is_the_index_loaded_at_once(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`from_arrow` over the window's files one at a time, spilled, its documents' keys gathered a few at a
+    time (clusters never split), gives the index a load of one table gives: the same rows, template counts,
+    cluster unions and postings, and the same matches for new documents."""
+    monkeypatch.setattr(dedup, "_BUILD_DOCS", 7)
+    docs = _copies_corpus(120, seed=8)
+    fps = [fingerprint(d["text"]) for d in docs]
+    first = DedupIndex()
+    for i, (d, fp) in enumerate(zip(docs[:200], fps[:200], strict=True)):
+        first.add_fingerprint(d["id"], fp, source=f"outlet{i % 3}", seen_at=T0)
+    table = first.to_arrow()
+    assert len(first._union) > 20
+    whole = DedupIndex.from_arrow(table)
+    parts = DedupIndex.from_arrow((table.slice(i, 45) for i in range(0, table.num_rows, 45)), spill_to=tmp_path)
+    assert parts.to_arrow().equals(whole.to_arrow())
+    assert np.array_equal(parts._sketch.rows, whole._sketch.rows)
+    assert parts._union.keys() == whole._union.keys()
+    assert all(np.array_equal(parts._union[c], whole._union[c]) for c in whole._union)
+    for a, b in ((parts._post, whole._post), (parts._lsh, whole._lsh)):
+        got, want = a.entries(), b.entries()
+        assert a.disk is not None and np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    rest = list(zip(docs[200:], fps[200:], strict=True))
+    want_matches = [whole.add_fingerprint(d["id"], fp, seen_at=T0) for d, fp in rest]
+    got_matches = [m for _, m in parts.add_fingerprints((d["id"], fp, None, T0) for d, fp in rest)]
+    assert got_matches == want_matches and sum(m.duplicate_of is not None for m in got_matches) > 20
+    parts.close()
