@@ -304,15 +304,19 @@ class _LogSink:
 
     With `compact_at`, every `compact_at` rows go from `rows` into `tables` (FETCH_LOG_SCHEMA tables, ~150
     bytes a row where a dict costs ~800): a run of 100,000 pages held 80 MB of row dicts until its commit.
+    With `spill_to` too, they go to an Arrow file there instead, which `log` maps: its pages are read when
+    the commit writes the log, not held through the fetch and the dedup pass (15 MB at 100,000 pages).
     `amend` finds only rows not yet compacted: it is for the feeds' sink, which does not compact."""
 
     def __init__(self, rows: list[dict[str, Any]], source_of: Any, *, run_id: str = "",
-                 compact_at: int = 0) -> None:
+                 compact_at: int = 0, spill_to: Path | None = None) -> None:
         self.rows = rows
         self.source_of = source_of
         self.run_id = run_id
         self.compact_at = compact_at
         self.tables: list[Any] = []
+        self.spill_to = spill_to
+        self._writer: Any = None
 
     def __call__(self, r: FetchResult) -> None:
         self.rows.append({
@@ -324,11 +328,27 @@ class _LogSink:
             "charset": r.charset, "charset_mismatch": r.charset_mismatch, "started_at": r.started_at,
         })
         if self.compact_at and len(self.rows) >= self.compact_at:
-            self.tables.append(fetch_log_table([self.rows]))
+            table = fetch_log_table([self.rows])
             self.rows.clear()
+            if self.spill_to is None:
+                self.tables.append(table)
+                return
+            if self._writer is None:
+                import pyarrow as pa
+
+                self.spill_to.parent.mkdir(parents=True, exist_ok=True)
+                self._writer = pa.ipc.new_file(str(self.spill_to), table.schema)
+            self._writer.write_table(table)
 
     def log(self) -> list[dict[str, Any]] | Any:
-        """Every row so far: the row dicts, or one table when some were compacted."""
+        """Every row so far: the row dicts, or one table when some were compacted (the spilled ones mapped
+        from their file). Ends the sink's spilling: call it once, at the end."""
+        if self._writer is not None:
+            import pyarrow as pa
+
+            self._writer.close()
+            self._writer = None
+            self.tables.append(pa.ipc.open_file(pa.memory_map(str(self.spill_to))).read_all())
         return fetch_log_table([*self.tables, self.rows]) if self.tables else self.rows
 
     def amend(self, url: str, outcome: str, error: str | None) -> None:
@@ -1128,8 +1148,8 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
     texts = TextSpool(staging / f"texts-{batch_key}.parquet")
     source_of: Any = (_SourceOfUrl(tasks) if isinstance(tasks, TaskSpool) else
                       {u: s for u, s in zip(_task_urls(tasks), _task_sources(tasks), strict=True) if u})
-    sink = _LogSink([], source_of, run_id=run_id,
-                    compact_at=_LOG_COMPACT_ROWS)
+    sink = _LogSink([], source_of, run_id=run_id, compact_at=_LOG_COMPACT_ROWS,
+                    spill_to=staging / f"fetch-log-{batch_key}.arrow")
     try:
         outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, sink, progress, _fetch_env(cache_dir, now),
                                                   texts, pool, PageSpool(staging), precleaned))

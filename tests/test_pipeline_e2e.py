@@ -290,7 +290,8 @@ def test_fetched_pages_are_precleaned_for_a_commit_in_process(demo, tmp_path, pr
 
 def test_a_big_page_fetch_keeps_its_log_as_a_table(demo, tmp_path, monkeypatch):
     """Past `_LOG_COMPACT_ROWS` fetches, `fetch_pages` keeps its fetch-log rows as table chunks (a dict a
-    row cost 80 MB over 100,000 pages): the same rows, stamped with the run id, also through a page stage."""
+    row cost 80 MB over 100,000 pages), spilled to an Arrow file in its staging directory and mapped back
+    at the end: the same rows, stamped with the run id, also through a page stage."""
     import numpy as np
 
     from pipeline import run as run_mod
@@ -313,6 +314,7 @@ def test_a_big_page_fetch_keeps_its_log_as_a_table(demo, tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "_LOG_COMPACT_ROWS", 3)
     pages, table, raw = fetch_pages(config, tasks, tmp_path / "b", "t", "run-b")
     assert not isinstance(table, list) and table.num_rows == len(rows)
+    assert (tmp_path / "b" / "fetch-log-t.arrow").stat().st_size > 0 and not (tmp_path / "a" / "fetch-log-t.arrow").exists()
 
     def key(t):
         return sorted(zip(t["url"].to_pylist(), t["outcome"].to_pylist(), t["http_status"].to_pylist(),
