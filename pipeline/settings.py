@@ -198,9 +198,9 @@ class WatchSettings(_Strict):
 
 class CommitSettings(_Strict):
     """The commit of a run (clean, deduplicate, write Parquet). Texts stream from staging files in chunks of
-    `chunk_rows` articles; what still grows with the number of new articles is the dedup index of the
-    window and small per-article keys (a 100,000-article run peaked at 394 MB in its main process against
-    180 MB for 2,000 articles, 2.2 KB per extra article: `python bench/memory.py --pages 2000,100000`)."""
+    `chunk_rows` articles, the dedup index keeps its postings in a staging file; what still grows with the
+    number of new articles is small per-article state (a 100,000-article run peaked at 226 MB in its main
+    process against 180 MB for 2,000 articles, 0.5 KB per extra article: `python bench/memory.py`)."""
 
     chunk_rows: int = Field(
         2000, ge=1,
