@@ -929,6 +929,14 @@ def _insert_sorted(out: np.ndarray, n: int, at: np.ndarray, values: np.ndarray) 
         out[at[lo:hi] + np.arange(lo, hi)] = values[lo:hi]
 
 
+def _rank_in_runs(keys: np.ndarray) -> np.ndarray:
+    """Each entry's rank among the entries of its key in sorted `keys` (0: the first of its run)."""
+    pos = np.arange(keys.size)
+    starts = np.ones(keys.size, dtype=bool)
+    np.not_equal(keys[1:], keys[:-1], out=starts[1:])
+    return pos - np.maximum.accumulate(np.where(starts, pos, 0))
+
+
 def _posted(sample: np.ndarray, k: int) -> np.ndarray:
     """The keys of a document's sample that go into the postings: its `k` smallest (ties: the first in text
     order), in text order; all of them with `k` 0. Smallest by value is a uniform, consistent choice: a
@@ -1011,17 +1019,11 @@ class _Postings:
         rec = np.concatenate(recs) if recs else np.zeros(0, dtype=self.disk.rec)
         return rec["k"].copy(), rec["s"].copy()
 
-    def _spill_base(self) -> None:
-        """Move the in-memory base to a file (`spill_to`)."""
-        self._drop_disk()
-        assert self.spill_to is not None
-        self.disk = _SortedFile(self.spill_to, self.key_dtype)
-        self.disk.append(self.keys, self.slots)
-        self.disk.finish()
-        self.keys, self.slots = np.zeros(0, dtype=self.key_dtype), np.zeros(0, dtype=np.int32)
-
     def build(self, keys: np.ndarray, slots: np.ndarray) -> None:
         """Replace everything by these (key, slot) entries, given in slot order."""
+        if self.spill_to is not None:  # into the file, as a load's parts go
+            self.build_parts([(keys, slots)])
+            return
         # A few arrays of the size of every entry of the window at once, freed as soon as done with (the
         # peak memory of a large commit is here): the arguments too, when the caller passed temporaries.
         self.clear()
@@ -1041,9 +1043,6 @@ class _Postings:
             del drop
             k, sl = k[keep], sl[keep]
         self.keys, self.slots = k, sl
-        if self.spill_to is not None:
-            del k, sl
-            self._spill_base()
 
     def build_parts(self, parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> None:
         """`build` over the (keys, slots) entries of `parts`, given in slot order. With `spill_to` they are
@@ -1085,9 +1084,7 @@ class _Postings:
                 order = np.argsort(entries["k"], kind="stable")  # a key's slots stay in slot order
                 k, sl = entries["k"][order], entries["s"][order]
                 del entries, order
-                starts = np.flatnonzero(np.concatenate(([True], k[1:] != k[:-1])))
-                rank = np.arange(k.size) - np.repeat(starts, np.diff(np.append(starts, k.size)))
-                keep = rank < self.cap
+                keep = _rank_in_runs(k) < self.cap
                 out.append(k[keep], sl[keep])
             if out.size:
                 self.disk = out.finish()
@@ -1262,11 +1259,7 @@ class _Postings:
         """Base entries and the sorted additions of the same keys, merged as `absorb` merges them, to `out`."""
         if ak.size:
             held = np.searchsorted(bk, ak, side="right") - np.searchsorted(bk, ak, side="left")
-            pos = np.arange(ak.size)
-            starts = np.empty(ak.size, dtype=bool)  # the first addition of its key
-            starts[0] = True
-            np.not_equal(ak[1:], ak[:-1], out=starts[1:])
-            keep = held + pos - np.maximum.accumulate(np.where(starts, pos, 0)) < self.cap
+            keep = held + _rank_in_runs(ak) < self.cap
             ak, asl = ak[keep], asl[keep]
         if not ak.size:
             out.append(bk, bs)
@@ -2078,11 +2071,10 @@ class DedupIndex:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        index = self
         meta_raw = (table.schema.metadata or {}).get(b"newsingest.dedup")
         if meta_raw is not None:
             meta = json.loads(meta_raw)
-            want = index._meta()
+            want = self._meta()
             for key in ("shingle_size", "num_perm", "sample_mod"):
                 if key in meta and meta[key] != want[key]:
                     raise ValueError(
@@ -2092,23 +2084,23 @@ class DedupIndex:
             table = table.filter(pc.greater_equal(table["seen_at"], pa.scalar(since, pa.timestamp("us", tz="UTC"))))
         n = table.num_rows
         mh = _binary_column(table["minhash"], "<u4")
-        if any(a.size != index._num_perm for a in mh):
-            raise ValueError(f"dedup index rows do not hold {index._num_perm} MinHash values")
-        index._ids.extend_arrow(table["doc_id"])
-        index._cluster.extend_arrow(table["cluster_id"])
-        index._hash.extend_arrow(table["content_hash"])
+        if any(a.size != self._num_perm for a in mh):
+            raise ValueError(f"dedup index rows do not hold {self._num_perm} MinHash values")
+        self._ids.extend_arrow(table["doc_id"])
+        self._cluster.extend_arrow(table["cluster_id"])
+        self._hash.extend_arrow(table["content_hash"])
         sources = table["source"].to_pylist()
         for s in set(sources).difference(names):
             names[s] = (s, _source_key(s))
-        index._source.extend(names[s][0] for s in sources)
-        index._src.extend(names[s][1] for s in sources)
+        self._source.extend(names[s][0] for s in sources)
+        self._src.extend(names[s][1] for s in sources)
         del sources
-        index._seen.frombytes(table["seen_at"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
-        index._ntok.frombytes(table["n_tokens"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
-        index._mh.extend(mh)
+        self._seen.frombytes(table["seen_at"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
+        self._ntok.frombytes(table["n_tokens"].cast(pa.int64()).to_numpy(zero_copy_only=False).tobytes())
+        self._mh.extend(mh)
         del mh
-        index._sample.extend(_binary_column(table["sample"], "<u8"))
-        index._match.extend([None] * n)
+        self._sample.extend(_binary_column(table["sample"], "<u8"))
+        self._match.extend([None] * n)
 
 
 def _binary_column(column: Any, dtype: str) -> list[np.ndarray]:
