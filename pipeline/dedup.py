@@ -1646,25 +1646,19 @@ class DedupIndex:
 
     def _add_batch(self, batch: list[tuple[str, Fingerprint, str | None, datetime | None]]
                    ) -> Iterator[tuple[str, DedupMatch]]:
-        min_words = int(self.settings.min_words)
-        near = [fp for _, fp, _, _ in batch if fp.n_tokens >= min_words and fp.sample.size
-                and fp.minhash.shape == (self._num_perm,)]
+        # the band keys of the batch's texts that go to the near-duplicate index, in one computation
+        near = [fp for _, fp, _, _ in batch if self._is_near(fp) and fp.minhash.shape == (self._num_perm,)]
+        row = {id(fp): r for r, fp in enumerate(near)}
         bands = (self._band_keys(np.stack([fp.minhash for fp in near])).reshape(len(near), self._bands)
-                 if near else None)
+                 if near else np.zeros((0, self._bands), dtype=np.uint64))
         if near and (self._post.disk is not None or self._lsh.disk is not None):
             self._post.prefetch(np.concatenate([fp.sample for fp in near]))
-            assert bands is not None
             self._lsh.prefetch(bands.reshape(-1))
         self._absorb_later = True
         try:
-            k = 0
             for doc_id, fp, source, seen_at in batch:
-                doc_bands = None
-                if k < len(near) and fp is near[k]:
-                    assert bands is not None
-                    doc_bands = bands[k]
-                    k += 1
-                yield doc_id, self._add_fingerprint(doc_id, fp, source, seen_at, doc_bands)
+                r = row.get(id(fp))
+                yield doc_id, self._add_fingerprint(doc_id, fp, source, seen_at, None if r is None else bands[r])
         finally:
             self._absorb_later = False
             self._post.forget()
@@ -1672,6 +1666,10 @@ class DedupIndex:
         if self._post.outgrown() or self._lsh.outgrown():
             self._post.absorb()
             self._lsh.absorb()
+
+    def _is_near(self, fp: Fingerprint) -> bool:
+        """Whether a text is long enough for near-duplicate matching (else exact matching only)."""
+        return fp.n_tokens >= int(self.settings.min_words) and fp.sample.size > 0
 
     def _add_fingerprint(self, doc_id: str, fp: Fingerprint, source: str | None, seen_at: datetime | None,
                          bands: np.ndarray | None) -> DedupMatch:
@@ -1688,7 +1686,7 @@ class DedupIndex:
             j = self._by_hash.get(fp.content_hash)
             if j is not None and abs(seen - self._seen[j]) <= self._window:
                 match, slot = DedupMatch(self._cluster[j], self._ids[j], "exact", 1.0), j
-        near = fp.n_tokens >= int(self.settings.min_words) and fp.sample.size > 0
+        near = self._is_near(fp)
         if not near:
             bands = None
         elif bands is None:
