@@ -1410,6 +1410,9 @@ class _SortedFile:
         self._file.close()
 
 
+_STORE_WRITE_BYTES = 1 << 18  # an ArrayStore writes its file this much at a time
+
+
 class ArrayStore:
     """A growing list of 1-D arrays of one dtype (a document's sampled keys, or its MinHash values), held in
     memory or, with `spill_to` (a directory), in an unnamed temporary file there, read back one array at a
@@ -1424,7 +1427,11 @@ class ArrayStore:
         if spill_to is not None:
             os.makedirs(spill_to, exist_ok=True)
             self._file = tempfile.TemporaryFile(dir=spill_to)
-        self._end = 0  # bytes written to the file
+        self._end = 0  # bytes of the store: in the file, then in `_pending`
+        # Small arrays wait here and go to the file together: a write per array (a page spool's or an index's
+        # few hundred bytes) cost a system call each, 9 for every page of a run
+        self._pending = bytearray()
+        self._flushed = 0  # bytes in the file; `_pending` holds the bytes from there to `_end`
         self._offset = np.zeros(0, dtype=np.int64)  # spilled: where each array starts in the file ...
         self._size = np.zeros(0, dtype=np.int32)  # ... and its number of elements
         self._n = 0
@@ -1444,9 +1451,18 @@ class ArrayStore:
             self._size = np.concatenate([self._size, np.zeros(grow, dtype=np.int32)])
         self._offset[self._n], self._size[self._n] = self._end, a.size
         if a.size:
-            os.pwrite(self._file.fileno(), a.data, self._end)
+            self._pending += a.data
             self._end += a.nbytes
+            if len(self._pending) >= _STORE_WRITE_BYTES:
+                self._flush()
         self._n += 1
+
+    def _flush(self) -> None:
+        if self._pending:
+            assert self._file is not None
+            os.pwrite(self._file.fileno(), self._pending, self._flushed)
+            self._flushed = self._end
+            self._pending = bytearray()
 
     def extend(self, arrays: Iterable[np.ndarray]) -> None:
         for a in arrays:
@@ -1460,8 +1476,12 @@ class ArrayStore:
         size = int(self._size[i])
         if not size:
             return np.zeros(0, dtype=self.dtype)
+        start, nbytes = int(self._offset[i]), size * self.dtype.itemsize
+        if start >= self._flushed:  # not written yet: a copy, as the buffer grows on
+            at = start - self._flushed
+            return np.frombuffer(bytes(self._pending[at: at + nbytes]), dtype=self.dtype)
         assert self._file is not None
-        raw = os.pread(self._file.fileno(), size * self.dtype.itemsize, int(self._offset[i]))
+        raw = os.pread(self._file.fileno(), nbytes, start)
         return np.frombuffer(raw, dtype=self.dtype)
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -1481,6 +1501,7 @@ class ArrayStore:
     def concat(self, slots: Sequence[int] | None = None) -> np.ndarray:
         """The arrays of `slots` (default all) end to end."""
         if slots is None and self._file is not None:  # all of them: the file, in one read (a load, a prune)
+            self._flush()
             self._file.seek(0)
             return np.fromfile(self._file, dtype=self.dtype, count=self._end // self.dtype.itemsize)
         chosen = range(len(self)) if slots is None else slots
@@ -1494,6 +1515,7 @@ class ArrayStore:
         return out
 
     def close(self) -> None:
+        self._pending = bytearray()
         if self._file is not None:
             self._file.close()
 

@@ -756,13 +756,24 @@ def test_benchmark_dev_set() -> None:
     assert precision >= 0.995
 
 
-def test_array_store_spilled_gives_back_what_was_appended(tmp_path: Path) -> None:
+@pytest.mark.parametrize("write_bytes", [1, 5000, None])
+def test_array_store_spilled_gives_back_what_was_appended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          write_bytes: int | None) -> None:
+    """Whether an array is still in the write buffer or already in the file (written at once, a few at a
+    time, or 256 KB at a time), it reads back the same, also between appends."""
+    if write_bytes is not None:
+        monkeypatch.setattr(dedup, "_STORE_WRITE_BYTES", write_bytes)
     rng = np.random.default_rng(3)
     arrays = [rng.integers(0, 2**63, size=int(n), dtype=np.uint64) for n in rng.integers(0, 300, size=2500)]
     arrays[7] = np.zeros(0, dtype=np.uint64)
     memory, spilled = dedup.ArrayStore(np.uint64), dedup.ArrayStore(np.uint64, tmp_path / "spill")
     memory.extend(arrays)
-    spilled.extend(arrays)
+    for i, a in enumerate(arrays):
+        spilled.append(a)
+        back = spilled[i]
+        back_half = spilled[i // 2]
+        assert np.array_equal(back, a) and np.array_equal(back_half, arrays[i // 2])
+    assert spilled._flushed < spilled._end or write_bytes == 1  # the last arrays wait in the buffer
     assert len(spilled) == len(memory) == 2500
     assert all(np.array_equal(spilled[i], a) and spilled[i].dtype == np.uint64 for i, a in enumerate(arrays))
     assert np.array_equal(spilled.sizes(), memory.sizes()) and spilled.size(7) == 0
