@@ -56,7 +56,7 @@ def _pct_normalize(text: str, safe: frozenset[str]) -> str:
         return ch if ch in _UNRESERVED else "%" + m.group(1).upper()
 
     text = _PCT.sub(fix, text)
-    if all(c in safe for c in text):
+    if safe.issuperset(text):
         return text
     out = []
     for i, c in enumerate(text):
