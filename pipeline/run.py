@@ -964,19 +964,20 @@ class _StagingParquet:
 class RawPageWriter(_StagingParquet):
     """Streams fetched page bytes to a staging Parquet file in bounded batches."""
 
+    # RAW_PAGE_SCHEMA's columns but run_id, which is the writer's
+    _COLUMNS = ("article_id", "url", "final_url", "source", "fetched_at", "http_status", "content_type", "charset",
+                "body")
+
     def __init__(self, path: Path, run_id: str, flush_rows: int = 256) -> None:
         super().__init__(path)
         self.run_id = run_id
         self.flush_rows = flush_rows
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[tuple[Any, ...]] = []
 
     def add(self, task: PageTask, res: FetchResult, fetched_at: datetime) -> None:
         crash_point("fetch")  # test hook: NEWSINGEST_CRASH_AT=fetch@N kills the run at its N-th page
-        self._rows.append({
-            "article_id": task.article_id, "url": res.url, "final_url": res.final_url, "source": task.item.source,
-            "fetched_at": fetched_at, "http_status": res.http_status, "content_type": res.content_type,
-            "charset": res.charset, "body": res.body, "run_id": self.run_id,
-        })
+        self._rows.append((task.article_id, res.url, res.final_url, task.item.source, fetched_at, res.http_status,
+                           res.content_type, res.charset, res.body))
         if len(self._rows) >= self.flush_rows:
             self.flush()
 
@@ -987,7 +988,12 @@ class RawPageWriter(_StagingParquet):
 
         from pipeline.schema import RAW_PAGE_SCHEMA
 
-        self._write(pa.Table.from_pylist(self._rows, schema=RAW_PAGE_SCHEMA))
+        # column by column: a table from a list of dicts looked up each key of each row (a third of a fetch's
+        # main-process time outside the HTTP client)
+        columns = dict(zip(self._COLUMNS, zip(*self._rows, strict=True), strict=True))
+        columns["run_id"] = (self.run_id,) * len(self._rows)
+        self._write(pa.Table.from_arrays([pa.array(columns[f.name], f.type) for f in RAW_PAGE_SCHEMA],
+                                         schema=RAW_PAGE_SCHEMA))
         self._rows = []
 
 
