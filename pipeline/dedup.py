@@ -877,9 +877,15 @@ class _Sketch:
 
     def add(self, keys: np.ndarray) -> None:
         if keys.size:
+            self.add_slots(self._slots(keys))
+
+    def add_slots(self, both: tuple[np.ndarray, np.ndarray]) -> None:
+        """`add` of the keys whose `_slots` these are."""
+        size = both[0].size
+        if size:
             width = self.rows.shape[1]
-            for row, slots in zip(self.rows, self._slots(keys), strict=True):
-                if keys.size * 64 > width:  # bulk (loading, pruning)
+            for row, slots in zip(self.rows, both, strict=True):
+                if size * 64 > width:  # bulk (loading, pruning)
                     row += np.bincount(slots, minlength=width).astype(np.int32)
                     continue
                 slots = np.sort(slots)  # one document's keys: nearby slots, and repeats side by side
@@ -889,7 +895,10 @@ class _Sketch:
                     np.add.at(row, slots, 1)
 
     def query(self, keys: np.ndarray) -> np.ndarray:
-        s0, s1 = self._slots(keys)
+        return self.query_slots(self._slots(keys))
+
+    def query_slots(self, both: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        s0, s1 = both
         return np.minimum(self.rows[0][s0], self.rows[1][s1])
 
 
@@ -1188,6 +1197,8 @@ class _Postings:
             start, count, slots = self.disk.runs(u)
         at = np.minimum(np.searchsorted(u, keys), u.size - 1)
         have = u[at] == keys
+        if not have.any():
+            return slots[:0]
         idx, _, _ = _ragged(start[at[have]], count[at[have]])
         return slots[idx]
 
@@ -1704,6 +1715,7 @@ class DedupIndex:
         seen = _utc_us(seen_at)
         src = _source_key(source)
         match, slot, multi = None, -1, False
+        slots = None  # the sketch's slots of the text's keys: its template test and its cluster's count read them
         if fp.n_tokens:
             j = self._by_hash.get(fp.content_hash)
             if j is not None and abs(seen - self._seen[j]) <= self._window:
@@ -1714,13 +1726,14 @@ class DedupIndex:
         elif bands is None:
             bands = self._band_keys(fp.minhash)  # looked up, then indexed
         if match is None and near:
-            found, multi = self._near(fp, src, seen, bands)
+            slots = self._sketch_slots(fp.sample, src)
+            found, multi = self._near(fp, src, seen, bands, slots)
             if found is not None:
                 slot, c = found
                 match = DedupMatch(self._cluster[slot], self._ids[slot], "near", round(c, 4))
         if match is None:
             match = DedupMatch(doc_id)
-        self._insert(doc_id, fp, match, source, src, seen, bands)
+        self._insert(doc_id, fp, match, source, src, seen, bands, slots)
         if multi:
             self._multi.add(len(self._ids) - 1)
         return match
@@ -1746,13 +1759,20 @@ class DedupIndex:
         cid = self._cluster[slot]
         return DedupMatch(cid) if cid == self._ids[slot] else DedupMatch(cid, cid)
 
-    def _template(self, keys: np.ndarray, src: int) -> np.ndarray:
-        """Template shingles: used by many clusters of the window, or by several of one source."""
+    def _sketch_slots(self, keys: np.ndarray, src: int) -> tuple[np.ndarray, np.ndarray]:
+        """The sketch's slots of `keys` and, with a source, of the source's keys after them: what a text's
+        template test reads and what its cluster adds (a text starting its cluster: the same keys)."""
+        return self._sketch._slots(np.concatenate([keys, _source_keys(keys, src)]) if src else keys)
+
+    def _template(self, keys: np.ndarray, src: int,
+                  slots: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """Template shingles: used by many clusters of the window, or by several of one source. `slots`:
+        `_sketch_slots(keys, src)` when the caller has them."""
         st = self.settings
-        if not src:
-            return self._sketch.query(keys) >= int(st.template_clusters)
         # the keys and their source's keys in one query (half the sketch's per-call work)
-        counts = self._sketch.query(np.concatenate([keys, _source_keys(keys, src)]))
+        counts = self._sketch.query_slots(slots if slots is not None else self._sketch_slots(keys, src))
+        if not src:
+            return counts >= int(st.template_clusters)
         n = keys.size
         return (counts[:n] >= int(st.template_clusters)) | (counts[n:] >= int(st.source_template_clusters))
 
@@ -1766,6 +1786,8 @@ class DedupIndex:
         held = self._post.held_as(inf_keys)
         shared = self._post.lookup(held, held.tolist())
         similar = self._lsh.lookup(bands, bands.tolist())  # MinHash LSH: a high Jaccard similarity
+        if shared.size < 2 and not similar.size:  # most texts: no document shares two keys with them
+            return []
         cand, hits = np.unique(shared, return_counts=True)
         cand = cand[hits >= 2]
         hits = hits[hits >= 2]
@@ -1783,12 +1805,12 @@ class DedupIndex:
             cand = cand[np.sort(top)]
         return cand.tolist()
 
-    def _near(self, fp: Fingerprint, src: int, seen: int, bands: np.ndarray
-              ) -> tuple[tuple[int, float] | None, bool]:
+    def _near(self, fp: Fingerprint, src: int, seen: int, bands: np.ndarray,
+              slots: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[tuple[int, float] | None, bool]:
         """(best accepted candidate and its containment, whether the text is a multi-story page); `bands`: the
-        text's LSH band keys."""
+        text's LSH band keys; `slots`: as `_template`'s."""
         tu, st = self.tuning, self.settings
-        x = fp.sample[~self._template(fp.sample, src)]  # informative keys, text order
+        x = fp.sample[~self._template(fp.sample, src, slots)]  # informative keys, text order
         if x.size < tu.min_evidence:
             return None, False
         cands = self._candidates(x, bands, seen)
@@ -1841,9 +1863,10 @@ class DedupIndex:
 
     def _insert(
         self, doc_id: str, fp: Fingerprint, match: DedupMatch, source: str | None, src: int, seen: int,
-        bands: np.ndarray | None,
+        bands: np.ndarray | None, slots: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        """Index a document. `bands`: its LSH band keys, None when it is too short for near-duplicates."""
+        """Index a document. `bands`: its LSH band keys, None when it is too short for near-duplicates;
+        `slots`: `_sketch_slots` of its sample when the caller has them."""
         slot = len(self._ids)
         sample = np.asarray(fp.sample, dtype=np.uint64)
         self._ids.append(doc_id)
@@ -1860,23 +1883,26 @@ class DedupIndex:
         self._by_id.add(doc_id, slot)
         if fp.n_tokens:
             self._by_hash.add(fp.content_hash, slot)
-        self._count_cluster_keys(match.cluster_id, doc_id, sample, src)
+        self._count_cluster_keys(match.cluster_id, doc_id, sample, src, slots)
         if bands is not None:
             self._index_slot(slot, sample, bands)
 
-    def _count_cluster_keys(self, cluster_id: str, doc_id: str, sample: np.ndarray, src: int) -> None:
-        """Count the keys this document brings to its cluster (the sketch counts clusters per key)."""
+    def _count_cluster_keys(self, cluster_id: str, doc_id: str, sample: np.ndarray, src: int,
+                            slots: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Count the keys this document brings to its cluster (the sketch counts clusters per key). `slots`:
+        `_sketch_slots(sample, src)` when the caller has them."""
         if cluster_id == doc_id:
-            novel = sample
-        else:
-            have = self._union.get(cluster_id)
-            if have is None:
-                root = self._by_id.get(cluster_id)
-                have = np.sort(self._sample[root]) if root is not None else np.zeros(0, dtype=np.uint64)
-            novel = sample[~np.isin(sample, have)]
-            self._union[cluster_id] = np.union1d(have, novel)
-        if novel.size:  # with its source's keys in one addition (the counts are the same)
-            self._sketch.add(np.concatenate([novel, _source_keys(novel, src)]) if src else novel)
+            if sample.size:  # all its keys, with its source's keys in one addition (the counts are the same)
+                self._sketch.add_slots(slots if slots is not None else self._sketch_slots(sample, src))
+            return
+        have = self._union.get(cluster_id)
+        if have is None:
+            root = self._by_id.get(cluster_id)
+            have = np.sort(self._sample[root]) if root is not None else np.zeros(0, dtype=np.uint64)
+        novel = sample[~np.isin(sample, have)]
+        self._union[cluster_id] = np.union1d(have, novel)
+        if novel.size:
+            self._sketch.add_slots(self._sketch_slots(novel, src))
 
     def _index_slot(self, slot: int, sample: np.ndarray, bands: np.ndarray) -> None:
         self._post.add(slot, _posted(sample, self.tuning.posted_keys))
