@@ -1583,12 +1583,21 @@ class _PageScan:
 class _PageStats:
     """Sizes of the intact page, to keep pruning away from the article itself."""
 
-    __slots__ = ("body_len", "h1", "p_total")
+    __slots__ = ("_body", "_p_total", "body_len", "h1")
 
     def __init__(self, body: etree._Element, body_len: int) -> None:
+        self._body = body
         self.body_len = body_len
-        self.p_total = sum(len(p.text_content()) for p in body.iter("p")) or 1
+        self._p_total: int | None = None
         self.h1 = next(body.iter("h1"), None)
+
+    @property
+    def p_total(self) -> int:
+        """Characters in the page's paragraphs: counted when a candidate first needs them (read before any
+        pruning: the scan's candidates are all judged before the tree changes), most pages never do."""
+        if self._p_total is None:
+            self._p_total = sum(len(p.text_content()) for p in self._body.iter("p")) or 1
+        return self._p_total
 
 
 def _holds_the_article(el: etree._Element, stats: _PageStats) -> bool:
