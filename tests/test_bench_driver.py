@@ -111,3 +111,15 @@ def test_time_a_script_leaves_goes_to_the_next(tmp_path: Path) -> None:
     # last.py inherits what is left of the 22 s (about 17 s) and no more: it is killed short of its 30 s sleep
     assert "last.py: killed after its" in out and "scripts failed: last.py" in out
     assert proc.returncode == 1
+
+
+def test_the_scripts_timeouts_fit_the_twenty_minute_budget() -> None:
+    """Every script of `make bench` has a timeout, and together they stay under the issue's 20 minutes (time a
+    script leaves is only carried to the next one, so the whole run is bounded by the sum)."""
+    sys.path.insert(0, str(RUN_ALL.parent))
+    try:
+        import run_all
+    finally:
+        sys.path.remove(str(RUN_ALL.parent))
+    assert set(run_all.SCRIPTS) == set(run_all.DEFAULT_TIMEOUTS)
+    assert sum(run_all.DEFAULT_TIMEOUTS.values()) <= run_all.TIME_BUDGET_S < 20 * 60
