@@ -1664,6 +1664,246 @@ def _trafilatura_text(tree: lxml.html.HtmlElement, url: str | None, precision: b
     return text or ""
 
 
+# -------------------------------------------------------------------------------------------------
+# plain article bodies: the text without trafilatura
+#
+# After the pre-pruning, many article bodies are one column of plain paragraphs (and subheadings): there
+# trafilatura's answer is those paragraphs' text, and it costs 1-3 ms a page to get (its XPath passes over
+# the tree cost the same whatever they find). `_plain_body_text` gives that text directly, and only where
+# every rule by which trafilatura (2.3.1, pinned) would answer differently is known not to apply: anything
+# else (lists, tables, quotes, line breaks, links, elements trafilatura drops by class, text outside the
+# column...) goes to trafilatura. tests/test_extract_plain.py holds the two answers equal on every page of
+# the test fixtures, the demo web and the benchmark web, and on ../shared's real pages where present.
+
+_PLAIN_HEADINGS = frozenset(("h2", "h3", "h4", "h5", "h6"))
+_PLAIN_WRAPPERS = frozenset(("div", "section", "article", "main"))
+# whole elements trafilatura's cleaning deletes (their tails stay): skipped, when their tail is blank
+# (not <form>: trafilatura keeps a form that holds most of the page's text, as ASP.NET pages have)
+_PLAIN_DROPPED = frozenset((
+    "figure", "picture", "img", "script", "style", "noscript", "template", "iframe", "svg", "video", "audio",
+    "aside", "button", "embed", "object", "canvas",
+))  # fmt: skip
+# inline elements a plain paragraph may hold: trafilatura keeps their text in place (not <q>, a quote to it,
+# nor <del>/<s>/<strike>, which it marks)
+_PLAIN_INLINE = frozenset((
+    "a", "b", "strong", "i", "em", "u", "span", "sup", "sub", "small", "mark", "abbr", "cite", "font", "ins",
+    "big", "tt", "var", "kbd", "samp", "dfn",
+))  # fmt: skip
+# inline elements that trafilatura deletes when empty, with their tail in precision mode (CUT_EMPTY_ELEMS)
+_PLAIN_CUT_WHEN_EMPTY = frozenset(("b", "em", "i", "span", "strong"))
+# where a page keeps paragraphs that are not the article's (trafilatura drops these elements whole)
+_PLAIN_OUTSIDE_OK = frozenset(("header", "footer", "nav", "aside", "figure", "head", "noscript", "template"))
+_PLAIN_MIN_PARAGRAPH = 40  # characters of a paragraph that counts towards a column's text
+_TRAFILATURA_REPEAT_CHARS = 50  # its MIN_DUPLICATE_LENGTH
+
+
+class _Discards:
+    """trafilatura's rules that delete elements of an article (precision mode), as tests of one element:
+    its class/id/role/style rules (its XPaths, each turned from "every descendant such that" into "this
+    element is such that"), the tags it deletes whole, and the attributes those rules read (an element
+    with none of them and no such tag cannot match)."""
+
+    __slots__ = ("attributes", "tags", "tests")
+
+    def __init__(self) -> None:
+        from trafilatura.settings import MANUALLY_CLEANED
+        from trafilatura.xpaths import OVERALL_DISCARD_XPATH, PRECISION_DISCARD_XPATH, TEASER_DISCARD_XPATH
+
+        self.tests: list[etree.XPath] = []
+        self.tags = set(MANUALLY_CLEANED)
+        attributes: set[str] = set()
+        for xpath in (*OVERALL_DISCARD_XPATH, *TEASER_DISCARD_XPATH, *PRECISION_DISCARD_XPATH):
+            path = xpath.path.strip()
+            if re.fullmatch(r"\.//[a-z]+", path):
+                self.tags.add(path[3:])
+            elif path.startswith(".//*["):
+                self.tests.append(etree.XPath("self::*" + path[4:], namespaces={"re": _REGEXP_NS}))
+                attributes.update(re.findall(r"@([\w-]+)", path))
+            else:  # a rule of a shape this does not know: no plain path (tests/test_extract_plain.py fails)
+                raise ValueError(f"unknown trafilatura discard rule: {path[:60]!r}")
+        self.attributes = frozenset(attributes)
+
+    def deletes(self, el: etree._Element) -> bool:
+        """Whether trafilatura would delete `el` (with what it holds)."""
+        tag = el.tag
+        if tag in self.tags:
+            return True
+        if self.attributes.isdisjoint(el.keys()):
+            return False
+        return self._deletes(tag, tuple((k, v) for k, v in el.items() if k in self.attributes))
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one instance for the process; a site's pages repeat their classes
+    def _deletes(self, tag: str, attributes: tuple[tuple[str, str], ...]) -> bool:
+        """The rules read only an element's tag and these attributes: tested on a bare element with them."""
+        el = etree.Element(tag, dict(attributes))
+        return any(test(el) for test in self.tests)
+
+
+_REGEXP_NS = "http://exslt.org/regular-expressions"
+
+
+@lru_cache(maxsize=1)
+def _trafilatura_discards() -> _Discards | None:
+    try:
+        return _Discards()
+    except (ImportError, ValueError, etree.XPathError):
+        LOGGER.warning("trafilatura's discard rules are not as expected: every page goes to trafilatura",
+                       exc_info=True)
+        return None
+
+
+@lru_cache(maxsize=1)
+def _trafilatura_line_filter() -> Any:
+    """trafilatura's filter of lines that are share-button labels ("Facebook", "Print", ...)."""
+    from trafilatura.utils import RE_FILTER
+
+    return RE_FILTER
+
+
+def _printable(text: str) -> str:
+    """trafilatura's `remove_control_characters`: non-printable characters out (soft hyphens, zero-width
+    spaces), whitespace kept."""
+    return text if text.isprintable() else "".join(c for c in text if c.isprintable() or c.isspace())
+
+
+def _plain_paragraph(p: etree._Element) -> str | None:
+    """A paragraph's text as trafilatura gives it, or None where its rules might differ (line breaks,
+    non-inline children, an empty inline element, links that its link-density test could delete, a
+    share-label line)."""
+    has_link = False
+    for el in p.iterdescendants():
+        tag = el.tag
+        if not isinstance(tag, str):
+            continue  # a comment: trafilatura drops it and keeps its tail, as text_content does
+        if tag not in _PLAIN_INLINE or (tag in _PLAIN_CUT_WHEN_EMPTY and el.text is None and not len(el)):
+            return None
+        has_link = has_link or tag == "a"
+    text = single_spaced(_printable(p.text_content()))
+    if not text or _trafilatura_line_filter().match(text):
+        return None
+    if has_link and (len(text) < 100 or _link_text_share(p, len(text)) > 0.5):
+        return None
+    return text
+
+
+def _plain_column(body: etree._Element) -> etree._Element | None:
+    """The innermost element holding every paragraph of 40 characters or more of the page, leaving out
+    those in elements trafilatura drops whole (header, footer, aside, figure...)."""
+    column = None
+    for p in body.iter("p"):
+        text = p.text_content() if len(p) else p.text  # text_content is an XPath call
+        if not text or len(text.strip()) < _PLAIN_MIN_PARAGRAPH:
+            continue
+        if column is not None and _is_below(p, column):
+            continue
+        ancestors = list(p.iterancestors())
+        if any(a.tag in _PLAIN_OUTSIDE_OK for a in ancestors):
+            continue
+        if column is None:
+            column = ancestors[0] if ancestors else None
+        while column is not None and column not in ancestors:
+            column = column.getparent()
+        if column is None or column is body:
+            return None
+    return column
+
+
+def _is_below(el: etree._Element, ancestor: etree._Element) -> bool:
+    parent = el.getparent()
+    while parent is not None:
+        if parent is ancestor:
+            return True
+        parent = parent.getparent()
+    return False
+
+
+def _plain_body_text(root: lxml.html.HtmlElement) -> str | None:
+    """The article text of a pruned page whose body is a plain column of paragraphs and subheadings (in
+    trafilatura's output format), or None where trafilatura is needed (see the section's comment)."""
+    body = root.find("body")
+    if body is None:
+        return None
+    column = _plain_column(body)
+    if column is None or column.tag not in _PLAIN_WRAPPERS:
+        return None
+    discards = _trafilatura_discards()
+    if discards is None:
+        return None
+    # trafilatura may take an element above the column for the article, and deletes what its rules say
+    # wherever it is: the column, its ancestors and everything in it must be safe from them
+    if any(discards.deletes(el) for el in _kept_elements(column)) or any(
+        discards.deletes(el) for el in column.iterancestors() if el is not body and el.tag != "html"
+    ):
+        return None
+    lines: list[str] = []
+    last_is_heading = False
+    for el in _plain_blocks(column):
+        if el is None:
+            return None
+        text = _plain_paragraph(el) if el.tag == "p" else _plain_heading(el)
+        if text is None or (lines and text == lines[-1] and len(text) > _TRAFILATURA_REPEAT_CHARS):
+            return None  # trafilatura deletes a long block that repeats the one before it
+        lines.append(text)
+        last_is_heading = el.tag != "p"
+    if last_is_heading:
+        return None  # trafilatura drops a trailing heading
+    text = "\n".join(lines)
+    return text if len(text) >= _FALLBACK_BELOW_CHARS else None
+
+
+def _kept_elements(el: etree._Element) -> Iterator[etree._Element]:
+    """`el` and its descendants, less the elements the plain path skips with what they hold (figures,
+    scripts...: trafilatura deletes those too)."""
+    yield el
+    for child in el:
+        if isinstance(child.tag, str) and child.tag not in _PLAIN_DROPPED:
+            yield from _kept_elements(child)
+
+
+def _plain_blocks(wrapper: etree._Element) -> Iterator[etree._Element | None]:
+    """The paragraphs and subheadings under `wrapper` in document order (through nested wrappers), then
+    None where anything else holds text (the caller gives up there)."""
+    if not _is_blank(wrapper.text):
+        yield None
+        return
+    for child in wrapper:
+        tag = child.tag
+        if not _is_blank(child.tail):
+            yield None
+            return
+        if not isinstance(tag, str) or tag in _PLAIN_DROPPED:
+            continue
+        if tag == "p" or tag in _PLAIN_HEADINGS:
+            yield child
+        elif tag in _PLAIN_WRAPPERS:
+            yield from _plain_blocks(child)
+        else:
+            yield None
+            return
+
+
+def _plain_heading(h: etree._Element) -> str | None:
+    """A subheading's text, or None where trafilatura might drop or reshape it (links, other children)."""
+    if len(h) and any(isinstance(el.tag, str) and (el.tag == "a" or el.tag not in _PLAIN_INLINE)
+                      for el in h.iterdescendants()):
+        return None
+    text = single_spaced(_printable(h.text_content()))
+    return text or None
+
+
+def _trafilatura_main_text(root: lxml.html.HtmlElement, url: str | None) -> str:
+    """trafilatura's text of the pruned tree: precision mode, its comparison with readability on a layout
+    table, and a balanced second opinion on a short result."""
+    raw = _trafilatura_text(root, url, precision=True)
+    if _is_layout_table_text(raw):
+        raw = _trafilatura_text(root, url, precision=True, fast=False)
+    if len(raw) < _FALLBACK_BELOW_CHARS:
+        balanced = _trafilatura_text(root, url, precision=False)
+        if len(balanced) > _FALLBACK_RATIO * len(raw):
+            raw = balanced
+    return raw
+
+
 def _is_layout_table_text(raw: str) -> bool:
     """trafilatura took a table cell for the article: an old page laid out in a table, where the cell also
     holds the site's headline lists. Its comparison with readability separates those."""
@@ -2026,13 +2266,7 @@ def _extract(
     _merge_split_bodies(root)
     _prune(signals)
     _paragraphise(root)
-    raw = _trafilatura_text(root, url, precision=True)
-    if _is_layout_table_text(raw):
-        raw = _trafilatura_text(root, url, precision=True, fast=False)
-    if len(raw) < _FALLBACK_BELOW_CHARS:
-        balanced = _trafilatura_text(root, url, precision=False)
-        if len(balanced) > _FALLBACK_RATIO * len(raw):
-            raw = balanced
+    raw = _plain_body_text(root) or _trafilatura_main_text(root, url)
     body = _tidy_text(unicodedata.normalize("NFC", raw), title, h1)
     record.language = _language(body or record.description or title, html_lang)
 
