@@ -570,19 +570,34 @@ _SCAN_SAMPLE = """<html><head><title>t</title></head><body class="b">
 <li>no link</li><li></li></ul></body></html>"""
 
 
-def test_attributed_descendants_are_the_elements_with_a_scanned_attribute():
-    """The page scan takes elements with any attribute and filters them in Python: the same elements, in the
-    same order, as an XPath testing each scanned attribute."""
+def test_the_scans_verdict_from_tag_and_attributes_is_the_per_element_reading():
+    """The page scan judges an element by its tag and attributes once per distinct pair (cached): the same
+    verdict as reading each element's attributes, on the sample and on every golden page."""
     import lxml.html
-    from lxml import etree
 
     import pipeline.extract as ex
 
-    body = lxml.html.document_fromstring(_SCAN_SAMPLE).find("body")
-    tests = " or ".join(f"@{name}" for name in sorted(ex._SCANNED_ATTRIBUTES))
-    expected = etree.XPath(f".//*[{tests}]")(body)
-    assert len(expected) == 8
-    assert ex._attributed_descendants(body) == expected
+    def reading(el) -> tuple[int, bool, bool]:  # the scan's tests, element by element
+        if el.tag in ex._NEVER_PRUNED or ex._SCANNED_ATTRIBUTES.isdisjoint(el.keys()):
+            return ex._NO_VERDICT
+        signature = ex._signature(el.attrib)
+        consent, paywall, boilerplate = ex._signature_flags(signature) if signature else (False,) * 3
+        role = (el.get("role") or "").lower()
+        box = ex._CONSENT_BOX if consent or role in ("dialog", "alertdialog") else ex._PAYWALL_BOX if paywall else 0
+        if el.get("hidden") is not None or role in ex._PRUNE_ROLES or boilerplate:
+            return box, True, False
+        itemprop = el.get("itemprop")
+        return box, False, bool(itemprop and itemprop.lower() in ex._METADATA_ITEMPROPS and el.tag not in ("meta", "link"))
+
+    pages = [_SCAN_SAMPLE] + [(GOLDEN / f"{name}.html").read_text(encoding="utf-8") for name in GOLDEN_NAMES]
+    verdicts = set()
+    for html in pages:
+        body = lxml.html.document_fromstring(html).find("body")
+        for el in ex._DESCENDANTS_WITH_ATTRIBUTES(body):
+            verdict = ex._attribute_verdict(el.tag, tuple(el.items()))
+            assert verdict == reading(el), lxml.html.tostring(el)[:200]
+            verdicts.add(verdict)
+    assert {ex._NO_VERDICT, (0, True, False)} <= verdicts  # elements left alone and boilerplate blocks
 
 
 def test_item_link_share_is_the_link_text_share_of_an_item_with_links():
