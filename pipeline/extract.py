@@ -1760,7 +1760,10 @@ class _Discards:
     @lru_cache(maxsize=4096)  # noqa: B019 - one instance for the process; a site's pages repeat their classes
     def _deletes(self, tag: str, attributes: tuple[tuple[str, str], ...]) -> bool:
         """The rules read only an element's tag and these attributes: tested on a bare element with them."""
-        el = etree.Element(tag, dict(attributes))
+        try:
+            el = etree.Element(tag, dict(attributes))
+        except ValueError:  # a tag HTML allows and XML does not ("o:p"): none of the rules names such a tag
+            el = etree.Element("unnamed", dict(attributes))
         return any(test(el) for test in self.tests)
 
 

@@ -191,6 +191,13 @@ def test_a_column_inside_an_element_trafilatura_discards_goes_to_trafilatura() -
     assert _plain(html) is None
 
 
+def test_an_element_named_as_xml_does_not_allow_is_judged_without_error() -> None:
+    html = _page(_paras(BODY[:3]) + "<div><o:p class='comments-title'></o:p></div>" + _paras(BODY[3:]))
+    assert E._trafilatura_discards().deletes(next(_pruned(html)[0].iter("o:p")))  # by its class
+    assert _plain(html) is None
+    assert E.extract_page(html).status == "ok"
+
+
 def test_discard_rules_tested_on_one_element_agree_with_trafilaturas_xpaths() -> None:
     """`_Discards.deletes(el)` against trafilatura's own XPaths run over the element's parent."""
     from trafilatura.xpaths import OVERALL_DISCARD_XPATH, PRECISION_DISCARD_XPATH, TEASER_DISCARD_XPATH
@@ -203,6 +210,7 @@ def test_discard_rules_tested_on_one_element_agree_with_trafilaturas_xpaths() ->
     pages.append(_page(_paras(BODY)).replace("<div class='story-body'>", "<div class='story-body hide-print' "
                                                                            "style='display:none' role='navigation'>")
                  .encode())
+    pages.append(_page(_paras(BODY) + "<o:p class='comments-title'></o:p><o:p class='other'></o:p>").encode())
     checked = matched = 0
     for html in pages:
         root, _ = E._parse(E.decode_html(html))
