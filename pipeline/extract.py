@@ -1879,6 +1879,16 @@ def _plain_body_text(root: lxml.html.HtmlElement) -> str | None:
     return text if len(text) >= _FALLBACK_BELOW_CHARS else None
 
 
+def _plain_text_or_none(root: lxml.html.HtmlElement, url: str | None) -> str | None:
+    """`_plain_body_text`, and None should it fail: it only saves time, trafilatura then reads the page."""
+    try:
+        return _plain_body_text(root)
+    except Exception as err:  # noqa: BLE001 - a shortcut's failure must not fail the page
+        LOGGER.warning("plain-body extraction failed on %s (trafilatura reads it): %s: %s", url,
+                       type(err).__name__, err)
+        return None
+
+
 def _kept_elements(el: etree._Element) -> Iterator[etree._Element]:
     """`el` and its descendants, less the elements the plain path skips with what they hold (figures,
     scripts...: trafilatura deletes those too)."""
@@ -2294,7 +2304,7 @@ def _extract(
     _merge_split_bodies(root)
     _prune(signals)
     _paragraphise(root)
-    raw = _plain_body_text(root) or _trafilatura_main_text(root, url)
+    raw = _plain_text_or_none(root, url) or _trafilatura_main_text(root, url)
     body = _tidy_text(unicodedata.normalize("NFC", raw), title, h1)
     record.language = _language(body or record.description or title, html_lang)
 

@@ -222,3 +222,14 @@ def test_discard_rules_tested_on_one_element_agree_with_trafilaturas_xpaths() ->
             matched += el in found
             assert discards.deletes(el) == (el in found), etree.tostring(el)[:200]
     assert checked > 500 and matched > 5
+
+
+def test_a_failure_of_the_plain_path_leaves_the_page_to_trafilatura(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(root: etree._Element) -> str:
+        raise RuntimeError("a bug")
+
+    html = _page(_paras(BODY))
+    expected = E.extract_page(html)
+    monkeypatch.setattr(E, "_plain_body_text", broken)
+    got = E.extract_page(html)
+    assert got.status == "ok" and got.text == expected.text
