@@ -1310,7 +1310,8 @@ _CONSENT_BOX, _PAYWALL_BOX = 1, 2
 
 @lru_cache(maxsize=16384)  # a site's pages repeat their elements' tags and attributes
 def _attribute_verdict(tag: str, attributes: tuple[tuple[str, str], ...]) -> tuple[int, bool, bool]:
-    """What the page scan makes of an element from its tag and attributes alone: (_CONSENT_BOX for a consent
+    """What the page scan makes of an element from its tag and its `_SCANNED_ATTRIBUTES` (the only ones it
+    reads; others may be given) alone: (_CONSENT_BOX for a consent
     box or a dialog, _PAYWALL_BOX for a pay-wall box, else 0; a prune candidate (hidden, a pruned role,
     boilerplate words); a metadata itemprop, which is a candidate when its text is short)."""
     if tag in _NEVER_PRUNED:
@@ -1556,7 +1557,10 @@ class _PageScan:
             return
         candidates: list[etree._Element] = []
         for el in _DESCENDANTS_WITH_ATTRIBUTES(body):
-            box, prune, metadata = _attribute_verdict(el.tag, tuple(el.items()))
+            scanned = tuple(kv for kv in el.items() if kv[0] in _SCANNED_ATTRIBUTES)  # not hrefs: a small key
+            if not scanned:
+                continue
+            box, prune, metadata = _attribute_verdict(el.tag, scanned)
             if box == _CONSENT_BOX:
                 text = _elem_text(el)
                 if text and _has_consent_text(text) and not any(text in c for c in consent):

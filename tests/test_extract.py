@@ -596,6 +596,8 @@ def test_the_scans_verdict_from_tag_and_attributes_is_the_per_element_reading():
         for el in ex._DESCENDANTS_WITH_ATTRIBUTES(body):
             verdict = ex._attribute_verdict(el.tag, tuple(el.items()))
             assert verdict == reading(el), lxml.html.tostring(el)[:200]
+            scanned = tuple(kv for kv in el.items() if kv[0] in ex._SCANNED_ATTRIBUTES)  # the scan's key
+            assert ex._attribute_verdict(el.tag, scanned) == verdict
             verdicts.add(verdict)
     assert {ex._NO_VERDICT, (0, True, False)} <= verdicts  # elements left alone and boilerplate blocks
 
