@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 
 from pipeline import extract as E
-from tests.conftest import ROOT, shared_path
+from conftest import ROOT, shared_path
 
 GOLDEN = Path(__file__).parent / "golden" / "extract"
 
