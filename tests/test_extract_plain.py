@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, shared_path
 from lxml import etree
 
 from pipeline import extract as E
-from conftest import ROOT, shared_path
 
 GOLDEN = Path(__file__).parent / "golden" / "extract"
 
