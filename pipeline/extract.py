@@ -1698,11 +1698,13 @@ def _trafilatura_text(tree: lxml.html.HtmlElement, url: str | None, precision: b
 #
 # After the pre-pruning, many article bodies are one column of plain paragraphs (and subheadings): there
 # trafilatura's answer is those paragraphs' text, and it costs 1-3 ms a page to get (its XPath passes over
-# the tree cost the same whatever they find). `_plain_body_text` gives that text directly, and only where
-# every rule by which trafilatura (2.3.1, pinned) would answer differently is known not to apply: anything
-# else (lists, tables, quotes, line breaks, links, elements trafilatura drops by class, text outside the
-# column...) goes to trafilatura. tests/test_extract_plain.py holds the two answers equal on every page of
-# the test fixtures, the demo web and the benchmark web, and on ../shared's real pages where present.
+# the tree cost the same whatever they find). `_plain_body_text` gives that text directly, and declines
+# (trafilatura then reads the page) every shape where a rule of trafilatura (2.3.1, pinned) is known to
+# answer otherwise: lists, tables, quotes, line breaks, links, elements its rules delete, longer paragraphs
+# outside the column... One thing is not emulated: which container trafilatura picks (its BODY_XPATH).
+# Where it would pick a part of the column, or an ancestor holding short text beside the column that its
+# rules keep, the texts differ; tests/test_extract_plain.py holds them equal on every page of the test
+# fixtures, the demo web and the benchmark web, and on ../shared's real pages where present.
 
 _PLAIN_HEADINGS = frozenset(("h2", "h3", "h4", "h5", "h6"))
 _PLAIN_WRAPPERS = frozenset(("div", "section", "article", "main"))
