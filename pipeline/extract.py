@@ -42,6 +42,7 @@ import lxml.html
 import numpy as np
 import trafilatura
 from lxml import etree
+from trafilatura.utils import RE_FILTER, remove_control_characters
 
 from pipeline.clean import byline_credit, single_spaced
 from pipeline.records import Extracted
@@ -1738,7 +1739,12 @@ class _Discards:
 
     def __init__(self) -> None:
         from trafilatura.settings import MANUALLY_CLEANED
-        from trafilatura.xpaths import OVERALL_DISCARD_XPATH, PRECISION_DISCARD_XPATH, TEASER_DISCARD_XPATH
+        from trafilatura.xpaths import (
+            OVERALL_DISCARD_XPATH,
+            PRECISION_DISCARD_XPATH,
+            REGEXP_NS,
+            TEASER_DISCARD_XPATH,
+        )
 
         self.tests: list[etree.XPath] = []
         self.tags = set(MANUALLY_CLEANED)
@@ -1748,7 +1754,7 @@ class _Discards:
             if re.fullmatch(r"\.//[a-z]+", path):
                 self.tags.add(path[3:])
             elif path.startswith(".//*["):
-                self.tests.append(etree.XPath("self::*" + path[4:], namespaces={"re": _REGEXP_NS}))
+                self.tests.append(etree.XPath("self::*" + path[4:], namespaces={"re": REGEXP_NS}))
                 attributes.update(re.findall(r"@([\w-]+)", path))
             else:  # a rule of a shape this does not know: no plain path (tests/test_extract_plain.py fails)
                 raise ValueError(f"unknown trafilatura discard rule: {path[:60]!r}")
@@ -1773,9 +1779,6 @@ class _Discards:
         return any(test(el) for test in self.tests)
 
 
-_REGEXP_NS = "http://exslt.org/regular-expressions"
-
-
 @lru_cache(maxsize=1)
 def _trafilatura_discards() -> _Discards | None:
     try:
@@ -1784,20 +1787,6 @@ def _trafilatura_discards() -> _Discards | None:
         LOGGER.warning("trafilatura's discard rules are not as expected: every page goes to trafilatura",
                        exc_info=True)
         return None
-
-
-@lru_cache(maxsize=1)
-def _trafilatura_line_filter() -> Any:
-    """trafilatura's filter of lines that are share-button labels ("Facebook", "Print", ...)."""
-    from trafilatura.utils import RE_FILTER
-
-    return RE_FILTER
-
-
-def _printable(text: str) -> str:
-    """trafilatura's `remove_control_characters`: non-printable characters out (soft hyphens, zero-width
-    spaces), whitespace kept."""
-    return text if text.isprintable() else "".join(c for c in text if c.isprintable() or c.isspace())
 
 
 def _plain_paragraph(p: etree._Element) -> str | None:
@@ -1812,8 +1801,8 @@ def _plain_paragraph(p: etree._Element) -> str | None:
         if tag not in _PLAIN_INLINE or (tag in _PLAIN_CUT_WHEN_EMPTY and el.text is None and not len(el)):
             return None
         has_link = has_link or tag == "a"
-    text = single_spaced(_printable(p.text_content()))
-    if not text or _trafilatura_line_filter().match(text):
+    text = single_spaced(remove_control_characters(p.text_content()))  # soft hyphens, zero-width spaces
+    if not text or RE_FILTER.match(text):  # a share-button label ("Facebook", "Print")
         return None
     if has_link and (len(text) < 100 or _link_text_share(p, len(text)) > 0.5):
         return None
@@ -1828,7 +1817,7 @@ def _plain_column(body: etree._Element) -> etree._Element | None:
         text = p.text_content() if len(p) else p.text  # text_content is an XPath call
         if not text or len(text.strip()) < _PLAIN_MIN_PARAGRAPH:
             continue
-        if column is not None and _is_below(p, column):
+        if column is not None and _is_inside(p, column):
             continue
         ancestors = list(p.iterancestors())
         if any(a.tag in _PLAIN_OUTSIDE_OK for a in ancestors):
@@ -1840,15 +1829,6 @@ def _plain_column(body: etree._Element) -> etree._Element | None:
         if column is None or column is body:
             return None
     return column
-
-
-def _is_below(el: etree._Element, ancestor: etree._Element) -> bool:
-    parent = el.getparent()
-    while parent is not None:
-        if parent is ancestor:
-            return True
-        parent = parent.getparent()
-    return False
 
 
 def _plain_body_text(root: lxml.html.HtmlElement) -> str | None:
@@ -1931,7 +1911,7 @@ def _plain_heading(h: etree._Element) -> str | None:
     if len(h) and any(isinstance(el.tag, str) and (el.tag == "a" or el.tag not in _PLAIN_INLINE)
                       for el in h.iterdescendants()):
         return None
-    text = single_spaced(_printable(h.text_content()))
+    text = single_spaced(remove_control_characters(h.text_content()))
     return text or None
 
 
