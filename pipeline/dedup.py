@@ -894,9 +894,6 @@ class _Sketch:
                 else:
                     np.add.at(row, slots, 1)
 
-    def query(self, keys: np.ndarray) -> np.ndarray:
-        return self.query_slots(self._slots(keys))
-
     def query_slots(self, both: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         s0, s1 = both
         return np.minimum(self.rows[0][s0], self.rows[1][s1])
