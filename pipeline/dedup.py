@@ -943,6 +943,22 @@ def _rank_in_runs(keys: np.ndarray) -> np.ndarray:
     return pos - np.maximum.accumulate(np.where(starts, pos, 0))
 
 
+def _held_before(keys: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """For concatenated lists of keys (`lens` keys each, lists in order), how many keys of each list are also
+    in an earlier list."""
+    owner = np.repeat(np.arange(lens.size, dtype=np.uint64), lens)
+    if keys.dtype.itemsize <= 4 and lens.size < 1 << 32:  # key and list in one word: one sort of one array
+        code = np.sort((keys.astype(np.uint64) << _U64(32)) | owner)
+        k, o = code >> _U64(32), code & _U64(0xFFFFFFFF)
+    else:
+        order = np.lexsort((owner, keys))
+        k, o = keys[order], owner[order]
+    starts = np.ones(k.size, dtype=bool)
+    np.not_equal(k[1:], k[:-1], out=starts[1:])
+    first = o[np.maximum.accumulate(np.where(starts, np.arange(k.size), 0))]  # the key's first list
+    return np.bincount(o[first < o].astype(np.intp), minlength=lens.size)  # each time it occurs (as `lookup` counts)
+
+
 def _posted(sample: np.ndarray, k: int) -> np.ndarray:
     """The keys of a document's sample that go into the postings: its `k` smallest (ties: the first in text
     order), in text order; all of them with `k` 0. Smallest by value is a uniform, consistent choice: a
@@ -1293,6 +1309,30 @@ class _Postings:
             except ValueError:  # referred to elsewhere (a view): a copy
                 setattr(self, attr, np.concatenate([getattr(self, attr), np.empty(m, dtype=getattr(self, attr).dtype)]))
             _insert_sorted(getattr(self, attr), n, at, values)
+
+    def holds(self, keys: np.ndarray) -> np.ndarray:
+        """Whether any slot holds each of `keys` (a mask): `lookup` of a key is empty where this is False. A
+        spilled base is read from the prefetched answers when there are some (see `prefetch`)."""
+        keys = self.held_as(keys)
+        out = np.zeros(keys.size, dtype=bool)
+        if not keys.size:
+            return out
+        if self.disk is not None:
+            if self._pre is not None:
+                held = self._pre[0]
+            else:
+                u = np.unique(keys)
+                held = u[self.disk.runs(u)[1] > 0]
+            out |= np.isin(keys, held)
+        for tier in (self.keys, self.mid_keys):
+            if tier.size:
+                at = np.minimum(np.searchsorted(tier, keys), tier.size - 1)
+                out |= tier[at] == keys
+        if self.new:
+            hits = self.new.keys() & keys.tolist()
+            if hits:
+                out |= np.isin(keys, np.fromiter(hits, dtype=keys.dtype, count=len(hits)))
+        return out
 
     def lookup(self, keys: np.ndarray, keys_list: list[int]) -> np.ndarray:
         """Slots holding each key (one entry per key held, so counts are shared keys)."""
@@ -1684,11 +1724,13 @@ class DedupIndex:
         if near and (self._post.disk is not None or self._lsh.disk is not None):
             self._post.prefetch(np.concatenate([fp.sample for fp in near]))
             self._lsh.prefetch(bands.reshape(-1))
+        alone = self._without_candidates(near, bands)
         self._absorb_later = True
         try:
             for doc_id, fp, source, seen_at in batch:
                 r = row.get(id(fp))
-                yield doc_id, self._add_fingerprint(doc_id, fp, source, seen_at, None if r is None else bands[r])
+                yield doc_id, self._add_fingerprint(doc_id, fp, source, seen_at, None if r is None else bands[r],
+                                                    alone=r is not None and bool(alone[r]))
         finally:
             self._absorb_later = False
             self._post.forget()
@@ -1697,13 +1739,33 @@ class DedupIndex:
             self._post.absorb()
             self._lsh.absorb()
 
+    def _without_candidates(self, near: list[Fingerprint], bands: np.ndarray) -> np.ndarray:
+        """For each of a batch's `near` texts (in the order they are added), whether `_candidates` is sure to
+        find nothing for it: at most one of its sampled keys is held by an indexed text or by a text before
+        it in the batch (a candidate shares two), and none of its LSH band keys. Such a text (most texts:
+        most are copies of nothing) skips `_near`, whose result would be (None, False), and its template
+        query; the texts before it in the batch are taken as indexed whether or not they will be."""
+        n = len(near)
+        if not n:
+            return np.zeros(0, dtype=bool)
+        lens = np.fromiter((fp.sample.size for fp in near), dtype=np.int64, count=n)
+        keys = self._post.held_as(np.concatenate([fp.sample for fp in near]))
+        # a key both indexed and in an earlier text counts twice: the test is the stricter for it
+        shared = _held_before(keys, lens) + np.bincount(np.repeat(np.arange(n), lens)[self._post.holds(keys)],
+                                                        minlength=n)
+        band_keys = self._lsh.held_as(bands.reshape(-1))
+        similar = _held_before(band_keys, np.full(n, self._bands, dtype=np.int64)) + self._lsh.holds(
+            band_keys).reshape(n, self._bands).sum(axis=1)
+        return (shared <= 1) & (similar == 0)
+
     def _is_near(self, fp: Fingerprint) -> bool:
         """Whether a text is long enough for near-duplicate matching (else exact matching only)."""
         return fp.n_tokens >= int(self.settings.min_words) and fp.sample.size > 0
 
     def _add_fingerprint(self, doc_id: str, fp: Fingerprint, source: str | None, seen_at: datetime | None,
-                         bands: np.ndarray | None) -> DedupMatch:
-        """`add_fingerprint`; `bands`: the text's LSH band keys when the caller computed them."""
+                         bands: np.ndarray | None, alone: bool = False) -> DedupMatch:
+        """`add_fingerprint`; `bands`: the text's LSH band keys when the caller computed them; `alone`: no
+        indexed text can be a candidate (see `_without_candidates`)."""
         known = self._by_id.get(doc_id)
         if known is not None:
             return self._existing(known)
@@ -1724,7 +1786,7 @@ class DedupIndex:
             bands = self._band_keys(fp.minhash)  # looked up, then indexed
         if match is None and near:
             slots = self._sketch_slots(fp.sample, src)
-            found, multi = self._near(fp, src, seen, bands, slots)
+            found, multi = (None, False) if alone else self._near(fp, src, seen, bands, slots)
             if found is not None:
                 slot, c = found
                 match = DedupMatch(self._cluster[slot], self._ids[slot], "near", round(c, 4))

@@ -933,6 +933,130 @@ def test_index_with_spilled_postings_finds_the_same_matches(batched: bool, tmp_p
     spilled.close()
 
 
+def test_held_before_counts_each_key_an_earlier_list_holds() -> None:
+    """`_held_before` against a loop over the lists: a key of an earlier list counts each time it occurs,
+    a key repeated within its own list does not count, for 32-bit keys (packed) and 64-bit ones."""
+    rng = np.random.default_rng(3)
+    for dtype in (np.uint32, np.uint64):
+        pool = rng.integers(0, np.iinfo(dtype).max, 60, dtype=dtype, endpoint=True)
+        lists = [rng.choice(pool, int(rng.integers(0, 12))) for _ in range(40)]
+        want = [sum(int(k) in {int(x) for earlier in lists[:i] for x in earlier} for k in keys)
+                for i, keys in enumerate(lists)]
+        lens = np.array([keys.size for keys in lists], dtype=np.int64)
+        got = dedup._held_before(np.concatenate(lists).astype(dtype), lens)
+        assert got.tolist() == want and 0 < sum(want) < lens.sum()
+
+
+def test_postings_hold_exactly_the_keys_a_lookup_finds(tmp_path: Path) -> None:
+    """`holds` is True for a key exactly where `lookup` finds a slot: keys in the base, the sorted tier, the
+    dict of additions, a spilled base (prefetched or not), and keys held nowhere."""
+    rng = np.random.default_rng(8)
+    pool = rng.integers(0, 2**63, 300, dtype=np.uint64)
+    for post in (dedup._Postings(3, recent_max=16), dedup._Postings(3, recent_max=16, spill_to=tmp_path)):
+        post.build(pool[:100], np.arange(100))
+        post.absorb()
+        for slot in range(100, 160):
+            post.add(slot, np.unique(rng.choice(pool[:200], 3)))
+        assert post.mid_keys.size and post.new  # every tier holds some keys
+        probe = np.concatenate([rng.choice(pool, 200), rng.integers(0, 2**63, 20, dtype=np.uint64)])
+        want = [post.lookup(probe[i:i + 1], probe[i:i + 1].tolist()).size > 0 for i in range(probe.size)]
+        assert post.holds(probe).tolist() == want and 0 < sum(want) < probe.size
+        if post.disk is not None:
+            post.prefetch(probe)
+            assert post.holds(probe).tolist() == want
+            post.forget()
+
+
+def test_a_text_sharing_only_an_lsh_band_is_searched() -> None:
+    """A text whose MinHash shares a band with an indexed text's is a candidate search even when no sampled
+    key is shared (and so is one sharing two sampled keys, in the same batch or indexed)."""
+    index = DedupIndex()
+    first = fingerprint(ORIGIN)
+    list(index.add_fingerprints([("a", first, None, T0)]))
+    other = fingerprint("Completely different words about another matter entirely, " * 12)
+    assert not np.intersect1d(other.sample, first.sample).size
+    same_bands = dedup.Fingerprint(other.content_hash, other.n_tokens, first.minhash, other.sample)
+    two_keys = dedup.Fingerprint(other.content_hash, other.n_tokens, other.minhash,
+                                 np.concatenate([other.sample, first.sample[:2]]))
+    for fp, alone in ((other, True), (same_bands, False), (two_keys, False)):  # each a batch of its own
+        assert index._without_candidates([fp], index._band_keys(fp.minhash).reshape(1, -1)).tolist() == [alone]
+    # in one batch, the text after one it shares two keys with
+    fresh = DedupIndex()
+    pair = [first, dedup.Fingerprint(other.content_hash, other.n_tokens, other.minhash,
+                                     np.concatenate([other.sample, first.sample[:2]]))]
+    bands = fresh._band_keys(np.stack([fp.minhash for fp in pair])).reshape(2, fresh._bands)
+    assert fresh._without_candidates(pair, bands).tolist() == [True, False]
+
+
+@pytest.mark.parametrize("shape", ["memory", "spilled", "loaded", "64-bit"])
+def test_texts_without_candidates_skip_matching_with_the_same_matches(shape: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`add_fingerprints` skips the candidate search of a text that no indexed text, and no text before it in
+    its batch, shares two sampled keys or an LSH band with: the matches are those of the search run for
+    every text (an index in memory, spilled, loaded from a table, with 64-bit postings), and most texts of
+    a corpus of copies are still found without it."""
+    if shape == "64-bit":
+        real_init = dedup._Postings.__init__
+
+        def whole_keys(self: dedup._Postings, cap: int, recent_max: int = 1 << 16, key_dtype: object = None,
+                       **spill: object) -> None:
+            real_init(self, cap, recent_max, np.uint64, **spill)
+
+        monkeypatch.setattr(dedup._Postings, "__init__", whole_keys)
+    rng = np.random.default_rng(12)
+    vocab = [f"u{i}" for i in range(5000)]  # most texts of a run are copies of nothing: these
+    unique = [{"id": f"u{k}", "text": "\n".join(" ".join(rng.choice(vocab, 14)) + "." for _ in range(10))}
+              for k in range(150)]
+    docs = _copies_corpus(60, seed=12) + unique
+    rng.shuffle(docs)
+    fps = [fingerprint(d["text"]) for d in docs]
+    tuning = dedup.DedupTuning(prefetch_docs=16, spilled_postings=400, recent_postings=64)
+    head = 200 if shape == "loaded" else 0
+
+    def index() -> DedupIndex:
+        first = DedupIndex(tuning=tuning)
+        if head:
+            list(first.add_fingerprints((d["id"], fp, None, T0) for d, fp in zip(docs[:head], fps[:head], strict=True)))
+            return DedupIndex.from_arrow(first.to_arrow(), tuning=tuning)
+        return DedupIndex(tuning=tuning, spill_to=tmp_path) if shape == "spilled" else first
+
+    def matches(idx: DedupIndex) -> list[DedupMatch]:
+        rest = zip(docs[head:], fps[head:], strict=True)
+        return [m for _, m in idx.add_fingerprints((d["id"], fp, d["id"][:3], T0 + timedelta(minutes=k))
+                                                   for k, (d, fp) in enumerate(rest))]
+
+    skipping = index()
+    searched_every_text = []
+    real_near, real_add = DedupIndex._near, DedupIndex._add_fingerprint
+    skipped = []
+
+    def counted_near(self: DedupIndex, *args: object, **kwargs: object) -> object:
+        searched_every_text.append(1)
+        return real_near(self, *args, **kwargs)
+
+    def checked_add(self: DedupIndex, doc_id: str, fp: dedup.Fingerprint, source: str | None, seen_at: datetime,
+                    bands: np.ndarray | None, alone: bool = False) -> DedupMatch:
+        if alone:  # the search over all of the text's keys (not only its informative ones) finds nothing
+            assert bands is not None and self._candidates(fp.sample, bands, dedup._utc_us(seen_at)) == []
+            skipped.append(doc_id)
+        return real_add(self, doc_id, fp, source, seen_at, bands, alone)
+
+    monkeypatch.setattr(DedupIndex, "_near", counted_near)
+    monkeypatch.setattr(DedupIndex, "_add_fingerprint", checked_add)
+    got = matches(skipping)
+    searched = len(searched_every_text)
+    assert len(skipped) > 30
+    monkeypatch.setattr(DedupIndex, "_without_candidates", lambda self, near, *rest: np.zeros(len(near), dtype=bool))
+    searching = index()
+    before = len(searched_every_text)
+    want = matches(searching)
+    assert got == want and sum(m.duplicate_of is not None for m in want) > 30
+    assert len(searched_every_text) - before == searched + len(skipped)  # the second pass searched them all
+    if shape == "loaded":
+        assert skipping._post.keys.size  # the loaded texts are in the base tier
+    skipping.close()
+
+
 @pytest.mark.parametrize("key_dtype", [np.uint32, np.uint64])
 def test_spilled_build_in_parts_is_the_build(key_dtype: type, tmp_path: Path) -> None:
     """A spilled build from parts (64 bucket files, each sorted and capped) holds what `build` over every
