@@ -61,7 +61,20 @@ def test_retry_after_seconds_and_http_date():
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
 
 
-def test_gzip_bomb_is_capped_incrementally():
+@pytest.fixture(params=["zlib-ng", "zlib"])
+def inflating(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each decompressor test with zlib-ng (the dependency) and with the standard library's zlib (the
+    fallback where zlib-ng has no wheel): the same bodies, the same outcomes."""
+    from pipeline.fetch import client
+
+    if request.param == "zlib":
+        monkeypatch.setattr(client, "_inflating", zlib)
+    else:
+        assert client._inflating.__name__ == "zlib_ng.zlib_ng"  # installed: a dependency, not an option
+    return request.param
+
+
+def test_gzip_bomb_is_capped_incrementally(inflating: str):
     bomb = gzip.compress(b" " * (50 * 1024 * 1024), compresslevel=9)
     dec = _Decompressor("gzip", limit=1024 * 1024)
     with pytest.raises(_Abort) as err:
@@ -71,10 +84,17 @@ def test_gzip_bomb_is_capped_incrementally():
     assert dec.produced <= 1024 * 1024 + 16384 * 2
 
 
-def test_deflate_raw_and_zlib_and_brotli():
+def test_deflate_raw_and_zlib_and_brotli(inflating: str):
     import brotli
 
     data = b"<html>" + b"x" * 5000 + b"</html>"
+    gz = gzip.compress(data)
+    assert _Decompressor("gzip", 10**6).feed(gz) == data
+    dec = _Decompressor("gzip", 10**6)  # fed in small pieces, as a response arrives
+    assert b"".join(dec.feed(gz[i:i + 7]) for i in range(0, len(gz), 7)) == data
+    with pytest.raises(_Abort) as err:
+        _Decompressor("gzip", 10**6).feed(b"\x1f\x8b" + b"not gzip at all" * 3)
+    assert err.value.outcome == "bad_content" and "corrupt gzip" in str(err.value)
     assert _Decompressor("deflate", 10**6).feed(zlib.compress(data)) == data
     raw = zlib.compressobj(wbits=-15)
     assert _Decompressor("deflate", 10**6).feed(raw.compress(data) + raw.flush()) == data
