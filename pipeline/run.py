@@ -973,6 +973,7 @@ class RawPageWriter(_StagingParquet):
         self.run_id = run_id
         self.flush_rows = flush_rows
         self._rows: list[tuple[Any, ...]] = []
+        self._bodies = bytearray()  # the body column's bytes, reused from one flush to the next (see _body_column)
 
     def add(self, task: PageTask, res: FetchResult, fetched_at: datetime) -> None:
         crash_point("fetch")  # test hook: NEWSINGEST_CRASH_AT=fetch@N kills the run at its N-th page
@@ -991,9 +992,41 @@ class RawPageWriter(_StagingParquet):
         # column by column: a table from a list of dicts looked up each key of each row (54 us a page, now 30)
         columns = dict(zip(self._COLUMNS, zip(*self._rows, strict=True), strict=True))
         columns["run_id"] = (self.run_id,) * len(self._rows)
-        self._write(pa.Table.from_arrays([pa.array(columns[f.name], f.type) for f in RAW_PAGE_SCHEMA],
+        self._write(pa.Table.from_arrays([self._body_column(columns["body"]) if f.name == "body"
+                                          else pa.array(columns[f.name], f.type) for f in RAW_PAGE_SCHEMA],
                                          schema=RAW_PAGE_SCHEMA))
         self._rows = []
+
+    def _body_column(self, bodies: Sequence[bytes | None]) -> Any:
+        """The bodies as a large_binary array over a buffer this writer keeps (the table is written before
+        the next flush fills it again). `pa.array` took a new buffer each flush, ~10 MB: above the run's
+        mmap threshold (see _malloc.return_freed_memory), so a fresh mapping, every page of it faulted in
+        from the kernel again (0.05 ms a 40 KB page, as much as writing it). Past `_REUSED_BODY_BYTES` a
+        flush's bodies take a buffer of their own, freed after it."""
+        import pyarrow as pa
+
+        sizes = np.fromiter((len(b) if b is not None else 0 for b in bodies), dtype=np.int64, count=len(bodies))
+        offsets = np.zeros(len(bodies) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        total = int(offsets[-1])
+        if total > _REUSED_BODY_BYTES:
+            return pa.array(bodies, pa.large_binary())
+        if total > len(self._bodies):
+            # a new one (the last table may still hold the old), room to grow without one each flush
+            self._bodies = bytearray(min(max(total, 2 * len(self._bodies)), _REUSED_BODY_BYTES))
+        view = memoryview(self._bodies)
+        for body, start, size in zip(bodies, offsets[:-1].tolist(), sizes.tolist(), strict=True):
+            if size:
+                view[start:start + size] = body
+        valid = None
+        if any(b is None for b in bodies):
+            valid = pa.py_buffer(np.packbits(np.fromiter((b is not None for b in bodies), dtype=bool,
+                                                         count=len(bodies)), bitorder="little"))
+        return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(bodies),
+                                                [valid, pa.py_buffer(offsets), pa.py_buffer(view[:total])])
+
+
+_REUSED_BODY_BYTES = 64 << 20  # a raw page writer keeps a body buffer of at most this size between flushes
 
 
 TEXT_SPOOL_COLUMNS = ("article_id", "text")

@@ -618,3 +618,31 @@ def test_pass_3_keys_come_back_in_the_order_of_assign_clusters_and_refuse_what_t
         keys.append(row("ff", t0, "a"), fps[0])  # its number would come back as 00000000000000ff
     with pytest.raises(ValueError, match="content hash"):
         keys.append(rows[0], fps[0]._replace(content_hash=fps[0].content_hash.upper()))
+
+
+def test_raw_page_writer_keeps_every_body_across_flushes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The raw pages' body column is built over a buffer the writer reuses from one flush to the next: every
+    body reads back as it was given (none, empty, a few bytes, big ones), flush after flush, and so does a
+    flush whose bodies outgrow the reused buffer's bound (a buffer of its own); the buffer is kept between
+    flushes of bodies that fit it (what saves faulting in a new one)."""
+    from pipeline import run
+
+    monkeypatch.setattr(run, "_REUSED_BODY_BYTES", 64 * 1024)
+    rng = random.Random(4)
+    bodies: list[bytes | None] = []
+    for k in range(40):
+        size = rng.choice([0, 3, 1000, 9000, 20000])
+        bodies.append(None if k % 11 == 5 else bytes(rng.getrandbits(8) for _ in range(size)))
+    bodies[30:34] = [b"x" * 30000] * 4  # one flush of 120 KB: past the bound
+    writer = run.RawPageWriter(tmp_path / "raw.parquet", "r1", flush_rows=4)
+    kept = []
+    for k, body in enumerate(bodies):
+        item = FeedItem(source="s", feed_url="http://example.com/feed", url=f"http://example.com/{k}", guid=None)
+        writer.add(PageTask(f"{k:016x}", item), FetchResult(url=item.url, kind="page", outcome="ok", body=body),
+                   datetime(2026, 12, 7, tzinfo=UTC))
+        kept.append(writer._bodies)
+    writer.close()
+    table = pq.read_table(tmp_path / "raw.parquet")
+    assert table.column("body").to_pylist() == bodies
+    assert table.column("article_id").to_pylist() == [f"{k:016x}" for k in range(40)]
+    assert len({id(b) for b in kept}) < 5 and all(len(b) <= 64 * 1024 for b in kept)
