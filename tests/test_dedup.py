@@ -988,6 +988,35 @@ def test_a_text_sharing_only_an_lsh_band_is_searched() -> None:
     assert fresh._without_candidates(pair, bands).tolist() == [True, False]
 
 
+def test_the_alone_test_pauses_where_few_texts_are_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where fewer than a quarter of a batch's texts were alone (here every text shares the outlets'
+    template line), the next `_ALONE_RETEST` batches go without the test: it runs for one batch in eight;
+    a corpus of texts alone keeps it on every batch."""
+    calls = []
+    real = DedupIndex._without_candidates
+
+    def counted(self: DedupIndex, near: list, bands: np.ndarray) -> np.ndarray:
+        out = real(self, near, bands)
+        calls.append(float(out.mean()) if len(near) else 1.0)
+        return out
+
+    monkeypatch.setattr(DedupIndex, "_without_candidates", counted)
+    tuning = dedup.DedupTuning(prefetch_docs=8)
+    copies = _copies_corpus(40, seed=3)  # every text has the share line: none is alone after the first batch
+    index = DedupIndex(tuning=tuning)
+    list(index.add_fingerprints((d["id"], fingerprint(d["text"]), None, T0) for d in copies))
+    batches = -(-len(copies) // 8)
+    assert calls[0] > calls[1] and max(calls[1:]) < dedup._ALONE_WORTH
+    assert len(calls) == 1 + (batches - 1) // (dedup._ALONE_RETEST + 1) < batches / 4
+    calls.clear()
+    rng = np.random.default_rng(5)
+    vocab = [f"v{i}" for i in range(5000)]
+    unique = ["\n".join(" ".join(rng.choice(vocab, 14)) + "." for _ in range(10)) for _ in range(64)]
+    index = DedupIndex(tuning=tuning)
+    list(index.add_fingerprints((f"u{k}", fingerprint(t), None, T0) for k, t in enumerate(unique)))
+    assert len(calls) == 8 and min(calls) > 0.5
+
+
 @pytest.mark.parametrize("shape", ["memory", "spilled", "loaded", "64-bit"])
 def test_texts_without_candidates_skip_matching_with_the_same_matches(shape: str, tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
