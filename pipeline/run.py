@@ -1943,6 +1943,7 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             # Pass 3's keys, in columns; the fingerprints' arrays wait for pass 3 on disk (~2.5 KB an article)
             keys = _DedupKeys()
             fp_minhash = fp_sample = None
+            job: _DedupJob | None = None
             if ok_pages:
                 from pipeline.clean import SiteTemplate
                 from pipeline.dedup import ArrayStore
@@ -1996,32 +1997,49 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                     plain_order = _text_order(ok_pages, to_clean, work / "texts-recleaned.parquet", chunk)
                 recleaned = _recleaned(config, pool, ok_pages, to_clean, plain_order, sites, live, chunk)
                 del marked, plain_order, to_clean
-                for start in range(0, len(ok_pages), chunk):
-                    out = []
-                    with_text = []
-                    for k in range(start, min(start + chunk, len(ok_pages))):
-                        if k in stale:
-                            at, po, (c, fp) = next(recleaned)  # the page as it was read to be cleaned
-                            assert at == k
-                        else:
+                if pool is not None:
+                    # Pass 3 runs in the pool while this process builds the rows: the keys and fingerprints
+                    # first (the marked pages cleaned in the pool meanwhile, kept on disk for the rows)
+                    job = _start_dedup(config, wh, pool, ok_pages, stale, recleaned, now, work, chunk)
+                    if release_pool:  # the idle workers exit now, the dedup pass's once it is done
+                        pool.shutdown(wait=False)  # (the caller's shutdown joins them)
+                    for start in range(0, len(ok_pages), chunk):
+                        out = []
+                        for k in range(start, min(start + chunk, len(ok_pages))):
                             po = ok_pages[k]
-                            c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
-                        row = _clean_row(config, po, "", live[sites[k]], sites[k], run_id, now, summary, cleaned=c)
-                        out.append(row)
-                        if fp is not None:
-                            with_text.append((row, fp))
-                    for row, fp in with_text:
-                        row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
-                        keys.append(row, fp)
-                        fp_minhash.append(fp.minhash)
-                        fp_sample.append(fp.sample)
-                    put(out)
+                            c, fp = job.cleaned(k) if k in stale else (po.precleaned.cleaned, po.precleaned.fingerprint)
+                            row = _clean_row(config, po, "", live[sites[k]], sites[k], run_id, now, summary,
+                                             cleaned=c)
+                            if fp is not None:
+                                row.content_hash = fp.content_hash
+                            out.append(row)
+                        put(out)
+                    job.stash.close()
+                else:
+                    for start in range(0, len(ok_pages), chunk):
+                        out = []
+                        with_text = []
+                        for k in range(start, min(start + chunk, len(ok_pages))):
+                            if k in stale:
+                                at, po, (c, fp) = next(recleaned)  # the page as it was read to be cleaned
+                                assert at == k
+                            else:
+                                po = ok_pages[k]
+                                c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
+                            row = _clean_row(config, po, "", live[sites[k]], sites[k], run_id, now, summary,
+                                             cleaned=c)
+                            out.append(row)
+                            if fp is not None:
+                                with_text.append((row, fp))
+                        for row, fp in with_text:
+                            row.content_hash = fp.content_hash  # content_hash(row.text), computed with the fingerprint
+                            keys.append(row, fp)
+                            fp_minhash.append(fp.minhash)
+                            fp_sample.append(fp.sample)
+                        put(out)
+                    del with_text
                 del recleaned
-                del live, out, with_text, sites, stale  # pass 3 needs only the fingerprints
-                if pool is not None and release_pool:
-                    # its workers exit, their memory free, while the dedup index grows (joining them here cost
-                    # the commit's serial tail 0.08 s; the caller's shutdown joins them)
-                    pool.shutdown(wait=False)
+                del live, out, sites, stale  # pass 3 needs only the fingerprints
             del ok_pages
             if release_pages:
                 pages.spool.release()  # ~2 KB a page in memory (fetch result, extraction metadata)
@@ -2030,41 +2048,154 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     # Pass 3: the dedup index, documents in the order of `assign_clusters`.
     clusters: dict[str, tuple[str, str | None, str | None, float | None]] = {}
     index_delta = None
-    with meter.stage("commit/dedup"):  # pass 3
-        if keys:
-            from pipeline.dedup import DedupIndex, Fingerprint
+    with meter.stage("commit/dedup"):  # pass 3 (with a pool: what is left of it once the rows are built)
+        found: tuple[Any, tuple[int, int, int], Path | None] | None = None
+        if job is not None:
+            found = job.result()
+            for store in (fp_minhash, fp_sample):  # the job had keys and fingerprints of its own
+                if store is not None:
+                    store.close()
+        elif keys:
+            from pipeline.dedup import Fingerprint
 
             assert fp_minhash is not None and fp_sample is not None
-            window_start = now - timedelta(days=config.dedup.window_days)
-            index = DedupIndex.from_arrow(_index_tables(wh, window_start), config.dedup, since=window_start,
-                                          spill_to=work)
-            new_ids = HexColumn(8)  # 8 bytes an article, where a list of the id strings cost ~80
-            docs = ((aid, Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i]), source, seen_at)
-                    for i, aid, content, n_tokens, source, seen_at in keys.in_order())
-            for aid, match in index.add_fingerprints(docs):
-                new_ids.append(aid)
-                if len(new_ids) % _TRIM_EVERY_DOCS == 0:
-                    _malloc.trim()
-                found = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
-                if found != (aid, None, None, None):  # the row's staged fields otherwise (see put)
-                    clusters[aid] = found
-                _count_match(summary, match)
-            del keys
-            # The entries go to a staging file `chunk` at a time: a table of them all would copy every new
-            # fingerprint while the index still holds them (the commit's peak memory).
-            delta = _StagingParquet(work / "dedup-index.parquet")
             try:
-                for k in range(0, len(new_ids), chunk):
-                    delta._write(index.to_arrow(new_ids[k:k + chunk]))
+                docs = ((aid, Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i]), source, seen_at)
+                        for i, aid, content, n_tokens, source, seen_at in keys.in_order())
+                found = _dedup_pass(_index_tables(wh, now - timedelta(days=config.dedup.window_days)),
+                                    config.dedup, now - timedelta(days=config.dedup.window_days), docs, work, chunk)
             finally:
-                delta.close()
-                index.close()
                 fp_minhash.close()
                 fp_sample.close()
-            index_delta = delta.path if delta.count else None
+            del keys
+        if found is not None:
+            clusters, (dups, exact, near), index_delta = found
+            summary.duplicates += dups
+            summary.exact_duplicates += exact
+            summary.near_duplicates += near
     return StreamedArticles(rows_out.path if rows_out.count else None, rows_out.count,
                             np.frombuffer(ids, dtype=np.uint64) if ids else np.zeros(0, np.uint64), clusters,
                             index_delta)
+
+
+def _dedup_pass(tables: Iterable[Any], settings: Any, window_start: datetime,
+                docs: Iterable[tuple[str, Any, str, datetime]], work: Path, chunk: int,
+                ) -> tuple[dict[str, tuple[str, str | None, str | None, float | None]], tuple[int, int, int], Path | None]:
+    """Pass 3: the window's index (`tables`, `_index_tables`) and then `docs` (article id, fingerprint, source,
+    first seen; in the order of `assign_clusters`) added to it. Returns the clusters that differ from a row's
+    own (article id -> cluster id, duplicate of, method, similarity), the (duplicates, exact, near) counts and
+    the staging file of the new index entries (None: none). In the commit's process, or in a pool worker
+    (`_dedup_pass_from_file`)."""
+    from pipeline.dedup import DedupIndex
+
+    index = DedupIndex.from_arrow(tables, settings, since=window_start, spill_to=work)
+    clusters: dict[str, tuple[str, str | None, str | None, float | None]] = {}
+    dups = exact = 0
+    new_ids = HexColumn(8)  # 8 bytes an article, where a list of the id strings cost ~80
+    try:
+        for aid, match in index.add_fingerprints(docs):
+            new_ids.append(aid)
+            if len(new_ids) % _TRIM_EVERY_DOCS == 0:
+                _malloc.trim()
+            found = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
+            if found != (aid, None, None, None):  # the row's staged fields otherwise (see put)
+                clusters[aid] = found
+            if match.duplicate_of:
+                dups += 1
+                exact += match.method == "exact"
+        # The entries go to a staging file `chunk` at a time: a table of them all would copy every new
+        # fingerprint while the index still holds them (the commit's peak memory).
+        delta = _StagingParquet(work / "dedup-index.parquet")
+        try:
+            for k in range(0, len(new_ids), chunk):
+                delta._write(index.to_arrow(new_ids[k:k + chunk]))
+        finally:
+            delta.close()
+    finally:
+        index.close()
+    return clusters, (dups, exact, dups - exact), delta.path if delta.count else None
+
+
+def _dedup_pass_from_file(location: str, settings: Any, window_start: datetime,
+                          docs: list[tuple[str, str, int, str, datetime, int, int]], fingerprints: Path, work: Path,
+                          chunk: int) -> Any:
+    """`_dedup_pass` in a pool worker: the warehouse at `location` (under the commit's lock), and `docs` (article
+    id, content hash, tokens, source, first seen, MinHash values, sampled keys), whose arrays follow one
+    another in the file `fingerprints`."""
+    from pipeline.dedup import Fingerprint
+
+    wh = Warehouse(location, create=False)
+    with open(fingerprints, "rb") as f:
+        def read() -> Iterator[tuple[str, Any, str, datetime]]:
+            for aid, content, n_tokens, source, seen_at, n_minhash, n_sample in docs:
+                minhash = np.fromfile(f, dtype=np.uint32, count=n_minhash)
+                sample = np.fromfile(f, dtype=np.uint64, count=n_sample)
+                yield aid, Fingerprint(content, n_tokens, minhash, sample), source, seen_at
+
+        return _dedup_pass(_index_tables(wh, window_start), settings, window_start, read(), work, chunk)
+
+
+class _DedupJob:
+    """Pass 3 in a pool worker (`_start_dedup`); `cleaned(k)`: the cleaning of marked page `k`, which the
+    keys' pass kept on disk for the rows (in page order: asked for in that order)."""
+
+    def __init__(self, future: Any, stash: Any, marked: list[int]) -> None:
+        self.future, self.stash = future, stash
+        self._at = {k: n for n, k in enumerate(marked)}
+
+    def cleaned(self, k: int) -> tuple[Any, Any]:
+        return pickle.loads(self.stash[self._at[k]].tobytes())
+
+    def result(self) -> Any:
+        return self.future.result() if self.future is not None else None
+
+
+def _start_dedup(config: Config, wh: Warehouse, pool: Executor, pages: PageList, stale: set[int],
+                 recleaned: Iterator[tuple[int, PageOutcome, tuple[Any, Any]]], now: datetime, work: Path,
+                 chunk: int) -> _DedupJob:
+    """Pass 3's keys and fingerprints, without the rows: each page's cleaning (its precleaning, or for the
+    `stale` pages `recleaned`'s, spilled to disk for the rows), then pass 3 submitted to `pool` with them in
+    the order of `assign_clusters` (the fingerprints in a staging file). The keys are those `_clean_row`'s
+    row gives (`_DedupKeys.append`)."""
+    from pipeline.dedup import ArrayStore
+
+    keys = _DedupKeys()
+    fp_minhash, fp_sample = ArrayStore(np.uint32, work), ArrayStore(np.uint64, work)
+    stash = ArrayStore(np.uint8, work)
+    marked: list[int] = []
+    try:
+        for k in range(len(pages)):
+            if k in stale:
+                at, po, (c, fp) = next(recleaned)
+                assert at == k
+                stash.append(np.frombuffer(pickle.dumps((c, fp), protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8))
+                marked.append(k)
+            else:
+                po = pages[k]
+                c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
+            if fp is None:
+                continue
+            ex = po.extracted
+            assert ex is not None
+            seen = po.task.first_seen_at or now
+            keys.add(po.task.article_id, _publication_time(ex, c.published_at)[0], seen, po.task.item.source, fp)
+            fp_minhash.append(fp.minhash)
+            fp_sample.append(fp.sample)
+        docs = []
+        path = work / "dedup-fingerprints.bin"
+        with open(path, "wb") as f:
+            for i, aid, content, n_tokens, source, seen_at in keys.in_order():
+                minhash, sample = fp_minhash[i], fp_sample[i]
+                f.write(np.ascontiguousarray(minhash, dtype=np.uint32).tobytes())
+                f.write(np.ascontiguousarray(sample, dtype=np.uint64).tobytes())
+                docs.append((aid, content, n_tokens, source, seen_at, minhash.size, sample.size))
+    finally:
+        fp_minhash.close()
+        fp_sample.close()
+    window_start = now - timedelta(days=config.dedup.window_days)
+    future = (pool.submit(_dedup_pass_from_file, wh.location, config.dedup, window_start, docs, path, work, chunk)
+              if docs else None)  # no text to compare: the window's index is not even read
+    return _DedupJob(future, stash, marked)
 
 
 # Pass 3 gives the heap's free pages back every this many documents. The index's small temporaries (a few
@@ -2092,18 +2223,23 @@ class _DedupKeys:
         return len(self._id)
 
     def append(self, row: Article, fp: Any) -> None:
+        self.add(row.article_id, row.published_at, row.first_seen_at, row.source, fp)
+
+    def add(self, article_id: str, published_at: datetime | None, first_seen_at: datetime, source: str,
+            fp: Any) -> None:
+        """The keys of a row with these fields (`append` of the row)."""
         digest = hex_bytes(fp.content_hash, 16)
         if digest is None:
             raise ValueError(f"not a content hash: {fp.content_hash!r}")
-        number = hex_u64(row.article_id)
+        number = hex_u64(article_id)
         if number is None:  # in_order gives the id back from its number
-            raise ValueError(f"not an article id: {row.article_id!r}")
-        self._time.append(utc_us(row.published_at or row.first_seen_at))
+            raise ValueError(f"not an article id: {article_id!r}")
+        self._time.append(utc_us(published_at or first_seen_at))
         self._id.append(number)
         self._hash += digest
         self._ntok.append(int(fp.n_tokens))
-        self._source.append(self._sources.setdefault(row.source, len(self._sources)))
-        self._seen.append(utc_us(row.first_seen_at))
+        self._source.append(self._sources.setdefault(source, len(self._sources)))
+        self._seen.append(utc_us(first_seen_at))
 
     def in_order(self) -> Iterator[tuple[int, str, str, int, str, datetime]]:
         """(fingerprint number, article id, content hash, tokens, source, first seen), by time then article id

@@ -198,9 +198,22 @@ def committed(tmp_path_factory):
     """Two runs (the second dedups against the first's index) committed in chunks of 3 from a spool (pages
     too), in one chunk from memory, and in chunks of 7 cleaned and fingerprinted in a process pool (slices
     of 2)."""
+    from pipeline import run
+
     root = tmp_path_factory.mktemp("streaming")
     out = {}
     pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
+    jobs: list[tuple[str, int, int]] = []  # (commit, texts sent to the pool's dedup pass, pages cleaned again)
+    start_dedup = run._start_dedup
+
+    def recorded(config, wh, pool, pages, stale, *rest):
+        job = start_dedup(config, wh, pool, pages, stale, *rest)
+        jobs.append((wh.root.name, len(job.future.result()[0]) if job.future else 0, len(stale)))
+        return job
+
+    out["dedup jobs"] = jobs
+    patch = pytest.MonkeyPatch()
+    patch.setattr(run, "_start_dedup", recorded)
     try:
         for name, chunk, spooled, with_pool in (("chunked", 3, True, None), ("whole", 1_000_000, False, None),
                                                 ("pooled", 7, True, pool), ("precleaned", 5, True, pool),
@@ -222,8 +235,19 @@ def committed(tmp_path_factory):
                                          with_pool))
             out[name] = (wh, summaries)
     finally:
+        patch.undo()
         pool.shutdown()
     return out
+
+
+def test_a_commit_with_a_pool_runs_its_dedup_pass_there_while_it_builds_the_rows(committed):
+    """With a process pool, pass 3 runs in it (keys and fingerprints first, the pages its templates mark
+    cleaned before the rows): each run of the two pooled commits did, with clusters found and pages cleaned
+    again; their rows, index and counts are the in-process commit's (the tests above)."""
+    jobs = committed["dedup jobs"]
+    assert [name for name, _, _ in jobs] == ["pooled", "pooled", "precleaned", "precleaned"]
+    assert all(clusters > 0 for _, clusters, _ in jobs)  # copies found in the pool
+    assert all(stale > 0 for name, _, stale in jobs if name == "precleaned")
 
 
 def test_chunked_and_whole_commits_store_the_same_rows_templates_and_index(committed):
