@@ -2062,8 +2062,8 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
             try:
                 docs = ((aid, Fingerprint(content, n_tokens, fp_minhash[i], fp_sample[i]), source, seen_at)
                         for i, aid, content, n_tokens, source, seen_at in keys.in_order())
-                found = _dedup_pass(_index_tables(wh, now - timedelta(days=config.dedup.window_days)),
-                                    config.dedup, now - timedelta(days=config.dedup.window_days), docs, work, chunk)
+                window_start = now - timedelta(days=config.dedup.window_days)
+                found = _dedup_pass(_index_tables(wh, window_start), config.dedup, window_start, docs, work, chunk)
             finally:
                 fp_minhash.close()
                 fp_sample.close()
@@ -2124,6 +2124,10 @@ def _dedup_pass_from_file(location: str, settings: Any, window_start: datetime,
     another in the file `fingerprints`."""
     from pipeline.dedup import Fingerprint
 
+    # The worker's heap still holds what its extractions freed: back to the system before the index grows,
+    # and the index's big arrays given back when freed, as in the commit's process
+    _malloc.return_freed_memory()
+    _malloc.trim()
     wh = Warehouse(location, create=False)
     with open(fingerprints, "rb") as f:
         def read() -> Iterator[tuple[str, Any, str, datetime]]:
