@@ -1948,8 +1948,6 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                 from pipeline.clean import SiteTemplate
                 from pipeline.dedup import ArrayStore
 
-                fp_minhash, fp_sample = ArrayStore(np.uint32, work), ArrayStore(np.uint64, work)
-
                 # The order of `build_articles`: sites in order of first appearance, each site's pages in order.
                 page_sites = [ok_pages.site(k) for k in range(len(ok_pages))]
                 order = [i for idx in _sites_in_order(page_sites).values() for i in idx]
@@ -2016,6 +2014,7 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
                         put(out)
                     job.stash.close()
                 else:
+                    fp_minhash, fp_sample = ArrayStore(np.uint32, work), ArrayStore(np.uint64, work)
                     for start in range(0, len(ok_pages), chunk):
                         out = []
                         with_text = []
@@ -2052,9 +2051,6 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
         found: tuple[Any, tuple[int, int, int], Path | None] | None = None
         if job is not None:
             found = job.result()
-            for store in (fp_minhash, fp_sample):  # the job had keys and fingerprints of its own
-                if store is not None:
-                    store.close()
         elif keys:
             from pipeline.dedup import Fingerprint
 
