@@ -2086,7 +2086,7 @@ def _dedup_pass(tables: Iterable[Any], settings: Any, window_start: datetime,
 
     index = DedupIndex.from_arrow(tables, settings, since=window_start, spill_to=work)
     clusters: dict[str, tuple[str, str | None, str | None, float | None]] = {}
-    dups = exact = 0
+    counted = RunSummary("")  # only its match counts (`_count_match`), returned: a pool worker has no summary
     new_ids = HexColumn(8)  # 8 bytes an article, where a list of the id strings cost ~80
     try:
         for aid, match in index.add_fingerprints(docs):
@@ -2096,9 +2096,7 @@ def _dedup_pass(tables: Iterable[Any], settings: Any, window_start: datetime,
             found = (match.cluster_id, match.duplicate_of, match.method, match.similarity)
             if found != (aid, None, None, None):  # the row's staged fields otherwise (see put)
                 clusters[aid] = found
-            if match.duplicate_of:
-                dups += 1
-                exact += match.method == "exact"
+            _count_match(counted, match)
         # The entries go to a staging file `chunk` at a time: a table of them all would copy every new
         # fingerprint while the index still holds them (the commit's peak memory).
         delta = _StagingParquet(work / "dedup-index.parquet")
@@ -2109,7 +2107,8 @@ def _dedup_pass(tables: Iterable[Any], settings: Any, window_start: datetime,
             delta.close()
     finally:
         index.close()
-    return clusters, (dups, exact, dups - exact), delta.path if delta.count else None
+    return (clusters, (counted.duplicates, counted.exact_duplicates, counted.near_duplicates),
+            delta.path if delta.count else None)
 
 
 def _dedup_pass_from_file(location: str, settings: Any, window_start: datetime,
