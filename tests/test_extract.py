@@ -419,8 +419,10 @@ def test_language_model_cache_matches_the_packaged_model(tmp_path, monkeypatch):
 
     monkeypatch.setenv("NEWSINGEST_CACHE_DIR", str(tmp_path / "cache"))
     assert ex._cached_language_model() is not None  # unpacks into the cache
-    assert len(list((tmp_path / "cache").iterdir())) == 1  # the copy, no temporary file left
+    # the copy and its weights in float32, no temporary file left
+    assert len(list((tmp_path / "cache").iterdir())) == 2
     ptc, pc, classes, nextmove, row, output = ex._cached_language_model()  # reads the copy
+    assert ptc.dtype == "float32"
     fast = LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
     packaged = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     for text in ("Le gouvernement a annoncé mardi une nouvelle réforme des retraites.",
@@ -468,11 +470,13 @@ def test_language_feature_counts_match_py3langid():
     """Same features, counts and first-seen order as py3langid's own DFA walk (its scores sum in that order)."""
     import random
 
-    from py3langid.langid import LanguageIdentifier, visit_counts
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier, visit_counts
 
     import pipeline.extract as ex
 
     identifier = ex._language_identifier()
+    packaged = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    assert packaged.nb_ptc.dtype == "float16" and identifier.nb_ptc.dtype == "float32"
     rnd = random.Random(7)
     texts = [
         "Le gouvernement a annoncé mardi une nouvelle réforme des retraites. " * 20,
@@ -486,8 +490,9 @@ def test_language_feature_counts_match_py3langid():
         got = ex._dfa_feature_counts(identifier._np_nextmove, identifier._np_rowbase, identifier._np_output, data)
         assert (None if expected is None else list(expected.items())) == (
             None if got is None else list(zip(got[0].tolist(), got[1].tolist(), strict=True)))
-        # and the scores, to the bit, as py3langid's own walk and sparse scoring give them
-        assert identifier._raw_score(data).tobytes() == LanguageIdentifier._raw_score(identifier, data).tobytes()
+        # and the scores, to the bit, as py3langid's own walk and sparse scoring give them, over the packaged
+        # model's float16 weights (ours are float32)
+        assert identifier._raw_score(data).tobytes() == LanguageIdentifier._raw_score(packaged, data).tobytes()
 
 
 def test_norm_space_collapses_exactly_what_regex_whitespace_matches():
