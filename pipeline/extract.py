@@ -1188,7 +1188,7 @@ def _float32_weights(copy: Path, data: Any) -> np.ndarray:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    return np.load(path, mmap_mode="r")
+    return np.asarray(np.load(path, mmap_mode="r"))  # a plain array over the map: np.memmap's indexing is slow
 
 
 _MIN_LANGUAGE_LETTERS = 40
