@@ -703,6 +703,11 @@ class PageSpool:
         # only these (a probe is ~300 bytes; unpickling its page cost 45 us)
         self._probes: Any = None
         self._names: dict[str, str] = {}  # one string per site
+        # A fingerprinted precleaned page's pass 3 keys (its row in `_keys`, else -1) and its fingerprint's
+        # arrays spilled beside it: the commit's pool dedup pass starts from these, reading no page
+        self._key_row = array.array("q")
+        self._keys: _DedupKeys | None = None
+        self._fingerprints: Any = None
 
     def __len__(self) -> int:
         return len(self.article_ids)
@@ -722,6 +727,7 @@ class PageSpool:
 
                 self._probes = ArrayStore(np.uint64, self._pickles.spill_to)
             self._probes.append(_pack_probe(po.precleaned.probe) if po.precleaned is not None else _NO_PROBE)
+            self._key_row.append(self._add_keys(po))
             # its text spool is in `text_files`: a Path costs more to unpickle than the rest of the page
             data = pickle.dumps(replace(po, text_file=None) if po.text_file is not None else po,
                                 protocol=pickle.HIGHEST_PROTOCOL)
@@ -729,6 +735,37 @@ class PageSpool:
         else:
             raise ValueError("the page spool was released")
         return len(self.article_ids) - 1
+
+    def _add_keys(self, po: PageOutcome) -> int:
+        """Keep the pass 3 keys of a precleaned page (`_start_dedup`'s of an unmarked page); its row, else -1."""
+        pre = po.precleaned
+        if pre is None or po.extracted is None:
+            return -1
+        if pre.fingerprint is None:
+            return -2  # no article text: nothing for pass 3
+        if self._keys is None:
+            from pipeline.dedup import ArrayStore
+
+            self._keys = _DedupKeys(seen_may_be_none=True)
+            self._fingerprints = ArrayStore(np.uint64, self._pickles.spill_to)
+        fp = pre.fingerprint
+        self._keys.add(po.task.article_id, _publication_time(po.extracted, pre.cleaned.published_at)[0],
+                       po.task.first_seen_at, po.task.item.source, fp)
+        self._fingerprints.append(_pack_fingerprint(fp))
+        return len(self._keys) - 1
+
+    def keys_of(self, i: int, into: _DedupKeys, now: datetime) -> Any:
+        """Add page `i`'s pass 3 keys (first seen `now` where its task has no time) to `into` and give its
+        fingerprint, as `_start_dedup` would from the page; None (nothing added) where they were not kept,
+        NO_FINGERPRINT where the page has none."""
+        row = self._key_row[i] if i < len(self._key_row) else -1
+        if row == -2:
+            return NO_FINGERPRINT
+        if row < 0:
+            return None
+        assert self._keys is not None and self._fingerprints is not None
+        into.copy_row(self._keys, row, now)
+        return _unpack_fingerprint(self._fingerprints[row], into.content_hash(len(into) - 1), into.tokens(len(into) - 1))
 
     def get(self, i: int) -> PageOutcome:
         if self._objects is not None:
@@ -750,13 +787,33 @@ class PageSpool:
     def release(self) -> None:
         """Free the pages (the ids, sites and text spools stay)."""
         self._objects = None
-        for store in (self._pickles, self._probes):
+        for store in (self._pickles, self._probes, self._fingerprints):
             if store is not None:
                 store.close()
-        self._pickles = self._probes = None
+        self._pickles = self._probes = self._fingerprints = self._keys = None
 
 
 _NO_PROBE = np.zeros(0, dtype=np.uint64)
+NO_FINGERPRINT = object()  # PageSpool.keys_of of a precleaned page without an article text
+
+
+def _pack_fingerprint(fp: Any) -> np.ndarray:
+    """A fingerprint's arrays as one uint64 array: the MinHash values' count, the values (uint32, two to a
+    word, the count rounded up), then the sampled keys."""
+    minhash = np.ascontiguousarray(fp.minhash, dtype=np.uint32)
+    if minhash.size % 2:
+        minhash = np.append(minhash, np.uint32(0))
+    return np.concatenate([np.array([fp.minhash.size], dtype=np.uint64), minhash.view(np.uint64),
+                           np.ascontiguousarray(fp.sample, dtype=np.uint64)])
+
+
+def _unpack_fingerprint(packed: np.ndarray, content_hash: str, n_tokens: int) -> Any:
+    from pipeline.dedup import Fingerprint
+
+    n = int(packed[0])
+    words = (n + 1) // 2
+    return Fingerprint(content_hash, n_tokens, packed[1:1 + words].view(np.uint32)[:n].copy(),
+                       packed[1 + words:].copy())
 
 
 def _pack_probe(probe: Any) -> np.ndarray:
@@ -824,6 +881,9 @@ class PageList(Sequence[PageOutcome]):
 
     def probe(self, k: int) -> Any:
         return self.spool.probe(self.index[k])
+
+    def keys_of(self, k: int, into: _DedupKeys, now: datetime) -> Any:
+        return self.spool.keys_of(self.index[k], into, now)
 
     def subset(self, ks: Iterable[int]) -> PageList:
         """The pages at positions `ks` of this list, in that order."""
@@ -2170,6 +2230,13 @@ def _start_dedup(config: Config, wh: Warehouse, pool: Executor, pages: PageList,
                 stash.append(np.frombuffer(pickle.dumps((c, fp), protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8))
                 marked.append(k)
             else:
+                fp = pages.keys_of(k, keys, now)  # kept by the spool: the page is not read
+                if fp is NO_FINGERPRINT:
+                    continue
+                if fp is not None:
+                    fp_minhash.append(fp.minhash)
+                    fp_sample.append(fp.sample)
+                    continue
                 po = pages[k]
                 c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
             if fp is None:
@@ -2209,7 +2276,10 @@ class _DedupKeys:
     tuple of datetimes and strings cost ~400 (a 100,000-article commit holds them all from pass 2 on). Row
     `i` of these is fingerprint `i` of the run's ArrayStores."""
 
-    def __init__(self) -> None:
+    _NO_TIME = -(1 << 63)  # first seen unknown (`seen_may_be_none`): the commit's time, given when copied
+
+    def __init__(self, seen_may_be_none: bool = False) -> None:
+        self.seen_may_be_none = seen_may_be_none
         self._time = array.array("q")  # publication time, else first seen: microseconds since the epoch (UTC)
         self._id = array.array("Q")  # the article id's 64 bits (16 hex digits)
         self._hash = bytearray()  # the content hash's 16 bytes (32 hex digits)
@@ -2217,6 +2287,7 @@ class _DedupKeys:
         self._source = array.array("i")  # into `_sources`
         self._seen = array.array("q")  # first seen, microseconds
         self._sources: dict[str, int] = {}
+        self._names: list[str] = []  # the sources in order of their numbers
 
     def __len__(self) -> int:
         return len(self._id)
@@ -2224,26 +2295,56 @@ class _DedupKeys:
     def append(self, row: Article, fp: Any) -> None:
         self.add(row.article_id, row.published_at, row.first_seen_at, row.source, fp)
 
-    def add(self, article_id: str, published_at: datetime | None, first_seen_at: datetime, source: str,
+    def add(self, article_id: str, published_at: datetime | None, first_seen_at: datetime | None, source: str,
             fp: Any) -> None:
-        """The keys of a row with these fields (`append` of the row)."""
+        """The keys of a row with these fields (`append` of the row). `first_seen_at` None: only where
+        `seen_may_be_none` (its time is given when the row is copied, `copy_row`)."""
         digest = hex_bytes(fp.content_hash, 16)
         if digest is None:
             raise ValueError(f"not a content hash: {fp.content_hash!r}")
         number = hex_u64(article_id)
         if number is None:  # in_order gives the id back from its number
             raise ValueError(f"not an article id: {article_id!r}")
-        self._time.append(utc_us(published_at or first_seen_at))
+        if first_seen_at is None and not self.seen_may_be_none:
+            raise ValueError("a row's keys need its first-seen time")
+        seen = self._NO_TIME if first_seen_at is None else utc_us(first_seen_at)
+        self._time.append(utc_us(published_at) if published_at is not None else seen)
         self._id.append(number)
         self._hash += digest
         self._ntok.append(int(fp.n_tokens))
-        self._source.append(self._sources.setdefault(source, len(self._sources)))
-        self._seen.append(utc_us(first_seen_at))
+        self._source.append(self._source_number(source))
+        self._seen.append(seen)
+
+    def _source_number(self, source: str) -> int:
+        number = self._sources.get(source)
+        if number is None:
+            number = self._sources[source] = len(self._names)
+            self._names.append(source)
+        return number
+
+    def copy_row(self, other: _DedupKeys, row: int, now: datetime) -> None:
+        """Append `other`'s row `row`, its unknown first-seen time (and publication time) taken as `now`."""
+        seen, when = other._seen[row], other._time[row]
+        if seen == self._NO_TIME:
+            seen = utc_us(now)
+            when = seen if when == self._NO_TIME else when
+        self._time.append(when)
+        self._id.append(other._id[row])
+        self._hash += other._hash[16 * row:16 * row + 16]
+        self._ntok.append(other._ntok[row])
+        self._source.append(self._source_number(other._names[other._source[row]]))
+        self._seen.append(seen)
+
+    def content_hash(self, row: int) -> str:
+        return self._hash[16 * row:16 * row + 16].hex()
+
+    def tokens(self, row: int) -> int:
+        return self._ntok[row]
 
     def in_order(self) -> Iterator[tuple[int, str, str, int, str, datetime]]:
         """(fingerprint number, article id, content hash, tokens, source, first seen), by time then article id
         (the order of `assign_clusters`: a 16-hex-digit id sorts as its number)."""
-        names = list(self._sources)
+        names = self._names
         order = np.lexsort((np.frombuffer(self._id, dtype=np.uint64), np.frombuffer(self._time, dtype=np.int64)))
         for i in order.tolist():
             yield (i, f"{self._id[i]:016x}", self._hash[16 * i:16 * i + 16].hex(), self._ntok[i],

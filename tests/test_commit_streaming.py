@@ -203,12 +203,31 @@ def committed(tmp_path_factory):
     root = tmp_path_factory.mktemp("streaming")
     out = {}
     pool = ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"))
-    jobs: list[tuple[str, int, int]] = []  # (commit, texts sent to the pool's dedup pass, pages cleaned again)
-    start_dedup = run._start_dedup
+    # (commit, texts sent to the pool's dedup pass, pages cleaned again, pages read, pages with kept keys)
+    jobs: list[tuple[str, int, int, int, int]] = []
+    run_module = run  # (`run` is a loop's below)
+    start_dedup, spool_class = run._start_dedup, run.PageSpool
 
     def recorded(config, wh, pool, pages, stale, *rest):
-        job = start_dedup(config, wh, pool, pages, stale, *rest)
-        jobs.append((wh.root.name, len(job.future.result()[0]) if job.future else 0, len(stale)))
+        reads = []
+        get, keys_of = spool_class.get, spool_class.keys_of
+
+        def counted_get(spool, i):
+            reads.append(i)
+            return get(spool, i)
+
+        def counted_keys(spool, i, into, now):
+            fp = keys_of(spool, i, into, now)
+            kept.append(fp is not None and fp is not run_module.NO_FINGERPRINT)
+            return fp
+
+        kept: list[bool] = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(spool_class, "get", counted_get)
+            mp.setattr(spool_class, "keys_of", counted_keys)
+            job = start_dedup(config, wh, pool, pages, stale, *rest)
+        jobs.append((wh.root.name, len(job.future.result()[0]) if job.future else 0, len(stale), len(reads),
+                     sum(kept)))
         return job
 
     out["dedup jobs"] = jobs
@@ -245,9 +264,55 @@ def test_a_commit_with_a_pool_runs_its_dedup_pass_there_while_it_builds_the_rows
     cleaned before the rows): each run of the two pooled commits did, with clusters found and pages cleaned
     again; their rows, index and counts are the in-process commit's (the tests above)."""
     jobs = committed["dedup jobs"]
-    assert [name for name, _, _ in jobs] == ["pooled", "pooled", "precleaned", "precleaned"]
-    assert all(clusters > 0 for _, clusters, _ in jobs)  # copies found in the pool
-    assert all(stale > 0 for name, _, stale in jobs if name == "precleaned")
+    assert [job[0] for job in jobs] == ["pooled", "pooled", "precleaned", "precleaned"]
+    assert all(job[1] > 0 for job in jobs)  # copies found in the pool
+    for name, _, stale, reads, kept in jobs:
+        if name == "precleaned":  # pages spooled to disk: their keys were kept, only the stale ones are read
+            assert stale > 0 and reads == stale
+        else:  # pages in memory, none precleaned: all read to be cleaned, nothing kept
+            assert kept == 0 and reads == stale > 40
+    assert sum(job[4] for job in jobs if job[0] == "precleaned") >= 1  # most pages here are marked (stale)
+
+
+def test_the_page_spool_keeps_the_pass_3_keys_a_page_gives(tmp_path):
+    """PageSpool keeps each precleaned page's pass 3 keys and fingerprint as it is appended; `keys_of` gives
+    what `_start_dedup` takes from the page read back (first seen `now` where the task has none)."""
+    from pipeline.run import NO_FINGERPRINT, _DedupKeys, _publication_time
+
+    outcomes, _ = _pages(5, 60)
+    outcomes = _precleaned(outcomes, skip=7)
+    for po in outcomes[::4]:
+        po.task.first_seen_at = None  # a task without a first-seen time: the commit's
+    pages = _on_disk(outcomes, tmp_path)
+    later = NOW + timedelta(hours=2)
+    kept, read = _DedupKeys(), _DedupKeys()
+    kept_fps, read_fps = [], []
+    counts = {"kept": 0, "no text": 0, "read": 0}
+    for k in range(len(pages)):
+        fp = pages.keys_of(k, kept, later)
+        po = pages[k]
+        if fp is NO_FINGERPRINT:
+            counts["no text"] += 1
+            assert po.precleaned is not None and po.precleaned.fingerprint is None
+            continue
+        if fp is None:
+            counts["read"] += 1
+            assert po.precleaned is None or po.extracted is None
+            continue
+        counts["kept"] += 1
+        pre = po.precleaned
+        read.add(po.task.article_id, _publication_time(po.extracted, pre.cleaned.published_at)[0],
+                 po.task.first_seen_at or later, po.task.item.source, pre.fingerprint)
+        kept_fps.append(fp)
+        read_fps.append(pre.fingerprint)
+    assert counts["kept"] > 30 and counts["read"] > 5 and counts["no text"] + counts["read"] > 10, counts
+    assert list(kept.in_order()) == list(read.in_order())
+    for a, b in zip(kept_fps, read_fps, strict=True):
+        assert (a.content_hash, a.n_tokens) == (b.content_hash, b.n_tokens)
+        assert a.minhash.dtype == b.minhash.dtype and np.array_equal(a.minhash, b.minhash)
+        assert a.sample.dtype == b.sample.dtype and np.array_equal(a.sample, b.sample)
+    in_memory = PageList.of(outcomes)  # a spool in memory keeps nothing: the commit reads its pages
+    assert in_memory.keys_of(0, _DedupKeys(), later) is None
 
 
 def test_chunked_and_whole_commits_store_the_same_rows_templates_and_index(committed):
