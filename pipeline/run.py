@@ -767,6 +767,13 @@ class PageSpool:
         into.copy_row(self._keys, row, now)
         return _unpack_fingerprint(self._fingerprints[row], into.content_hash(len(into) - 1), into.tokens(len(into) - 1))
 
+    def release_keys(self) -> None:
+        """Free the kept pass 3 keys (read once, by `_start_dedup`): `keys_of` then reads nothing."""
+        if self._fingerprints is not None:
+            self._fingerprints.close()
+        self._keys = self._fingerprints = None
+        self._key_row = array.array("q")
+
     def get(self, i: int) -> PageOutcome:
         if self._objects is not None:
             return self._objects[i]
@@ -787,10 +794,11 @@ class PageSpool:
     def release(self) -> None:
         """Free the pages (the ids, sites and text spools stay)."""
         self._objects = None
-        for store in (self._pickles, self._probes, self._fingerprints):
+        for store in (self._pickles, self._probes):
             if store is not None:
                 store.close()
-        self._pickles = self._probes = self._fingerprints = self._keys = None
+        self._pickles = self._probes = None
+        self.release_keys()
 
 
 _NO_PROBE = np.zeros(0, dtype=np.uint64)
@@ -2258,6 +2266,7 @@ def _start_dedup(config: Config, wh: Warehouse, pool: Executor, pages: PageList,
     finally:
         fp_minhash.close()
         fp_sample.close()
+        pages.spool.release_keys()  # copied into `keys`: not needed twice while the rows are built
     window_start = now - timedelta(days=config.dedup.window_days)
     future = (pool.submit(_dedup_pass_from_file, wh.location, config.dedup, window_start, docs, path, work, chunk)
               if docs else None)  # no text to compare: the window's index is not even read
