@@ -395,6 +395,14 @@ class PageTask:
     item: FeedItem
     attempts: int = 0  # earlier failed attempts (from the pending state)
     first_seen_at: datetime | None = None
+    # The item URL's canonical spelling (the article id is its hash), where the selection computed it:
+    # `task_canonical_url` computes it otherwise (~50 us a URL, which a run asked for four times)
+    canonical_url: str | None = None
+
+
+def task_canonical_url(task: PageTask) -> str | None:
+    """The canonical spelling of the task's item URL (None for an item without a usable link)."""
+    return task.canonical_url if task.canonical_url is not None else item_article_id(task.item)[1]
 
 
 def item_article_id(item: FeedItem) -> tuple[str, str | None]:
@@ -445,13 +453,13 @@ class PageSelector:
         """The items of one feed. `first_seen_at`: its poll time, for the tasks of new items."""
         for item in items:
             self.counts["items"] += 1
-            aid, _ = item_article_id(item)
+            aid, canonical = item_article_id(item)
             held = self._taken.get(aid)
             if held is not None:
                 self.counts["same_in_run"] += 1
                 if held[0] > rank and held[1] is not None:  # a feed ranked before the one it came from
                     self._taken.set(aid, rank, held[1])
-                    task = self._task(aid, item, first_seen_at)
+                    task = self._task(aid, item, first_seen_at, canonical)
                     if held[1] >= 0:
                         self.fetch[held[1]] = task
                     else:
@@ -465,7 +473,7 @@ class PageSelector:
                 self.counts["pending_not_due"] += 1
                 self._taken.set(aid, rank, None)
                 continue
-            task = self._task(aid, item, first_seen_at)
+            task = self._task(aid, item, first_seen_at, canonical)
             if item.url:
                 self._taken.set(aid, rank, len(self.fetch))
                 self.fetch.append(task)
@@ -474,11 +482,12 @@ class PageSelector:
                 self.linkless.append(task)
         self._taken.settle()
 
-    def _task(self, aid: str, item: FeedItem, first_seen_at: datetime | None) -> PageTask:
+    def _task(self, aid: str, item: FeedItem, first_seen_at: datetime | None, canonical: str | None) -> PageTask:
         p = self.pending.get(aid)
         if p is not None:
-            return PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=_dt(p.get("first_seen_at")))
-        return PageTask(aid, item, first_seen_at=first_seen_at)
+            return PageTask(aid, item, attempts=p.get("attempts", 0), first_seen_at=_dt(p.get("first_seen_at")),
+                            canonical_url=canonical)
+        return PageTask(aid, item, first_seen_at=first_seen_at, canonical_url=canonical)
 
     def finish(self, polled_at: dict[str, datetime] | None = None,
                ) -> tuple[list[PageTask] | TaskSpool, list[PageTask], dict[str, int]]:
@@ -1524,7 +1533,7 @@ def _base_row(task: PageTask, status: str, fetched: PageOutcome | None, run_id: 
     from pipeline.urls import host_of
 
     item = task.item
-    _, canonical = item_article_id(item)
+    canonical = task_canonical_url(task)
     first_seen = task.first_seen_at or now
     return Article(
         article_id=task.article_id, url=item.url, canonical_url=canonical, source=item.source,
@@ -1599,7 +1608,10 @@ def _page_site(po: PageOutcome) -> str:
     from pipeline.urls import canonicalize_url, host_of
 
     ex = po.extracted
-    canonical = canonicalize_url(ex.canonical_url) if ex and ex.canonical_url else item_article_id(po.task.item)[1]
+    if ex and ex.canonical_url and ex.canonical_url != po.task.item.url:
+        canonical = canonicalize_url(ex.canonical_url)
+    else:  # (the page's canonical link is most often the item's URL)
+        canonical = task_canonical_url(po.task)
     return host_of(canonical or po.task.item.url or "")
 
 

@@ -167,10 +167,7 @@ def _clean_query(query: str) -> str:
     return "&".join(kept)
 
 
-# A run asks for each item's URL when it selects the items, again when it counts a feed's new items and
-# when it spools the fetched page (its canonical link, mostly the same URL): ~50 us each time. 16,384 URLs
-# (~7 MB) keep a run of that many pages from computing any of them twice.
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1024)  # a run's selection asks for a feed's URLs, and then its count of new items
 def canonicalize_url(url: str) -> str:
     """The canonical spelling of an article URL (see the module docstring). Non-HTTP URLs are only trimmed."""
     raw = url.strip()

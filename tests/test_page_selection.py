@@ -206,3 +206,36 @@ def test_what_the_selection_keeps_of_each_article_is_bytes_not_objects(tmp_path)
     tasks, _, counts = selector.finish()
     assert len(tasks) == counts["to_fetch"] == n_feeds * per_feed + 1500
     spool.close()
+
+
+def test_selected_tasks_carry_their_canonical_url_which_the_page_site_and_the_row_take(monkeypatch):
+    """The selection canonicalizes each item's URL once (the article id is its hash); the page's site and
+    the article row take it from the task, where a task without it computes the same."""
+    from pipeline import run, urls
+    from pipeline.records import Extracted, FetchResult
+    from pipeline.run import PageOutcome, _base_row, _page_site, item_article_id, task_canonical_url
+
+    seen, pending = _state()
+    fetch, linkless, _ = select_pages([i for fo in _feeds() for i in fo.items], seen, pending, NOW)
+    for task in fetch:
+        assert task_canonical_url(task) == item_article_id(task.item)[1]
+    fetch = [t for t in fetch if t.canonical_url is not None]  # (not a due retry whose item left its feed)
+    assert len(fetch) > 20
+    for task in linkless:
+        assert task.canonical_url is None and task_canonical_url(task) is None
+    calls = []
+    canonicalize = urls.canonicalize_url
+
+    def counted(url: str) -> str:
+        calls.append(url)
+        return canonicalize(url)
+
+    monkeypatch.setattr(urls, "canonicalize_url", counted)
+    for task in fetch:
+        page = PageOutcome(task, FetchResult(url=task.item.url, kind="page", outcome="ok"),
+                           Extracted(status="ok", canonical_url=task.item.url), NOW)
+        assert _page_site(page) == urls.host_of(task.canonical_url)
+        assert _base_row(task, "ok", page, "r1", NOW).canonical_url == task.canonical_url
+    assert calls == []  # nothing canonicalized again
+    bare = run.PageTask(fetch[0].article_id, fetch[0].item)
+    assert task_canonical_url(bare) == fetch[0].canonical_url and len(calls) == 1
