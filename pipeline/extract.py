@@ -2061,9 +2061,16 @@ _CONSENT_HINTS = (
 )  # fmt: skip
 
 
-def _may_mention_consent(text: str) -> bool:
+def _may_mention_consent(text: str, hints: tuple[str, ...] = _CONSENT_HINTS) -> bool:
     low = text.lower()
-    return any(hint in low for hint in _CONSENT_HINTS)
+    return any(hint in low for hint in hints)
+
+
+def _hints_in(text: str) -> tuple[str, ...]:
+    """The consent hints `text` holds: a line of it holds none but these (a line's lower case is the text's
+    but for a final sigma, which no hint has), so its lines are screened for these alone."""
+    low = text.lower()
+    return tuple(hint for hint in _CONSENT_HINTS if hint in low)
 
 
 def _consent_only(text: str, text_words: int, scan: _PageScan, min_words: int) -> bool:
@@ -2077,11 +2084,12 @@ def _consent_only(text: str, text_words: int, scan: _PageScan, min_words: int) -
     # long texts (each line is screened by its hint words before the regex runs on it).
     if not scan.consent_text and not _has_consent_text(text):
         return False
-    if text_words >= min_words and not _may_mention_consent(text):
+    hints = _hints_in(text)
+    if text_words >= min_words and not hints:
         return False  # no line mentions consent (one pass over the text instead of one per line)
     lines = [line for line in text.split("\n") if line.strip()]
     consent_words = sum(_count_words(line) for line in lines
-                        if _may_mention_consent(line) and _has_consent_text(line))
+                        if _may_mention_consent(line, hints) and _has_consent_text(line))
     other_words = text_words - consent_words
     if other_words >= min_words:
         return False

@@ -93,3 +93,22 @@ def test_the_consent_check_screens_the_whole_text_first():
     for text, expected in ((article, False), (consent, True), (article + "\n" + consent, False),
                            (consent + "\n" + consent + "\nShort.", True)):
         assert _consent_only(text, _count_words(text), scan, 40) is expected, text[:60]
+
+
+def test_lines_screened_for_the_texts_own_consent_hints_are_screened_as_for_all():
+    """_consent_only screens a text's lines only for the hints the whole text holds (`_hints_in`): the same
+    answer, line by line, as screening them for every hint, whatever the case and letters around them."""
+    from pipeline.extract import _CONSENT_HINTS, _hints_in, _may_mention_consent
+
+    rng = random.Random(5)
+    vocab = [*_CONSENT_HINTS, "COOKIE", "Partners", "ΣΊΣΥΦΟΣ", "İstanbul", "Straße", "the", "harbour", "said", "—",
+             "acceptance", "managed", "ΜΑΝΑΓΕ", "ǅ", "ﬁne"]
+    checked = 0
+    for _ in range(3000):
+        lines = [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 6))) for _ in range(rng.randint(1, 5))]
+        text = "\n".join(lines)
+        hints = _hints_in(text)
+        for line in lines:
+            assert _may_mention_consent(line, hints) == _may_mention_consent(line), (line, hints)
+            checked += _may_mention_consent(line)
+    assert checked > 1000
