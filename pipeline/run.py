@@ -757,16 +757,14 @@ class PageSpool:
 
             self._keys = _DedupKeys(seen_may_be_none=True)
             self._fingerprints = ArrayStore(np.uint64, self._pickles.spill_to)
-        fp = pre.fingerprint
-        self._keys.add(po.task.article_id, _publication_time(po.extracted, pre.cleaned.published_at)[0],
-                       po.task.first_seen_at, po.task.item.source, fp)
-        self._fingerprints.append(_pack_fingerprint(fp))
+        self._keys.add_page(po, pre.cleaned, pre.fingerprint, po.task.first_seen_at)
+        self._fingerprints.append(_pack_fingerprint(pre.fingerprint))
         return len(self._keys) - 1
 
     def keys_of(self, i: int, into: _DedupKeys, now: datetime) -> Any:
         """Add page `i`'s pass 3 keys (first seen `now` where its task has no time) to `into` and give its
-        fingerprint, as `_start_dedup` would from the page; None (nothing added) where they were not kept,
-        NO_FINGERPRINT where the page has none."""
+        fingerprint's arrays (MinHash values, sampled keys), as `_start_dedup` would from the page; None
+        (nothing added) where they were not kept, NO_FINGERPRINT where the page has none."""
         row = self._key_row[i] if i < len(self._key_row) else -1
         if row == -2:
             return NO_FINGERPRINT
@@ -774,7 +772,7 @@ class PageSpool:
             return None
         assert self._keys is not None and self._fingerprints is not None
         into.copy_row(self._keys, row, now)
-        return _unpack_fingerprint(self._fingerprints[row], into.content_hash(len(into) - 1), into.tokens(len(into) - 1))
+        return _unpack_fingerprint(self._fingerprints[row])
 
     def release_keys(self) -> None:
         """Free the kept pass 3 keys (read once, by `_start_dedup`): `keys_of` then reads nothing."""
@@ -824,13 +822,11 @@ def _pack_fingerprint(fp: Any) -> np.ndarray:
                            np.ascontiguousarray(fp.sample, dtype=np.uint64)])
 
 
-def _unpack_fingerprint(packed: np.ndarray, content_hash: str, n_tokens: int) -> Any:
-    from pipeline.dedup import Fingerprint
-
+def _unpack_fingerprint(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_pack_fingerprint`'s (MinHash values, sampled keys): views of `packed`."""
     n = int(packed[0])
     words = (n + 1) // 2
-    return Fingerprint(content_hash, n_tokens, packed[1:1 + words].view(np.uint32)[:n].copy(),
-                       packed[1 + words:].copy())
+    return packed[1:1 + words].view(np.uint32)[:n], packed[1 + words:]
 
 
 def _pack_probe(probe: Any) -> np.ndarray:
@@ -2250,21 +2246,19 @@ def _start_dedup(config: Config, wh: Warehouse, pool: Executor, pages: PageList,
                 stash.append(np.frombuffer(pickle.dumps((c, fp), protocol=pickle.HIGHEST_PROTOCOL), dtype=np.uint8))
                 marked.append(k)
             else:
-                fp = pages.keys_of(k, keys, now)  # kept by the spool: the page is not read
-                if fp is NO_FINGERPRINT:
+                kept = pages.keys_of(k, keys, now)  # kept by the spool: the page is not read
+                if kept is NO_FINGERPRINT:
                     continue
-                if fp is not None:
-                    fp_minhash.append(fp.minhash)
-                    fp_sample.append(fp.sample)
+                if kept is not None:
+                    fp_minhash.append(kept[0])
+                    fp_sample.append(kept[1])
                     continue
                 po = pages[k]
                 c, fp = po.precleaned.cleaned, po.precleaned.fingerprint
             if fp is None:
                 continue
-            ex = po.extracted
-            assert ex is not None
-            seen = po.task.first_seen_at or now
-            keys.add(po.task.article_id, _publication_time(ex, c.published_at)[0], seen, po.task.item.source, fp)
+            assert po.extracted is not None
+            keys.add_page(po, c, fp, po.task.first_seen_at or now)
             fp_minhash.append(fp.minhash)
             fp_sample.append(fp.sample)
         docs = []
@@ -2336,6 +2330,12 @@ class _DedupKeys:
         self._source.append(self._source_number(source))
         self._seen.append(seen)
 
+    def add_page(self, po: PageOutcome, cleaned: Any, fp: Any, first_seen_at: datetime | None) -> None:
+        """The keys `_clean_row`'s row of page `po`, cleaned as `cleaned`, gives (`first_seen_at`: its task's,
+        or the commit's time)."""
+        self.add(po.task.article_id, _publication_time(po.extracted, cleaned.published_at)[0], first_seen_at,
+                 po.task.item.source, fp)
+
     def _source_number(self, source: str) -> int:
         number = self._sources.get(source)
         if number is None:
@@ -2355,12 +2355,6 @@ class _DedupKeys:
         self._ntok.append(other._ntok[row])
         self._source.append(self._source_number(other._names[other._source[row]]))
         self._seen.append(seen)
-
-    def content_hash(self, row: int) -> str:
-        return self._hash[16 * row:16 * row + 16].hex()
-
-    def tokens(self, row: int) -> int:
-        return self._ntok[row]
 
     def in_order(self) -> Iterator[tuple[int, str, str, int, str, datetime]]:
         """(fingerprint number, article id, content hash, tokens, source, first seen), by time then article id

@@ -356,11 +356,11 @@ def plain_rss(body: bytes) -> dict | None:
     (the same keys and values), or None for anything else: feedparser then reads it.
 
     feedparser spends ~20 ms of Python on a feed of 125 items (0.15 ms an item, most of a run's feed
-    stage); lxml reads one in ~2 ms. "Plain" is what most news feeds are: a well-formed document without a
+    stage); read this way, the whole `parse_feed` of one takes 6-7 ms. "Plain" is what most news feeds are: a well-formed document without a
     DOCTYPE or xml:base, an <rss version="2.0"> root with one <channel>, its items made only of the text
     elements below (each at most once, without child elements or unexpected attributes: no <media:title>,
     whose text feedparser would take as the title), and authors without an e-mail address (feedparser
-    splits those). tests/test_sources.py holds both readers to the same items on every feed we have."""
+    splits those). tests/test_sources_plain_rss.py holds both readers to the same items on every feed we have."""
     if b"<!DOCTYPE" in body or b"<!doctype" in body or b"xml:base" in body:
         return None
     from lxml import etree
