@@ -949,6 +949,8 @@ def _rank_in_runs(keys: np.ndarray) -> np.ndarray:
 # batch, ~1% with this)
 _ALONE_WORTH = 0.25
 _ALONE_RETEST = 7
+# texts alone that start their cluster are inserted together (`DedupIndex._insert_lone`); tests compare both
+_BATCH_LONE_INSERTS = True
 
 
 def _held_before(keys: np.ndarray, lens: np.ndarray) -> np.ndarray:
@@ -1144,6 +1146,41 @@ class _Postings:
                 keys_list = [h for h in keys_list if h not in held]
             new.update(dict.fromkeys(keys_list, slot))
             self.n_new += len(keys_list)
+        if len(new) > self.recent_max:
+            self._merge_recent()
+
+    def add_many(self, slots: np.ndarray, keys: np.ndarray) -> None:
+        """`add(slots[i], keys[i])` for each entry i in turn (a text's slot once for each of its keys), in one
+        pass: the same entries. A key that no addition holds and that occurs once among `keys` (most keys of
+        texts that share nothing) goes in with the others like it at once; the rest go one at a time in order,
+        against the cap."""
+        if not slots.size:
+            return
+        flat = self.held_as(keys)
+        keys_list = flat.tolist()
+        slots_list = slots.tolist()
+        in_mid = _runs_in(self.mid_keys, flat)[1] if self.mid_keys.size else None
+        new = self.new
+        busy = np.zeros(flat.size, dtype=bool)  # a key held already, or a repeat of an earlier entry's
+        if flat.size > 1:
+            order = np.argsort(flat, kind="stable")
+            s = flat[order]
+            busy[order[1:]] = s[1:] == s[:-1]
+        if in_mid is not None:
+            busy |= in_mid > 0
+        held = new.keys() & keys_list if new else ()
+        if held:
+            busy |= np.isin(flat, np.fromiter(held, dtype=flat.dtype, count=len(held)))
+        if not busy.any():
+            new.update(zip(keys_list, slots_list, strict=True))
+            self.n_new += len(keys_list)
+        else:  # the others first: a key's first entry among these comes before its repeats
+            at = np.flatnonzero(~busy).tolist()
+            new.update((keys_list[i], slots_list[i]) for i in at)
+            self.n_new += len(at)
+            mid = in_mid.tolist() if in_mid is not None else None
+            for i in np.flatnonzero(busy).tolist():  # in order: a key's slots stay in the order added
+                self._add_each(slots_list[i], [keys_list[i]], [mid[i] if mid is not None else 0])
         if len(new) > self.recent_max:
             self._merge_recent()
 
@@ -1741,11 +1778,28 @@ class DedupIndex:
             if near and np.count_nonzero(alone) < _ALONE_WORTH * len(near):
                 self._skip_alone_test = _ALONE_RETEST
         self._absorb_later = True
+        # Texts alone that start their cluster (no id or content hash seen before): their insertions wait and go
+        # in together (`_insert_lone`), before the next text that needs a lookup, so every text still sees
+        # exactly the texts before it
+        lone: list[tuple[str, Fingerprint, str | None, int, int, np.ndarray]] = []
+        lone_keys: set[str] = set()  # their ids and content hashes (a repeat of either is no lone start)
         try:
             for doc_id, fp, source, seen_at in batch:
                 r = row.get(id(fp))
+                if r is not None and alone[r] and _BATCH_LONE_INSERTS:
+                    seen = _utc_us(seen_at)
+                    if (doc_id not in lone_keys and fp.content_hash not in lone_keys
+                            and self._starts_cluster(doc_id, fp.content_hash, seen)):
+                        lone.append((doc_id, fp, source, _source_key(source), seen, bands[r]))
+                        lone_keys.update((doc_id, fp.content_hash))
+                        continue
+                if lone:
+                    yield from self._insert_lone(lone)
+                    lone, lone_keys = [], set()
                 yield doc_id, self._add_fingerprint(doc_id, fp, source, seen_at, None if r is None else bands[r],
                                                     alone=r is not None and bool(alone[r]))
+            if lone:
+                yield from self._insert_lone(lone)
         finally:
             self._absorb_later = False
             self._post.forget()
@@ -1772,6 +1826,45 @@ class DedupIndex:
         similar = _held_before(band_keys, np.full(n, self._bands, dtype=np.int64)) + self._lsh.holds(
             band_keys).reshape(n, self._bands).sum(axis=1)
         return (shared <= 1) & (similar == 0)
+
+    def _starts_cluster(self, doc_id: str, content_hash: str, seen: int) -> bool:
+        """Whether a text alone (see `_without_candidates`) starts a cluster of its own: its id is not indexed
+        and no indexed text of its window has its content hash (`_add_fingerprint`'s exact match)."""
+        if self._by_id.get(doc_id) is not None:
+            return False
+        j = self._by_hash.get(content_hash)
+        return j is None or abs(seen - self._seen[j]) > self._window
+
+    def _insert_lone(self, lone: list[tuple[str, Fingerprint, str | None, int, int, np.ndarray]]
+                     ) -> Iterator[tuple[str, DedupMatch]]:
+        """`_add_fingerprint` of texts alone that start their clusters (doc id, fingerprint, source, its key,
+        first seen, LSH band keys), in order: the same index, their postings added in one pass each (a text's
+        own addition cost ~45 us of Python, most of its insertion)."""
+        first = len(self._ids)
+        posted = []
+        for doc_id, fp, source, src, seen, _ in lone:
+            slot = len(self._ids)
+            sample = np.asarray(fp.sample, dtype=np.uint64)
+            self._ids.append(doc_id)
+            self._cluster.append(doc_id)
+            self._hash.append(fp.content_hash)
+            self._source.append(source)
+            self._src.append(src)
+            self._seen.append(seen)
+            self._ntok.append(int(fp.n_tokens))
+            self._mh.append(np.asarray(fp.minhash, dtype=np.uint32))
+            self._sample.append(sample)
+            self._match.append(None)  # a document starting its cluster (see _existing)
+            self._by_id.add(doc_id, slot)
+            self._by_hash.add(fp.content_hash, slot)
+            self._sketch.add_slots(self._sketch_slots(sample, src))  # `_count_cluster_keys` of a new cluster
+            posted.append(_posted(sample, self.tuning.posted_keys))
+        slots = np.arange(first, len(self._ids), dtype=np.int64)
+        lens = np.fromiter((k.size for k in posted), dtype=np.int64, count=len(posted))
+        self._post.add_many(np.repeat(slots, lens), np.concatenate(posted))
+        self._lsh.add_many(np.repeat(slots, self._bands), np.concatenate([b for *_, b in lone]))
+        for doc_id, *_ in lone:
+            yield doc_id, DedupMatch(doc_id)
 
     def _is_near(self, fp: Fingerprint) -> bool:
         """Whether a text is long enough for near-duplicate matching (else exact matching only)."""

@@ -1054,6 +1054,9 @@ def test_texts_without_candidates_skip_matching_with_the_same_matches(shape: str
         return [m for _, m in idx.add_fingerprints((d["id"], fp, d["id"][:3], T0 + timedelta(minutes=k))
                                                    for k, (d, fp) in enumerate(rest))]
 
+    # each text through `_add_fingerprint`, to see the ones the test skips (tested against the batched insertion
+    # of lone texts in test_lone_texts_inserted_together_make_the_same_index)
+    monkeypatch.setattr(dedup, "_BATCH_LONE_INSERTS", False)
     skipping = index()
     searched_every_text = []
     real_near, real_add = DedupIndex._near, DedupIndex._add_fingerprint
@@ -1084,6 +1087,95 @@ def test_texts_without_candidates_skip_matching_with_the_same_matches(shape: str
     if shape == "loaded":
         assert skipping._post.keys.size  # the loaded texts are in the base tier
     skipping.close()
+
+
+def test_postings_add_many_is_add_in_turn() -> None:
+    """`_Postings.add_many` holds what `add` of each text in turn holds: keys new, repeated within a text and
+    across texts, already in the dict of additions and in the sorted tier, past the cap; the tier merged
+    between calls."""
+    rng = np.random.default_rng(8)
+    pool = rng.integers(0, 2**64 - 1, 400, dtype=np.uint64, endpoint=True)
+    texts = [np.concatenate([rng.integers(0, 2**64 - 1, int(rng.integers(0, 12)), dtype=np.uint64, endpoint=True),
+                             rng.choice(pool, int(rng.integers(0, 4)))]) for _ in range(600)]
+    one, many = dedup._Postings(3, recent_max=200), dedup._Postings(3, recent_max=200)
+    slot = 0
+    for lo in range(0, len(texts), 37):
+        group = texts[lo:lo + 37]
+        lens = np.array([k.size for k in group])
+        many.add_many(np.repeat(np.arange(slot, slot + len(group)), lens), np.concatenate(group))
+        for k in group:
+            one.add(slot, k)
+            slot += 1
+        assert many.n_new == one.n_new
+    assert many.mid_keys.size and one.mid_keys.size  # the tier took merges
+    everything = np.unique(np.concatenate([*texts, pool]))
+    for postings in (one, many):
+        postings.absorb()
+    assert np.array_equal(one.entries()[0], many.entries()[0])
+    assert np.array_equal(one.entries()[1], many.entries()[1])
+    assert one.lookup(everything, everything.tolist()).tolist() == many.lookup(everything, everything.tolist()).tolist()
+
+
+@pytest.mark.parametrize("shape", ["memory", "spilled", "every text alone"])
+def test_lone_texts_inserted_together_make_the_same_index(shape: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Texts alone that start their clusters go into the index together (`_insert_lone`): the matches, the
+    index's table, its sketch and its postings are those of one text at a time, over copies, texts alone, a
+    text given twice, an exact copy under another id and texts too short for near-duplicates, with and
+    without sources, in memory and spilled; and where every text is taken as alone, so that copies of a
+    text waiting to go in (by id, by content) are met too."""
+    spilled = shape == "spilled"
+    if shape == "every text alone":
+        monkeypatch.setattr(DedupIndex, "_without_candidates", lambda self, near, *rest: np.ones(len(near), dtype=bool))
+    rng = np.random.default_rng(31)
+    vocab = [f"u{i}" for i in range(4000)]
+    unique = [{"id": f"u{k}", "text": "\n".join(" ".join(rng.choice(vocab, 14)) + "." for _ in range(8))}
+              for k in range(300)]
+    docs = _copies_corpus(40, seed=31) + unique + [{"id": "short", "text": "Too short to compare."}]
+    rng.shuffle(docs)
+    last, again, other = ({"id": name, "text": "\n".join(" ".join(rng.choice(vocab, 14)) + "." for _ in range(8))}
+                          for name in ("last", "last", "other"))
+    # given again (by id, by content) while its first insertion may still wait: in the same batch, next to it
+    docs += [dict(unique[3]), {"id": "again", "text": unique[5]["text"]}, {"id": "short2", "text": "Too short to compare."},
+             last, again, other, {"id": "other-copy", "text": other["text"]}]
+    fps = [fingerprint(d["text"]) for d in docs]
+    tuning = dedup.DedupTuning(prefetch_docs=64, spilled_postings=2000, recent_postings=300)
+
+    def built(batched: bool) -> tuple[list[DedupMatch], DedupIndex]:
+        monkeypatch.setattr(dedup, "_BATCH_LONE_INSERTS", batched)
+        idx = DedupIndex(tuning=tuning, spill_to=tmp_path / str(batched) if spilled else None)
+        got = [m for _, m in idx.add_fingerprints(
+            (d["id"], fp, None if k % 3 == 0 else f"s{k % 4}", T0 + timedelta(minutes=k))
+            for k, (d, fp) in enumerate(zip(docs, fps, strict=True)))]
+        return got, idx
+
+    lone_calls = []
+    real_insert_lone = DedupIndex._insert_lone
+
+    def counted(self: DedupIndex, lone: list) -> object:
+        lone_calls.append(len(lone))
+        return real_insert_lone(self, lone)
+
+    monkeypatch.setattr(DedupIndex, "_insert_lone", counted)
+    together, a = built(True)
+    assert sum(lone_calls) > 250 and max(lone_calls) > 10  # most texts went in together
+    if shape == "every text alone":  # an id given twice gets its first match; the copies are exact
+        assert together[-7] == together[[d["id"] for d in docs].index(unique[3]["id"])]
+        assert together[-4] == together[-3] == DedupMatch("last")
+        assert together[-1] == DedupMatch("other", "other", "exact", 1.0)
+        assert [m.method for m in together[-6:-4]] == ["exact", "exact"]
+    lone_calls.clear()
+    in_turn, b = built(False)
+    assert not lone_calls
+    assert together == in_turn and sum(m.duplicate_of is not None for m in in_turn) > (0 if shape == "every text alone" else 40)
+    assert a.to_arrow().equals(b.to_arrow())
+    assert np.array_equal(a._sketch.rows, b._sketch.rows)
+    for x, y in ((a._post, b._post), (a._lsh, b._lsh)):
+        x.absorb()
+        y.absorb()
+        assert all(np.array_equal(p, q) for p, q in zip(x.entries(), y.entries(), strict=True))
+    a.close()
+    b.close()
 
 
 @pytest.mark.parametrize("key_dtype", [np.uint32, np.uint64])
