@@ -56,6 +56,18 @@ def test_a_good_config_has_no_problem():
     assert [f.name for f in result.config.feeds] == ["world", "local"]
 
 
+def test_checking_a_config_leaves_the_http_client_unimported(tmp_path: Path) -> None:
+    """A run checks its config before anything else, and the check tests each feed URL against the fetch
+    policy: aiohttp (~0.15 s to import) is not imported for it, so a run's start does not wait for it."""
+    config = tmp_path / "config.yaml"
+    config.write_text(GOOD + "  allow_private: [127.0.0.1]\n", encoding="utf-8")
+    out = subprocess.run([sys.executable, "-c", "import sys\nfrom pipeline.configcheck import check_config_file\n"
+                          f"r = check_config_file({str(config)!r})\n"
+                          "print(len(r.errors), 'aiohttp' in sys.modules)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False"]
+
+
 def test_yaml_syntax_error_has_its_line():
     text = GOOD + "extract:\n  min_words: [40\n"
     p, result = only(text, YAML_SYNTAX)

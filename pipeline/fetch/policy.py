@@ -18,9 +18,9 @@ import ipaddress
 import socket
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp.abc import AbstractResolver
 
 # Metadata endpoints of the big clouds; refused even inside an allow-listed network unless listed exactly.
 METADATA_ADDRESSES = frozenset(
@@ -119,7 +119,7 @@ class GuardedConnector:
     def __init__(self, policy: UrlPolicy) -> None:
         self.policy = policy
         self.connected: Counter[tuple[str, int]] = Counter()  # sockets made to connect, per (address, port)
-        self.resolver = _PolicyResolver(policy)
+        self.resolver = _policy_resolver(policy)
 
     def socket_factory(self, addr_info: tuple) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
@@ -132,17 +132,22 @@ class GuardedConnector:
         return socket.socket(family, type_, proto)
 
 
-class _PolicyResolver(AbstractResolver):
-    """aiohttp resolver: `UrlPolicy.resolve` (every address checked) for each new connection."""
+def _policy_resolver(policy: UrlPolicy) -> Any:
+    """aiohttp resolver: `UrlPolicy.resolve` (every address checked) for each new connection. Made here, not
+    at import: the config check imports this module, and aiohttp costs ~0.15 s to import."""
+    from aiohttp.abc import AbstractResolver
 
-    def __init__(self, policy: UrlPolicy) -> None:
-        self.policy = policy
+    class _PolicyResolver(AbstractResolver):
+        def __init__(self, policy: UrlPolicy) -> None:
+            self.policy = policy
 
-    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, object]]:
-        addrs = await self.policy.resolve(Target("http", host, port))
-        return [{"hostname": host, "host": str(a), "port": port,
-                 "family": socket.AF_INET6 if a.version == 6 else socket.AF_INET, "proto": 0, "flags": 0}
-                for a in addrs]
+        async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[dict[str, object]]:
+            addrs = await self.policy.resolve(Target("http", host, port))
+            return [{"hostname": host, "host": str(a), "port": port,
+                     "family": socket.AF_INET6 if a.version == 6 else socket.AF_INET, "proto": 0, "flags": 0}
+                    for a in addrs]
 
-    async def close(self) -> None:
-        return None
+        async def close(self) -> None:
+            return None
+
+    return _PolicyResolver(policy)
