@@ -8,7 +8,7 @@ import string
 
 from lxml import html as lxml_html
 
-from pipeline.extract import _count_words, _item_link_share
+from pipeline.extract import _count_words, _is_link_list, _item_link_share, _PageScan, extract_page
 
 
 def test_ascii_word_count_is_the_regex_count():
@@ -43,6 +43,38 @@ def _mixed_lines(seed: int, n: int, words: tuple[str, ...]) -> list[str]:
             line += " İmage ſ фото"  # letters that re.IGNORECASE folds to ASCII ones
         lines.append(line)
     return lines
+
+
+def test_the_link_list_test_is_the_mean_of_its_items_shares():
+    """`_is_link_list` (the plain <li><a>text</a></li> item read inline) gives the mean of `_item_link_share`
+    over random lists of plain, spaced, empty, nested, commented, partly linked and unlinked items."""
+    pieces = ["<li><a href='/a'>Story</a></li>", "<li> <a href='/b'>Spaced</a> </li>", "<li><a href='/c'> </a></li>",
+              "<li><a href='/d'>\u00a0</a></li>", "<li><a href='/e'><b>Bold</b> story</a></li>",
+              "<li><a href='/f'><!-- c --></a></li>", "<li><!-- c --><a href='/g'>After a comment</a></li>",
+              "<li>Intro <a href='/h'>link</a></li>", "<li><a href='/i'>Long link text here</a> and a tail</li>",
+              "<li>No link</li>", "<li><span><a href='/j'>Nested</a></span></li>", "<li><a href='/k'>x</a>\u2003</li>"]
+    rng = random.Random(11)
+    for _ in range(3000):
+        items = list(lxml_html.fromstring("<ul>" + "".join(rng.choices(pieces, k=rng.randint(2, 6))) + "</ul>"))
+        shares = [_item_link_share(li) for li in items]
+        want = None not in shares and sum(shares) / len(items) >= 0.75
+        assert _is_link_list(items) == want, [lxml_html.tostring(li) for li in items]
+
+
+def test_a_link_list_inside_a_box_that_holds_the_article_is_still_pruned():
+    """The page scan does not test what lies inside a box it prunes; inside a box it keeps (here a share-tools
+    wrapper around the whole article) a related-links list is still found and pruned."""
+    paragraphs = "".join(f"<p>Paragraph {i} of the story tells what the council decided on the tram line and why "
+                         "the vote took nine hours.</p>" for i in range(8))
+    related = "".join(f"<li><a href='/r{i}'>Related headline number {i}</a></li>" for i in range(6))
+    page = (f"<html><body><div class='share-tools'><article><h1>Council approves tram</h1>{paragraphs}"
+            f"<ul>{related}</ul></article></div><div class='share'><ul>{related}</ul></div></body></html>")
+    root = lxml_html.document_fromstring(page)
+    scan = _PageScan(root)
+    pruned = sorted((el.tag, el.get("class") or "") for el in scan.prune)
+    assert pruned == [("div", "share"), ("ul", "")]
+    got = extract_page(page, "https://example.com/news/tram.html")
+    assert got.status == "ok" and "Paragraph 7" in got.text and "Related headline" not in got.text
 
 
 def test_the_photo_credit_screen_never_hides_a_match():
