@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
+
 from pipeline.run import _make_pool
 from pipeline.settings import parse_config
 
@@ -57,6 +59,23 @@ def test_pool_workers_run_at_a_lower_priority_than_the_run():
 
     with ProcessPoolExecutor(1, mp_context=ctx, initializer=_start_worker, initargs=(4,)) as pool:
         assert pool.submit(os.nice, 0).result(timeout=60) == min(19, base + 4)
+
+
+def test_pool_workers_run_openblas_on_one_thread_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pool's workers start with OPENBLAS_NUM_THREADS=1 (its thread per core spins ~0.08 s of CPU at numpy's
+    import, in every worker), or with what the environment already says."""
+    import os
+
+    for preset, want in ((None, "1"), ("3", "3")):
+        if preset is None:
+            monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+        else:
+            monkeypatch.setenv("OPENBLAS_NUM_THREADS", preset)
+        pool = _make_pool(CONFIG, 100)
+        try:
+            assert pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result(timeout=60) == want
+        finally:
+            pool.shutdown()
 
 
 def test_pages_are_taken_from_the_hosts_in_turn():
