@@ -1152,35 +1152,38 @@ class _Postings:
     def add_many(self, slots: np.ndarray, keys: np.ndarray) -> None:
         """`add(slots[i], keys[i])` for each entry i in turn (a text's slot once for each of its keys), in one
         pass: the same entries. A key that no addition holds and that occurs once among `keys` (most keys of
-        texts that share nothing) goes in with the others like it at once; the rest go one at a time in order,
-        against the cap."""
+        texts that share nothing) goes in with the others like it at once, into the sorted tier while it is
+        small (else into the dict); the rest go one at a time in order, against the cap."""
         if not slots.size:
             return
         flat = self.held_as(keys)
-        keys_list = flat.tolist()
-        slots_list = slots.tolist()
-        in_mid = _runs_in(self.mid_keys, flat)[1] if self.mid_keys.size else None
-        new = self.new
+        order = np.argsort(flat, kind="stable")
+        s = flat[order]
         busy = np.zeros(flat.size, dtype=bool)  # a key held already, or a repeat of an earlier entry's
-        if flat.size > 1:
-            order = np.argsort(flat, kind="stable")
-            s = flat[order]
-            busy[order[1:]] = s[1:] == s[:-1]
-        if in_mid is not None:
-            busy |= in_mid > 0
-        held = new.keys() & keys_list if new else ()
-        if held:
-            busy |= np.isin(flat, np.fromiter(held, dtype=flat.dtype, count=len(held)))
-        if not busy.any():
-            new.update(zip(keys_list, slots_list, strict=True))
-            self.n_new += len(keys_list)
-        else:  # the others first: a key's first entry among these comes before its repeats
-            at = np.flatnonzero(~busy).tolist()
-            new.update((keys_list[i], slots_list[i]) for i in at)
-            self.n_new += len(at)
-            mid = in_mid.tolist() if in_mid is not None else None
-            for i in np.flatnonzero(busy).tolist():  # in order: a key's slots stay in the order added
-                self._add_each(slots_list[i], [keys_list[i]], [mid[i] if mid is not None else 0])
+        busy[order[1:]] = s[1:] == s[:-1]
+        if self.mid_keys.size:
+            busy |= _runs_in(self.mid_keys, flat)[1] > 0
+        new = self.new
+        if new:
+            held = new.keys() & flat.tolist()
+            if held:
+                busy |= np.isin(flat, np.fromiter(held, dtype=flat.dtype, count=len(held)))
+        simple = ~busy[order]  # in key order
+        if self.mid_keys.size + flat.size <= _COPY_TIER_BELOW:
+            # straight into the sorted tier (none of these keys is in it): no dict entry to make and merge later
+            ks, ss = s[simple], slots[order][simple].astype(np.int32)
+            at = np.searchsorted(self.mid_keys, ks)
+            self.mid_keys, self.mid_slots = np.insert(self.mid_keys, at, ks), np.insert(self.mid_slots, at, ss)
+            self.n_new += int(ks.size)
+        else:
+            self.n_new += int(np.count_nonzero(simple))
+            new.update(zip(s[simple].tolist(), slots[order][simple].tolist(), strict=True))
+        if busy.any():  # in order: a key's slots stay in the order added (its first entry may be among those above)
+            at = np.flatnonzero(busy)
+            some = flat[at]
+            mid = _runs_in(self.mid_keys, some)[1].tolist() if self.mid_keys.size else [0] * at.size
+            for slot, h, m in zip(slots[at].tolist(), some.tolist(), mid, strict=True):
+                self._add_each(slot, [h], [m])
         if len(new) > self.recent_max:
             self._merge_recent()
 
@@ -1205,7 +1208,10 @@ class _Postings:
         """Move the dict's additions into the sorted tier (sorted, then inserted in one copy of the tier)."""
         new, self.new = self.new, {}
         k = np.fromiter(new.keys(), dtype=self.key_dtype, count=len(new))
-        sl = np.fromiter((v if type(v) is int else -1 for v in new.values()), dtype=np.int64, count=len(new))
+        try:  # most often every key has one slot: numpy reads the ints itself (a generator cost 4x as much)
+            sl = np.fromiter(new.values(), dtype=np.int64, count=len(new))
+        except TypeError:  # a list among them
+            sl = np.fromiter((v if type(v) is int else -1 for v in new.values()), dtype=np.int64, count=len(new))
         several = np.flatnonzero(sl < 0)  # keys held by several slots: their lists, expanded in order
         if several.size:
             lists = [new[h] for h in k[several].tolist()]

@@ -1089,10 +1089,13 @@ def test_texts_without_candidates_skip_matching_with_the_same_matches(shape: str
     skipping.close()
 
 
-def test_postings_add_many_is_add_in_turn() -> None:
+@pytest.mark.parametrize("tier_limit", [1 << 20, 300])
+def test_postings_add_many_is_add_in_turn(tier_limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """`_Postings.add_many` holds what `add` of each text in turn holds: keys new, repeated within a text and
     across texts, already in the dict of additions and in the sorted tier, past the cap; the tier merged
-    between calls."""
+    between calls; the keys nobody holds put straight into the sorted tier, or (past `tier_limit` entries)
+    into the dict."""
+    monkeypatch.setattr(dedup, "_COPY_TIER_BELOW", tier_limit)
     rng = np.random.default_rng(8)
     pool = rng.integers(0, 2**64 - 1, 400, dtype=np.uint64, endpoint=True)
     texts = [np.concatenate([rng.integers(0, 2**64 - 1, int(rng.integers(0, 12)), dtype=np.uint64, endpoint=True),
