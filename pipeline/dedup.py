@@ -894,6 +894,19 @@ class _Sketch:
                 else:
                     np.add.at(row, slots, 1)
 
+    def add_texts(self, samples: Sequence[np.ndarray], srcs: Sequence[int]) -> None:
+        """`add_slots(DedupIndex._sketch_slots(sample, src))` of each text, in one pass over both rows: the same
+        counts (a slot hit by several keys counted that many times, as the texts one at a time count it)."""
+        keys = np.concatenate([np.concatenate([k, _source_keys(k, src)]) if src else k
+                               for k, src in zip(samples, srcs, strict=True)])
+        if not keys.size:
+            return
+        s0, s1 = self._slots(keys)
+        width = self.rows.shape[1]
+        flat = np.sort(np.concatenate([s0, s1 + width]))  # both rows as one array of counters
+        first = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
+        self.rows.reshape(-1)[flat[first]] += np.diff(np.append(first, flat.size)).astype(self.rows.dtype)
+
     def query_slots(self, both: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         s0, s1 = both
         return np.minimum(self.rows[0][s0], self.rows[1][s1])
@@ -1847,7 +1860,7 @@ class DedupIndex:
         first seen, LSH band keys), in order: the same index, their postings added in one pass each (a text's
         own addition cost ~45 us of Python, most of its insertion)."""
         first = len(self._ids)
-        posted = []
+        samples, posted = [], []
         for doc_id, fp, source, src, seen, _ in lone:
             slot = len(self._ids)
             sample = np.asarray(fp.sample, dtype=np.uint64)
@@ -1863,8 +1876,9 @@ class DedupIndex:
             self._match.append(None)  # a document starting its cluster (see _existing)
             self._by_id.add(doc_id, slot)
             self._by_hash.add(fp.content_hash, slot)
-            self._sketch.add_slots(self._sketch_slots(sample, src))  # `_count_cluster_keys` of a new cluster
+            samples.append(sample)
             posted.append(_posted(sample, self.tuning.posted_keys))
+        self._sketch.add_texts(samples, [src for _, _, _, src, _, _ in lone])  # `_count_cluster_keys`: new clusters
         slots = np.arange(first, len(self._ids), dtype=np.int64)
         lens = np.fromiter((k.size for k in posted), dtype=np.int64, count=len(posted))
         self._post.add_many(np.repeat(slots, lens), np.concatenate(posted))
