@@ -1617,8 +1617,29 @@ class ArrayStore:
             self._file.seek(0)
             return np.fromfile(self._file, dtype=self.dtype, count=self._end // self.dtype.itemsize)
         chosen = range(len(self)) if slots is None else slots
-        parts = [self[i] for i in chosen]
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
+        if self._list is not None or not len(chosen):
+            parts = [self[i] for i in chosen]
+            return np.concatenate(parts) if parts else np.zeros(0, dtype=self.dtype)
+        idx = np.asarray(chosen, dtype=np.int64)
+        if idx.min() < 0 or idx.max() >= self._n:
+            raise IndexError(int(idx.max()) if idx.max() >= self._n else int(idx.min()))
+        # consecutive arrays lie end to end: one read for each run of consecutive slots (a commit's new
+        # entries are one run), not one for each array
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1)
+        step = self.dtype.itemsize
+        parts = [self._bytes(int(self._offset[r[0]]), int(self._offset[r[-1]]) + int(self._size[r[-1]]) * step)
+                 for r in runs]
+        return np.frombuffer(b"".join(parts), dtype=self.dtype) if len(parts) > 1 else np.frombuffer(parts[0], dtype=self.dtype)
+
+    def _bytes(self, start: int, end: int) -> bytes:
+        """The store's bytes from `start` to `end`: the file's, then those still waiting to be written."""
+        out = b""
+        if start < self._flushed:
+            assert self._file is not None
+            out = os.pread(self._file.fileno(), min(end, self._flushed) - start, start)
+        if end > self._flushed:
+            out += bytes(self._pending[max(start, self._flushed) - self._flushed: end - self._flushed])
+        return out
 
     def take(self, keep: Sequence[int]) -> ArrayStore:
         """A new store of the arrays at `keep`, in that order (spilled to the same directory)."""

