@@ -115,9 +115,8 @@ def use_system_arrow_pool() -> None:
 
 
 def trim() -> None:
-    """Give the free pages of glibc's heap and of pyarrow's memory pool back to the system (a phase ended).
-    Inside :func:`keep_freed_memory` the heap's stay until it ends: the next batch would fault them in again."""
-    if _LIBC is not None and not _depth:
+    """Give the free pages of glibc's heap and of pyarrow's memory pool back to the system (a phase ended)."""
+    if _LIBC is not None:
         _LIBC.malloc_trim(0)
     pa = sys.modules.get("pyarrow")  # only when this process uses pyarrow already
     if pa is not None:

@@ -2512,19 +2512,14 @@ def commit_run(config: Config, wh: Warehouse, run_id: str, *, feed_outcomes: Seq
     work = wh.staging_dir(run_id) / "commit"
     _malloc.return_freed_memory()  # the dedup index's big temporary arrays must not stay in the process
     meter = StageMeter(summary.stages)
-    # With a pool, pass 3 (and its index) is the worker's: this process's blocks freed by the rows serve the
-    # article files next, from the heap (50,000-60,000 -> 40,000-42,000 page faults over a commit of 5,000)
-    kept = _malloc.keep_freed_memory() if pool is not None else contextlib.nullcontext()
     try:
-        with kept:
-            arts = _stream_articles(config, wh, pages, linkless, state, run_id, now, summary, work, chunk, pool,
-                                    release_pool, release_pages)
-            if pool is None:
-                _malloc.trim()  # the index is gone: its pages go back before the article files are written
-            with meter.stage("commit/files"):
-                log_rows = fetch_log_table([log_rows, linkless_log_rows(linkless, run_id, now)])
-                _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
-                              summary, now, t0, chunk)
+        arts = _stream_articles(config, wh, pages, linkless, state, run_id, now, summary, work, chunk, pool,
+                                release_pool, release_pages)
+        _malloc.trim()  # the index is gone: its pages go back before the article files are written
+        with meter.stage("commit/files"):
+            log_rows = fetch_log_table([log_rows, linkless_log_rows(linkless, run_id, now)])
+            _commit_files(config, wh, run_id, base, arts, state, seen, log_rows, raw_files, started_at, trigger,
+                          summary, now, t0, chunk)
     finally:
         _remove_tree(work)
         _malloc.trim()

@@ -50,22 +50,6 @@ def test_freed_memory_stays_mapped_inside_the_block_only() -> None:
     assert abs(_mapped_bytes() - before) < size // 4, "the freed array was not given back after the block"
 
 
-def test_a_trim_inside_the_block_keeps_the_freed_memory() -> None:
-    """A phase's `trim` between its batches (the article files', pass 3's) keeps the heap's free pages inside
-    the block, for the next batch; the block's end gives them back."""
-    size = 96 << 20
-    with _malloc.keep_freed_memory():
-        before = _mapped_bytes()
-        _faults_of_new_array(size)
-        _malloc.trim()
-        assert _mapped_bytes() - before >= size * 0.9
-        assert _faults_of_new_array(size) < (size >> 12) // 10  # reused: hardly any page faulted in again
-    before = _mapped_bytes()
-    _faults_of_new_array(size)
-    _malloc.trim()
-    assert abs(_mapped_bytes() - before) < size // 4
-
-
 def test_nested_blocks_and_results_unchanged() -> None:
     from pipeline.dedup import dedup_documents
 
