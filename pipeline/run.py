@@ -2406,13 +2406,24 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
 
     names = ARTICLE_SCHEMA.names
     cols = {name: names.index(name) for name in ("cluster_id", "duplicate_of", "dup_method", "similarity")}
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     open_files: dict[str, Any] = {}  # day -> TableWriter, least recently used first
     parts: dict[str, int] = defaultdict(int)
     buffers: dict[str, list[Any]] = defaultdict(list)
     buffered: dict[str, int] = defaultdict(int)
     entries: list[tuple[str, int, dict[str, Any]]] = []
+    # A chunk is encoded and compressed by a writer thread (Arrow lets go of the GIL) while this one reads and
+    # splits the next: one write in flight at a time, so at most two chunks in memory
+    writer = ThreadPoolExecutor(1, thread_name_prefix="article-files")
+    in_flight: list[Future] = []
+
+    def written() -> None:
+        while in_flight:
+            in_flight.pop().result()
 
     def close(day: str) -> None:
+        written()  # (the write in flight may be this day's)
         w = open_files.pop(day)
         entries.append((day, parts[day], w.close()))
         parts[day] += 1
@@ -2426,7 +2437,8 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
                 close(next(iter(open_files)))
             w = wh.open_table(f"articles/published_date={day}/part-{run_id}-{parts[day]}.parquet", ARTICLE_SCHEMA)
         open_files[day] = w  # most recently used last
-        w.write(table)
+        written()
+        in_flight.append(writer.submit(w.write, table))
 
     try:
         for batch in _staging_batches(arts.path, chunk):
@@ -2455,9 +2467,13 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
         for day in sorted(open_files):
             close(day)
     except BaseException:
+        with contextlib.suppress(BaseException):  # the write in flight ends (or fails) before its file goes
+            written()
         for w in open_files.values():
             w.abort()
         raise
+    finally:
+        writer.shutdown(wait=True)
     return [e for _, _, e in sorted(entries, key=lambda e: (e[0], e[1]))]
 
 

@@ -559,6 +559,41 @@ def test_article_files_stay_bounded_in_open_files_and_keep_each_days_row_order(t
     assert got[rows[4].article_id]["cluster_id"] == rows[4].article_id
 
 
+def test_a_failed_write_of_the_article_files_fails_them_all_and_leaves_none(tmp_path, monkeypatch):
+    """The files' chunks are written by a writer thread: its error (a full disk) is the files' error, nothing
+    is written after it, and the files still open are dropped."""
+    from pipeline.run import StreamedArticles, _write_article_files
+    from pipeline.warehouse import TableWriter
+
+    wh = Warehouse(tmp_path / "wh")
+    rows = []
+    for k in range(40):
+        item = FeedItem(source="s", feed_url="https://s.example/rss", url=f"https://s.example/{k}", guid=str(k),
+                        published_at=NOW - timedelta(days=k % 3))
+        row = build_articles(Config(), [], [PageTask(item_article_id(item)[0], item, first_seen_at=NOW)],
+                             {"pending": {}, "templates": {}}, "r9", NOW, RunSummary("r9"))[0]
+        row.published_at, row.cluster_id = item.published_at, row.article_id
+        rows.append(row)
+    staged = tmp_path / "articles.parquet"
+    pq.write_table(_articles_table(rows), staged, row_group_size=7)
+    calls = []
+    real_write = TableWriter.write
+
+    def failing(self, table):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        real_write(self, table)
+
+    monkeypatch.setattr(TableWriter, "write", failing)
+    with pytest.raises(OSError, match="No space left"):
+        _write_article_files(wh, StreamedArticles(staged, len(rows), None, {}, None), "r9", chunk=4, max_open=2)  # type: ignore[arg-type]
+    assert len(calls) == 3  # nothing written after the failure
+    # the files still open were dropped; one closed before (max_open) stays, for the transaction's clean-up
+    left = [p for p in wh.root.rglob("*") if p.is_file()]
+    assert left and all(pq.read_metadata(p).num_rows for p in left)
+
+
 def test_a_page_spool_gives_back_its_pages_and_frees_them(tmp_path):
     outcomes, _ = _pages(5, 30)
     outcomes = _spool(outcomes, tmp_path / "texts.parquet")
