@@ -1281,12 +1281,8 @@ def fetch_pages(config: Config, tasks: Sequence[PageTask], staging: Path, batch_
     sink = _LogSink([], source_of, run_id=run_id, compact_at=_LOG_COMPACT_ROWS,
                     spill_to=staging / f"fetch-log-{batch_key}.arrow")
     try:
-        # The fetch's big blocks (a batch of raw pages, Arrow's buffers, spool buffers: ~1-10 MB each, again and
-        # again) come from the heap and are reused, not mapped afresh: this process's page faults over a run of
-        # 5,000 pages went 246,000 -> 108,000-117,000 (~3 us each here); its freed memory goes back at the end
-        with _malloc.keep_freed_memory():
-            outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, sink, progress, _fetch_env(cache_dir, now),
-                                                      texts, pool, PageSpool(staging), precleaned))
+        outcomes = asyncio.run(_fetch_pages_async(config, tasks, raw, sink, progress, _fetch_env(cache_dir, now),
+                                                  texts, pool, PageSpool(staging), precleaned))
     finally:
         raw.close()
         texts.close()
