@@ -682,6 +682,9 @@ def test_invalid_xml_char_screen_agrees_with_the_regex():
         text = f"<p>a{c}b</p>"
         assert ex._has_invalid_xml_chars(text) == (ex._INVALID_XML_CHARS_RE.search(text) is not None), hex(ord(c))
     assert not ex._has_invalid_xml_chars("".join(c for c in characters if not ex._INVALID_XML_CHARS_RE.match(c)))
+    for c in map(chr, range(0x80)):  # ASCII texts (read as they are), at the start, in the middle, at the end
+        for text in (f"{c}<p>ab</p>", f"<p>a{c}b</p>" * 50, f"<p>ab</p>{c}"):
+            assert ex._has_invalid_xml_chars(text) == (ex._INVALID_XML_CHARS_RE.search(text) is not None), hex(ord(c))
 
 
 def _spy_trafilatura(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, bool]]:
