@@ -106,6 +106,14 @@ class _DefaultSettings:
     threads: int = 0
 
 
+def plain_settings(settings: Any) -> Any:
+    """A `DedupSettings`'s values as the plain dataclass `_DefaultSettings` (None stays None): what a pool
+    worker is given, which then needs no pydantic to read it (~0.08 s of each worker's start)."""
+    if settings is None or isinstance(settings, _DefaultSettings):
+        return settings
+    return _DefaultSettings(**{name: getattr(settings, name) for name in _DefaultSettings.__dataclass_fields__})
+
+
 @dataclass(frozen=True, slots=True)
 class DedupTuning:
     """Internal knobs of the verifier and the index, below what a config should need to touch."""

@@ -34,11 +34,14 @@ from pipeline import _malloc
 from pipeline.columns import EPOCH, HexColumn, StringColumn, U64Table, hex_bytes, hex_u64, utc_us
 from pipeline.metering import StageMeter
 from pipeline.records import Article, Extracted, FeedItem, FetchResult
-from pipeline.settings import Config, FeedConfig
 from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point, write_parquet_atomic
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+
+    # (types only: the pool's workers import this module, and need no pydantic; they are given the dedup
+    # settings as a plain dataclass, `dedup.plain_settings`)
+    from pipeline.settings import Config, FeedConfig
 
 log = logging.getLogger("newsingest.run")
 
@@ -1207,7 +1210,9 @@ async def _fetch_pages_async(config: Config, tasks: Sequence[PageTask], raw: Raw
     loop = asyncio.get_running_loop()
     pool = given_pool or _make_pool(config, len(tasks))
     local_extract = asyncio.Semaphore(1)
-    preclean = (config.extract.min_words, config.dedup if precleaned else None)
+    from pipeline.dedup import plain_settings
+
+    preclean = (config.extract.min_words, plain_settings(config.dedup) if precleaned else None)
     batches = _ExtractBatches(loop, pool, *preclean) if pool is not None else None
     try:
         async with Fetcher(config.fetch, on_result=sink, host_delays=_host_delays(config), **fetch_env) as fetcher:
@@ -1691,9 +1696,11 @@ def _cleaned(config: Config, pool: Executor | None, pages: Sequence[PageOutcome]
     """(clean_text result, fingerprint or None) of each page, in order: `_clean_slice` on every page here,
     or over the pool, a few slices per worker so that every worker is busy while this process builds the
     rows of the first ones."""
+    from pipeline.dedup import plain_settings
+
     def slice_args(i: int, j: int) -> tuple[Any, ...]:
         kwargs = [_clean_args(po, t) for po, t in zip(pages[i:j], templates[i:j], strict=True)]
-        return list(texts[i:j]), kwargs, config.extract.min_words, config.dedup
+        return list(texts[i:j]), kwargs, config.extract.min_words, plain_settings(config.dedup)
 
     if pool is None:
         results: Iterable[tuple[list[Any], list[Any]]] = [_clean_slice(*slice_args(0, len(texts)))]
@@ -2246,7 +2253,7 @@ def _start_dedup(config: Config, wh: Warehouse, pool: Executor, pages: PageList,
     `stale` pages `recleaned`'s, spilled to disk for the rows), then pass 3 submitted to `pool` with them in
     the order of `assign_clusters` (the fingerprints in a staging file). The keys are those `_clean_row`'s
     row gives (`_DedupKeys.append`)."""
-    from pipeline.dedup import ArrayStore
+    from pipeline.dedup import ArrayStore, plain_settings
 
     keys = _DedupKeys()
     fp_minhash, fp_sample = ArrayStore(np.uint32, work), ArrayStore(np.uint64, work)
@@ -2288,7 +2295,8 @@ def _start_dedup(config: Config, wh: Warehouse, pool: Executor, pages: PageList,
         fp_sample.close()
         pages.spool.release_keys()  # copied into `keys`: not needed twice while the rows are built
     window_start = now - timedelta(days=config.dedup.window_days)
-    future = (pool.submit(_dedup_pass_from_file, wh.location, config.dedup, window_start, docs, path, work, chunk)
+    future = (pool.submit(_dedup_pass_from_file, wh.location, plain_settings(config.dedup), window_start, docs, path,
+                          work, chunk)
               if docs else None)  # no text to compare: the window's index is not even read
     return _DedupJob(future, stash, marked)
 

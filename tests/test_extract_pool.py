@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 
+import numpy as np
 import pytest
 
 from pipeline.run import _make_pool
@@ -76,6 +77,31 @@ def test_pool_workers_run_openblas_on_one_thread_unless_told(monkeypatch: pytest
             assert pool.submit(os.getenv, "OPENBLAS_NUM_THREADS").result(timeout=60) == want
         finally:
             pool.shutdown()
+
+
+def test_pool_workers_extract_and_precleaned_without_pydantic() -> None:
+    """A pool worker extracts and precleans with the dedup settings as a plain dataclass
+    (`dedup.plain_settings`): it never imports pydantic (~0.08 s of CPU at each worker's start), and the
+    fingerprints are those the config's settings give."""
+    from pipeline.dedup import fingerprint, plain_settings
+    from pipeline.run import _extract_precleaned_many
+
+    body = "".join(f"<p>Paragraph {k} of a story about the harbour tram line, which the council approved on "
+                   f"Tuesday after a long debate about its cost and its route.</p>" for k in range(8))
+    page = f"<html><head><title>Tram</title></head><body><article><h1>Tram</h1>{body}</article></body></html>"
+    config = CONFIG.model_copy(update={"dedup": CONFIG.dedup.model_copy(update={"num_perm": 64, "bands": 16})})
+    pool = _make_pool(config, 100)
+    try:
+        [(ex, pre)] = pool.submit(_extract_precleaned_many, [(page, "https://example.com/a", 20, None, "Tram")],
+                                  20, plain_settings(config.dedup)).result(timeout=120)
+        assert pool.submit(eval, "'pydantic' in __import__('sys').modules").result(timeout=60) is False
+    finally:
+        pool.shutdown()
+    assert ex.status == "ok" and pre.fingerprint.minhash.size == 64
+    want = fingerprint(pre.cleaned.text, config.dedup)
+    got = pre.fingerprint
+    assert (got.content_hash, got.n_tokens) == (want.content_hash, want.n_tokens)
+    assert np.array_equal(got.minhash, want.minhash) and np.array_equal(got.sample, want.sample)
 
 
 def test_pages_are_taken_from_the_hosts_in_turn():
