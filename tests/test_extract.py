@@ -419,10 +419,10 @@ def test_language_model_cache_matches_the_packaged_model(tmp_path, monkeypatch):
 
     monkeypatch.setenv("NEWSINGEST_CACHE_DIR", str(tmp_path / "cache"))
     assert ex._cached_language_model() is not None  # unpacks into the cache
-    # the copy and its weights in float32, no temporary file left
-    assert len(list((tmp_path / "cache").iterdir())) == 2
+    # the copy, its weights in float32 and its transition table, each mapped; no temporary file left
+    assert len(list((tmp_path / "cache").iterdir())) == 3
     ptc, pc, classes, nextmove, row, output = ex._cached_language_model()  # reads the copy
-    assert ptc.dtype == "float32"
+    assert ptc.dtype == "float32" and nextmove.dtype == "uint32" and not nextmove.flags.owndata
     fast = LanguageIdentifier(ptc, pc, classes, nextmove, output, norm_probs=True, tk_row=row)
     packaged = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
     for text in ("Le gouvernement a annoncé mardi une nouvelle réforme des retraites.",
