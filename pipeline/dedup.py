@@ -1891,20 +1891,7 @@ class DedupIndex:
         first = len(self._ids)
         samples, posted = [], []
         for doc_id, fp, source, src, seen, _ in lone:
-            slot = len(self._ids)
-            sample = np.asarray(fp.sample, dtype=np.uint64)
-            self._ids.append(doc_id)
-            self._cluster.append(doc_id)
-            self._hash.append(fp.content_hash)
-            self._source.append(source)
-            self._src.append(src)
-            self._seen.append(seen)
-            self._ntok.append(int(fp.n_tokens))
-            self._mh.append(np.asarray(fp.minhash, dtype=np.uint32))
-            self._sample.append(sample)
-            self._match.append(None)  # a document starting its cluster (see _existing)
-            self._by_id.add(doc_id, slot)
-            self._by_hash.add(fp.content_hash, slot)
+            sample = self._append(doc_id, fp, DedupMatch(doc_id), source, src, seen)
             samples.append(sample)
             posted.append(_posted(sample, self.tuning.posted_keys))
         self._sketch.add_texts(samples, [src for _, _, _, src, _, _ in lone])  # `_count_cluster_keys`: new clusters
@@ -2083,6 +2070,15 @@ class DedupIndex:
     ) -> None:
         """Index a document. `bands`: its LSH band keys, None when it is too short for near-duplicates;
         `slots`: `_sketch_slots` of its sample when the caller has them."""
+        sample = self._append(doc_id, fp, match, source, src, seen)
+        slot = len(self._ids) - 1
+        self._count_cluster_keys(match.cluster_id, doc_id, sample, src, slots)
+        if bands is not None:
+            self._index_slot(slot, sample, bands)
+
+    def _append(self, doc_id: str, fp: Fingerprint, match: DedupMatch, source: str | None, src: int, seen: int
+                ) -> np.ndarray:
+        """A document's row of the index's columns and its id and content hash looked up; its sampled keys."""
         slot = len(self._ids)
         sample = np.asarray(fp.sample, dtype=np.uint64)
         self._ids.append(doc_id)
@@ -2099,9 +2095,7 @@ class DedupIndex:
         self._by_id.add(doc_id, slot)
         if fp.n_tokens:
             self._by_hash.add(fp.content_hash, slot)
-        self._count_cluster_keys(match.cluster_id, doc_id, sample, src, slots)
-        if bands is not None:
-            self._index_slot(slot, sample, bands)
+        return sample
 
     def _count_cluster_keys(self, cluster_id: str, doc_id: str, sample: np.ndarray, src: int,
                             slots: tuple[np.ndarray, np.ndarray] | None = None) -> None:

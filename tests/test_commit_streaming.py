@@ -524,6 +524,21 @@ def test_a_lost_text_spool_fails_the_commit_and_leaves_nothing(tmp_path):
     assert not wh.is_committed("r0") and not wh.snapshot().live("articles")
 
 
+def _staged_rows(tmp_path, days: int) -> tuple[list, Path]:
+    """40 article rows published over `days` days, staged as a commit stages them (row groups of 7)."""
+    rows = []
+    for k in range(40):
+        item = FeedItem(source="s", feed_url="https://s.example/rss", url=f"https://s.example/{k}", guid=str(k),
+                        published_at=NOW - timedelta(days=k % days))
+        row = build_articles(Config(), [], [PageTask(item_article_id(item)[0], item, first_seen_at=NOW)],
+                             {"pending": {}, "templates": {}}, "r9", NOW, RunSummary("r9"))[0]
+        row.published_at, row.cluster_id = item.published_at, row.article_id
+        rows.append(row)
+    staged = tmp_path / "articles.parquet"
+    pq.write_table(_articles_table(rows), staged, row_group_size=7)
+    return rows, staged
+
+
 def test_article_files_stay_bounded_in_open_files_and_keep_each_days_row_order(tmp_path):
     """More days than open files: a day whose file was closed goes on in its next part; every row once,
     each day's rows in staging order."""
@@ -531,16 +546,7 @@ def test_article_files_stay_bounded_in_open_files_and_keep_each_days_row_order(t
     from pipeline.schema import ARTICLE_SCHEMA
 
     wh = Warehouse(tmp_path / "wh")
-    rows = []
-    for k in range(40):
-        item = FeedItem(source="s", feed_url="https://s.example/rss", url=f"https://s.example/{k}", guid=str(k),
-                        published_at=NOW - timedelta(days=k % 5))
-        row = build_articles(Config(), [], [PageTask(item_article_id(item)[0], item, first_seen_at=NOW)],
-                             {"pending": {}, "templates": {}}, "r9", NOW, RunSummary("r9"))[0]
-        row.published_at, row.cluster_id = item.published_at, row.article_id
-        rows.append(row)
-    staged = tmp_path / "articles.parquet"
-    pq.write_table(_articles_table(rows), staged, row_group_size=7)
+    rows, staged = _staged_rows(tmp_path, days=5)
     clusters = {rows[3].article_id: ("c3", rows[1].article_id, "near", 0.5)}
     arts = StreamedArticles(staged, len(rows), None, clusters, None)  # type: ignore[arg-type]
     entries = _write_article_files(wh, arts, "r9", chunk=4, max_open=2)
@@ -566,16 +572,7 @@ def test_a_failed_write_of_the_article_files_fails_them_all_and_leaves_none(tmp_
     from pipeline.warehouse import TableWriter
 
     wh = Warehouse(tmp_path / "wh")
-    rows = []
-    for k in range(40):
-        item = FeedItem(source="s", feed_url="https://s.example/rss", url=f"https://s.example/{k}", guid=str(k),
-                        published_at=NOW - timedelta(days=k % 3))
-        row = build_articles(Config(), [], [PageTask(item_article_id(item)[0], item, first_seen_at=NOW)],
-                             {"pending": {}, "templates": {}}, "r9", NOW, RunSummary("r9"))[0]
-        row.published_at, row.cluster_id = item.published_at, row.article_id
-        rows.append(row)
-    staged = tmp_path / "articles.parquet"
-    pq.write_table(_articles_table(rows), staged, row_group_size=7)
+    rows, staged = _staged_rows(tmp_path, days=3)
     calls = []
     real_write = TableWriter.write
 
