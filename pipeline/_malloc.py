@@ -118,6 +118,15 @@ def use_system_arrow_pool() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
+def single_threaded_blas() -> None:
+    """This process, if it has not imported numpy yet, and the processes it starts from now on (a pool's
+    workers inherit the environment) run numpy's OpenBLAS on one thread, unless $OPENBLAS_NUM_THREADS says
+    otherwise. Its default starts a thread per core at import, which spins for a while: ~0.08 s of CPU in
+    each process, taken from the workers' start. Nothing here multiplies big matrices, and a run's pool
+    already has a process per core."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def trim() -> None:
     """Give the free pages of glibc's heap and of pyarrow's memory pool back to the system (a phase ended)."""
     if _LIBC is not None:

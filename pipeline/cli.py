@@ -495,8 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline import _malloc
 
     _malloc.use_system_arrow_pool()  # before pyarrow is imported: its C++ default pool is chosen once
-    # before numpy is imported: OpenBLAS on one thread (see pipeline.run.single_threaded_blas), here too
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _malloc.single_threaded_blas()  # before numpy is imported
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(feature_modules=command not in LIGHT_COMMANDS)

@@ -1158,17 +1158,9 @@ def _make_pool(config: Config, n_tasks: int) -> Executor | None:
         return None
     from concurrent.futures import ProcessPoolExecutor  # not imported by a run that needs no pool
 
-    single_threaded_blas()
+    _malloc.single_threaded_blas()  # the workers' numpy
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_lower_priority, initargs=(config.extract.worker_nice,))
-
-
-def single_threaded_blas() -> None:
-    """Processes started from now on (the pool's workers, which inherit the environment) run numpy's OpenBLAS
-    on one thread, unless $OPENBLAS_NUM_THREADS says otherwise. Its default starts a thread per core at
-    import, which spins for a while: ~0.08 s of CPU in each worker, taken from the other workers' start.
-    Nothing here multiplies big matrices, and the pool already has a process per core."""
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _lower_priority(increment: int) -> None:

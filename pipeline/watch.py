@@ -435,9 +435,9 @@ class Watcher:
 
         # A daemonic process (a Celery prefork worker's task) may not start children: extract in a thread.
         if self.workers > 1 and not multiprocessing.current_process().daemon:
-            from pipeline.run import single_threaded_blas
+            from pipeline import _malloc
 
-            single_threaded_blas()
+            _malloc.single_threaded_blas()  # the workers' numpy
             return concurrent.futures.ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                 initargs=(self.config.extract.worker_nice,))
