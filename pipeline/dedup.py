@@ -868,6 +868,11 @@ def _source_keys(keys: np.ndarray, src: int) -> np.ndarray:
     return _fmix64(keys ^ _U64(src))
 
 
+def _sketch_keys(keys: np.ndarray, src: int) -> np.ndarray:
+    """What the sketch counts for a text's sampled `keys`: the keys, and with a source, its source's keys."""
+    return np.concatenate([keys, _source_keys(keys, src)]) if src else keys
+
+
 class _Sketch:
     """Count-min sketch (two rows) of how many clusters use each sampled shingle."""
 
@@ -905,8 +910,7 @@ class _Sketch:
     def add_texts(self, samples: Sequence[np.ndarray], srcs: Sequence[int]) -> None:
         """`add_slots(DedupIndex._sketch_slots(sample, src))` of each text, in one pass over both rows: the same
         counts (a slot hit by several keys counted that many times, as the texts one at a time count it)."""
-        keys = np.concatenate([np.concatenate([k, _source_keys(k, src)]) if src else k
-                               for k, src in zip(samples, srcs, strict=True)])
+        keys = np.concatenate([_sketch_keys(k, src) for k, src in zip(samples, srcs, strict=True)])
         if not keys.size:
             return
         s0, s1 = self._slots(keys)
@@ -1637,7 +1641,7 @@ class ArrayStore:
         step = self.dtype.itemsize
         parts = [self._bytes(int(self._offset[r[0]]), int(self._offset[r[-1]]) + int(self._size[r[-1]]) * step)
                  for r in runs]
-        return np.frombuffer(b"".join(parts), dtype=self.dtype) if len(parts) > 1 else np.frombuffer(parts[0], dtype=self.dtype)
+        return np.frombuffer(b"".join(parts), dtype=self.dtype)  # (one part: joined, it is that part itself)
 
     def _bytes(self, start: int, end: int) -> bytes:
         """The store's bytes from `start` to `end`: the file's, then those still waiting to be written."""
@@ -1889,9 +1893,10 @@ class DedupIndex:
         first seen, LSH band keys), in order: the same index, their postings added in one pass each (a text's
         own addition cost ~45 us of Python, most of its insertion)."""
         first = len(self._ids)
+        matches = [DedupMatch(doc_id) for doc_id, *_ in lone]
         samples, posted = [], []
-        for doc_id, fp, source, src, seen, _ in lone:
-            sample = self._append(doc_id, fp, DedupMatch(doc_id), source, src, seen)
+        for (doc_id, fp, source, src, seen, _), match in zip(lone, matches, strict=True):
+            sample = self._append(doc_id, fp, match, source, src, seen)
             samples.append(sample)
             posted.append(_posted(sample, self.tuning.posted_keys))
         self._sketch.add_texts(samples, [src for _, _, _, src, _, _ in lone])  # `_count_cluster_keys`: new clusters
@@ -1899,8 +1904,8 @@ class DedupIndex:
         lens = np.fromiter((k.size for k in posted), dtype=np.int64, count=len(posted))
         self._post.add_many(np.repeat(slots, lens), np.concatenate(posted))
         self._lsh.add_many(np.repeat(slots, self._bands), np.concatenate([b for *_, b in lone]))
-        for doc_id, *_ in lone:
-            yield doc_id, DedupMatch(doc_id)
+        for (doc_id, *_), match in zip(lone, matches, strict=True):
+            yield doc_id, match
 
     def _is_near(self, fp: Fingerprint) -> bool:
         """Whether a text is long enough for near-duplicate matching (else exact matching only)."""
@@ -1965,7 +1970,7 @@ class DedupIndex:
     def _sketch_slots(self, keys: np.ndarray, src: int) -> tuple[np.ndarray, np.ndarray]:
         """The sketch's slots of `keys` and, with a source, of the source's keys after them: what a text's
         template test reads and what its cluster adds (a text starting its cluster: the same keys)."""
-        return self._sketch._slots(np.concatenate([keys, _source_keys(keys, src)]) if src else keys)
+        return self._sketch._slots(_sketch_keys(keys, src))
 
     def _template(self, keys: np.ndarray, src: int,
                   slots: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
