@@ -2137,6 +2137,10 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     with meter.stage("commit/dedup"):  # pass 3 (with a pool: what is left of it once the rows are built)
         found: tuple[Any, tuple[int, int, int], Path | None] | None = None
         if job is not None:
+            if job.future is not None and not job.future.done():
+                # the views' (the commit's last step, on one core): imported while this process waits for
+                # the pool's pass 3 (~55 ms; +16 MB, which the views take anyway)
+                import duckdb  # noqa: F401
             found = job.result()
         elif keys:
             from pipeline.dedup import Fingerprint
