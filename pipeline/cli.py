@@ -531,9 +531,11 @@ def exit_process(code: int) -> NoReturn:
     and object one by one took 0.09-0.14 s of CPU after a run, its last serial step. What an exit must do still
     happens: the atexit functions (temporary directories' finalizers, multiprocessing's joins, logging's flush)
     and the flush of stdout and stderr. With a non-daemon thread still alive (an executor not shut down), the
-    interpreter's own exit, which waits for it."""
+    interpreter's own exit, which waits for it; also under a profiler or a tracer (`python -m cProfile -m
+    pipeline.cli`), which writes its results after the code returns."""
     main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate()):
+    if (sys.getprofile() is not None or sys.gettrace() is not None
+            or any(t is not main_thread and not t.daemon and t.is_alive() for t in threading.enumerate())):
         sys.exit(code)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

@@ -59,6 +59,15 @@ def test_waits_for_a_thread_at_work(tmp_path: Path):
     assert (tmp_path / "done").read_text() == "done"
 
 
+def test_a_profiler_gets_its_results(tmp_path: Path):
+    # `python -m cProfile -o out -m pipeline.cli ...` writes its file after the code returns: no early exit then
+    proc = subprocess.run([sys.executable, "-m", "cProfile", "-o", "out.prof", "-m", "pipeline.cli", "clean", "--jsonl"],
+                          input=json.dumps({"id": "a", "text": "Hello world."}) + "\n", capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "out.prof").stat().st_size > 0
+
+
 def test_a_reader_gone_is_no_error(tmp_path: Path):
     # `newsingest ... | head -1`: the pipe closes before the exit flushes what is left
     script = "from pipeline.cli import exit_process; import sys; sys.stdout.write('line\\n' * 200_000); exit_process(0)"
