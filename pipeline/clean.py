@@ -46,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.records import pickled_by_fields
+
 __all__ = [
     "REASONS",
     "CleanResult",
@@ -1296,6 +1298,7 @@ _SITE_SPEAK_RE = _rx(
 # --------------------------------------------------------------------------------------------------------
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class CleanResult:
     text: str  # cleaned body: one paragraph per line, lines joined with "\n"

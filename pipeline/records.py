@@ -7,8 +7,29 @@ All are slotted dataclasses: cheap to create by the hundred thousand, and typos 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import operator
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from typing import Any, TypeVar
+
+_T = TypeVar("_T", bound=type)
+
+
+def pickled_by_fields(cls: _T) -> _T:
+    """A slotted dataclass pickled as its class and its field values in order, unpickled through its
+    `__init__`: the default pickles a dict of its slots and sets each back (a page's records cross a
+    process boundary and the page spool, ~20% less time for both ways). For dataclasses whose every field
+    is an `__init__` argument, and whose `__init__` only stores them (no `__post_init__`)."""
+    names = tuple(f.name for f in fields(cls))
+    if any(not f.init for f in fields(cls)) or hasattr(cls, "__post_init__") or len(names) < 2:
+        raise TypeError(f"{cls.__name__}: fields that are not __init__ arguments, a __post_init__ or one field")
+    values = operator.attrgetter(*names)  # a tuple of them (two names or more)
+
+    def __reduce__(self: Any) -> tuple[type, tuple[Any, ...]]:
+        return cls, values(self)
+
+    cls.__reduce__ = __reduce__  # type: ignore[assignment]
+    return cls
 
 # Outcomes of one HTTP attempt chain, as stored in the fetch log (a closed set: tests and views rely on it).
 FETCH_OUTCOMES = (
@@ -39,6 +60,7 @@ EXTRACTION_STATUSES = (
 )
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class FeedItem:
     """One entry of a feed, after link resolution and validation."""
@@ -56,6 +78,7 @@ class FeedItem:
     link: str | None = None  # the link as the feed wrote it, kept when rejected (the fetch log shows it)
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class FetchResult:
     """The outcome of fetching one URL through every fetch layer."""
@@ -82,6 +105,7 @@ class FetchResult:
     host: str | None = None
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class Extracted:
     """What extraction found on one page."""

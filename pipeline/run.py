@@ -33,7 +33,7 @@ import numpy as np
 from pipeline import _malloc
 from pipeline.columns import EPOCH, HexColumn, StringColumn, U64Table, hex_bytes, hex_u64, utc_us
 from pipeline.metering import StageMeter
-from pipeline.records import Article, Extracted, FeedItem, FetchResult
+from pipeline.records import Article, Extracted, FeedItem, FetchResult, pickled_by_fields
 from pipeline.warehouse import RunEntry, Warehouse, atomic_write_json, crash_point, write_parquet_atomic
 
 if TYPE_CHECKING:
@@ -392,6 +392,7 @@ def linkless_log_rows(linkless: Sequence[PageTask], run_id: str, now: datetime) 
 # ---------------------------------------------------------------------------------------------------- selection
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class PageTask:
     article_id: str
@@ -660,6 +661,7 @@ def plan_page_batches(tasks: Sequence[PageTask], max_batches: int = 64) -> list[
 # ---------------------------------------------------------------------------------------------------- pages
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class Precleaned:
     """A page's text cleaned where it was extracted, before its site's template is known (`preclean_text`),
@@ -673,6 +675,7 @@ class Precleaned:
     fingerprint: Any = None  # dedup.Fingerprint of the cleaned text; None when it makes no article text
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class PageOutcome:
     task: PageTask
