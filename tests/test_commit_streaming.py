@@ -767,3 +767,24 @@ def test_raw_page_writer_keeps_every_body_across_flushes(tmp_path: Path, monkeyp
     assert table.column("body").to_pylist() == bodies
     assert table.column("article_id").to_pylist() == [f"{k:016x}" for k in range(40)]
     assert len({id(b) for b in kept}) < 5 and all(len(b) <= 64 * 1024 for b in kept)
+
+
+def test_rows_by_day_is_partition_day_in_columns():
+    # the article files' split by day, in columns: the same days as `_partition_day` row by row, in the order of
+    # their first row, each day's rows in table order (a day before 1970 and the year 1 included)
+    from pipeline.run import _partition_day, _rows_by_day
+    from pipeline.schema import ARTICLE_SCHEMA
+
+    rnd = random.Random(7)
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    published = [None if rnd.random() < 0.2 else base + timedelta(seconds=rnd.randrange(-900 * 86400, 40 * 86400))
+                 for _ in range(600)]
+    published[3] = datetime(1, 1, 2, 5, tzinfo=UTC)
+    published[4] = datetime(1969, 12, 31, 23, 59, tzinfo=UTC)
+    seen = [base + timedelta(days=41, seconds=rnd.randrange(86400)) for _ in published]
+    table = pa.table({"published_at": pa.array(published, ARTICLE_SCHEMA.field("published_at").type),
+                      "first_seen_at": pa.array(seen, ARTICLE_SCHEMA.field("first_seen_at").type)})
+    expected: dict[str, list[int]] = {}
+    for i, (p, s) in enumerate(zip(published, seen, strict=True)):
+        expected.setdefault(_partition_day(p, s), []).append(i)
+    assert [(day, rows.tolist()) for day, rows in _rows_by_day(table)] == list(expected.items())
