@@ -2483,8 +2483,7 @@ def _write_article_files(wh: Warehouse, arts: StreamedArticles, run_id: str, chu
     try:
         for batch in _staging_batches(arts.path, chunk):
             table = pa.Table.from_batches([batch], schema=ARTICLE_SCHEMA)
-            aids = table["article_id"].to_pylist()
-            found = [arts.clusters.get(a) for a in aids]
+            found = [arts.clusters.get(a) for a in table["article_id"].to_pylist()] if arts.clusters else []
             if any(found):
                 for j, (name, i) in enumerate(cols.items()):
                     old = table.column(i).to_pylist()
