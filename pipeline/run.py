@@ -220,6 +220,10 @@ async def poll_feed(fetcher: Any, feed: FeedConfig, prev: dict[str, Any], sink: 
             else:
                 parsed = await asyncio.to_thread(parse)
             del parse
+        # The slot is free: the next waiting document is sent to be parsed before this feed's items are taken
+        # (the caller's `on_outcome`, ~4.5 ms of this process a feed of 125 items), not after: the workers
+        # parsed half the time, waiting for the next document the rest
+        await asyncio.sleep(0)
         out.format, out.items, out.duplicates, out.ttl_s = parsed.format, parsed.items, parsed.duplicates, parsed.ttl_s
         out.over_limit = parsed.over_limit
         if not parsed.is_feed:
