@@ -915,7 +915,10 @@ class _Sketch:
             return
         s0, s1 = self._slots(keys)
         width = self.rows.shape[1]
-        flat = np.sort(np.concatenate([s0, s1 + width]))  # both rows as one array of counters
+        flat = np.concatenate([s0, s1 + width])  # both rows as one array of counters
+        if 2 * width <= 1 << 32:  # (4M counters by default) sorted as 32-bit numbers: 11 against 19 ms for 400k
+            flat = flat.astype(np.uint32)
+        flat.sort()
         first = np.flatnonzero(np.concatenate(([True], flat[1:] != flat[:-1])))
         self.rows.reshape(-1)[flat[first]] += np.diff(np.append(first, flat.size)).astype(self.rows.dtype)
 

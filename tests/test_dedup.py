@@ -555,6 +555,24 @@ def test_sketch_adds_a_documents_keys_like_add_at() -> None:
     assert np.array_equal(sketch.rows, want)
 
 
+@pytest.mark.parametrize("bits", [12, 22])
+def test_sketch_adds_texts_like_add_at(bits: int) -> None:
+    """`add_texts` (a batch of texts at once, its counters sorted as 32-bit numbers) counts what np.add.at
+    counts of each text's keys and its source's keys, repeats within and across texts included."""
+    rng = np.random.default_rng(bits)
+    sketch = dedup._Sketch(bits)
+    want = np.zeros_like(sketch.rows)
+    samples = [rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True) for n in (0, 1, 7, 300, 300)]
+    samples[4][:50] = samples[3][:50]  # keys shared with the text before
+    samples[3][10:20] = samples[3][0]  # a key ten times in one text
+    srcs = [0, 3, 0, 5, 5]
+    sketch.add_texts(samples, srcs)
+    for sample, src in zip(samples, srcs, strict=True):
+        for row, slots in zip(want, sketch._slots(dedup._sketch_keys(sample, src)), strict=True):
+            np.add.at(row, slots, 1)
+    assert np.array_equal(sketch.rows, want) and want.sum() > 0
+
+
 @pytest.mark.parametrize("cap", [1, 3])
 def test_postings_build_keeps_each_keys_first_slots(cap: int) -> None:
     """The bulk build against a plain reference: per key, its first `cap` slots in slot order, with keys
