@@ -1011,13 +1011,21 @@ class _ExtractBatches:
         done.add_done_callback(deliver)
 
 
+# Staging files this process writes and reads back itself, then deletes (the texts, the article rows): LZ4
+# writes and reads 5,000 articles' rows in half zstd's time (51 / 18 against 107 / 34 ms; the commit reads
+# them back on its single-core end), in files 1.5 times the size. Files that are committed as they are
+# (raw pages, the dedup index's entries) stay zstd.
+_SCRATCH_COMPRESSION = "lz4"
+
+
 class _StagingParquet:
     """A staging Parquet file written in row groups as rows arrive (memory stays flat). Always a new file,
     never a rewrite in place: a committed file may be a hard link of this path (Warehouse.put_file) when a
     task of an already committed run is re-run."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, compression: str = "zstd") -> None:
         self.path = path
+        self.compression = compression
         self._writer: Any = None
         self.count = 0
 
@@ -1029,7 +1037,7 @@ class _StagingParquet:
             self.path.unlink(missing_ok=True)
             from pipeline.schema import dictionary_columns
 
-            self._writer = pq.ParquetWriter(self.path, table.schema, compression="zstd",
+            self._writer = pq.ParquetWriter(self.path, table.schema, compression=self.compression,
                                             use_dictionary=dictionary_columns(table.schema))
         self._writer.write_table(table, row_group_size=row_group_size)
         self.count += table.num_rows
@@ -1120,7 +1128,7 @@ class TextSpool(_StagingParquet):
     keeps only small page stubs in memory while it fetches; the commit reads the texts back in chunks."""
 
     def __init__(self, path: Path, flush_rows: int = 256) -> None:
-        super().__init__(path)
+        super().__init__(path, _SCRATCH_COMPRESSION)
         self.flush_rows = flush_rows
         self._ids: list[str] = []
         self._texts: list[str] = []
@@ -1885,7 +1893,7 @@ class _TextOrder(_StagingParquet):
     bucket sort through a staging Parquet file (bucket b holds the ordinals [b * chunk, (b + 1) * chunk))."""
 
     def __init__(self, path: Path, n: int, chunk: int) -> None:
-        super().__init__(path)
+        super().__init__(path, _SCRATCH_COMPRESSION)
         self.n, self.chunk = n, chunk
         self._buckets: dict[int, tuple[list[int], list[str]]] = {}
         self._buffered = 0
@@ -2033,7 +2041,7 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     `release_pages`: the pages' spool is released after pass 2, before the dedup index grows (the caller
     hands them over). Passes 1-2 are the summary's stage "commit/rows", pass 3 its "commit/dedup"."""
     meter = StageMeter(summary.stages)
-    rows_out = _StagingParquet(work / "articles.parquet")  # ARTICLE_SCHEMA rows, in build_articles' order
+    rows_out = _StagingParquet(work / "articles.parquet", _SCRATCH_COMPRESSION)  # ARTICLE_SCHEMA rows, in build_articles' order
     ids = array.array("Q")
 
     def put(rows: list[Article]) -> None:
