@@ -19,7 +19,9 @@ def pickled_by_fields(cls: _T) -> _T:
     """A slotted dataclass pickled as its class and its field values in order, unpickled through its
     `__init__`: the default pickles a dict of its slots and sets each back (a page's records cross a
     process boundary and the page spool, ~20% less time for both ways). For dataclasses whose every field
-    is an `__init__` argument, and whose `__init__` only stores them (no `__post_init__`)."""
+    is an `__init__` argument, and whose `__init__` only stores them (no `__post_init__`). Such a pickle is
+    read by the same code that wrote it (a run's pool workers, its page spool); what one task hands another
+    (`run.save_page_stage`) is JSON, by field name."""
     names = tuple(f.name for f in fields(cls))
     if any(not f.init for f in fields(cls)) or hasattr(cls, "__post_init__") or len(names) < 2:
         raise TypeError(f"{cls.__name__}: fields that are not __init__ arguments, a __post_init__ or one field")
