@@ -1865,7 +1865,7 @@ _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 def _rows_by_day(table: Any) -> Iterator[tuple[str, np.ndarray]]:
     """The rows of an ARTICLE_SCHEMA table by `_partition_day`: (day, its rows in table order), the days in
     order of their first row. In columns: a row at a time, the day of 5,000 rows took ~35 ms of the commit's
-    single-core end (two datetimes made for each), ~6 ms so."""
+    single-core end (two datetimes made for each), 3-6 ms so."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -2057,8 +2057,7 @@ def _stream_articles(config: Config, wh: Warehouse, pages: PageList,
     with meter.stage("commit/rows"):  # passes 1 and 2
         try:
             if pool is not None:  # the workers idle while this process runs pass 1: one of them runs pass 3 next
-                for _ in range(_pool_workers(config)):
-                    pool.submit(_warm_pass3_worker)
+                _warm_workers(pool, _pool_workers(config), _warm_pass3_worker)
             rows, ok = _triage_pages(config, pages, linkless, state, run_id, now, summary)
             for k in range(0, len(rows), chunk):
                 put(rows[k:k + chunk])
@@ -2241,6 +2240,16 @@ def _dedup_pass(tables: Iterable[Any], settings: Any, window_start: datetime,
         index.close()
     return (clusters, (counted.duplicates, counted.exact_duplicates, counted.near_duplicates),
             delta.path if delta.count else None)
+
+
+def _warm_workers(pool: Executor, workers: int, warm: Callable[[], None]) -> None:
+    """`warm` submitted once per worker of `pool`: an optimisation, never a failure (a pool shut down or
+    broken by a killed worker is the next real task's error, if there is one)."""
+    try:
+        for _ in range(workers):
+            pool.submit(warm)
+    except Exception:  # noqa: BLE001
+        log.debug("could not warm the pool's workers", exc_info=True)
 
 
 def _warm_pass3_worker() -> None:

@@ -788,3 +788,19 @@ def test_rows_by_day_is_partition_day_in_columns():
     for i, (p, s) in enumerate(zip(published, seen, strict=True)):
         expected.setdefault(_partition_day(p, s), []).append(i)
     assert [(day, rows.tolist()) for day, rows in _rows_by_day(table)] == list(expected.items())
+
+
+def test_warming_a_pool_is_never_a_failure():
+    """The commit warms its pool's workers for pass 3; a pool shut down (or broken by a killed worker) is
+    no error of the warming: the commit's next real task, if any, reports it."""
+    from pipeline.run import _warm_pass3_worker, _warm_workers
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        _warm_workers(pool, 1, _warm_pass3_worker)
+        assert pool.submit(sum, [1, 2]).result(timeout=60) == 3  # the warmed worker works
+    finally:
+        pool.shutdown()
+    _warm_workers(pool, 2, _warm_pass3_worker)  # shut down: nothing raised
+    with pytest.raises(RuntimeError):
+        pool.submit(sum, [1])
