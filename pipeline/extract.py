@@ -1198,16 +1198,7 @@ def _float32_weights(copy: Path, data: Any) -> np.ndarray:
     float16 rows first, 60-80 us of a page's ~100 us of scoring. The float32 file is read where the rows are
     used, from the page cache every worker shares. The same products to the bit: numpy converts float16 to
     float32 exactly (tests/test_extract.py compares the scores with the packaged model's)."""
-    path = copy.with_name(f"{copy.stem}-ptc-f32.npy")
-    if not path.exists():
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        try:
-            with open(tmp, "wb") as out:
-                np.save(out, np.ascontiguousarray(data["ptc"], dtype=np.float32))
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return np.asarray(np.load(path, mmap_mode="r"))  # a plain array over the map: np.memmap's indexing is slow
+    return _mapped_array(copy, "ptc-f32", lambda: np.asarray(data["ptc"], dtype=np.float32))
 
 
 _MIN_LANGUAGE_LETTERS = 40
